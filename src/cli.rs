@@ -1,0 +1,84 @@
+//! The command line, as typed (SPEC §1). Validation and defaults live in `job`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sla-ledger",
+    version,
+    about = "Turns Cloud Call Center API call logs into an auditable SLA payout ledger",
+    after_help = "Example:\n  sla-ledger run --job jobs/month-end.toml --out out/month-end --force"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute availability, compensation and claims; write the payout ledger.
+    #[command(after_help = "Examples:\n  \
+        sla-ledger run --data sample_data --out out/q1 --months 2026-01..2026-03 --as-of 2026-04-30\n  \
+        sla-ledger run --job jobs/nightly.toml --as-of 2026-03-16 --out out/nightly --force")]
+    Run(RunArgs),
+    /// Write a SPEC-shaped synthetic data set (call logs, subscriptions, billing, claims).
+    #[command(after_help = "Example:\n  \
+        sla-ledger generate --out sample_data --customers 40 --months 2026-01..2026-03 \
+        --calls 60000 --seed 7")]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Input data directory (SPEC §2).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Output directory; written atomically, must be absent or empty unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// `2026-03`, `2026-01..2026-03`, `current`, `previous`, `previous..current` (default).
+    #[arg(long, value_name = "M|M1..M2")]
+    pub months: Option<String>,
+    /// The date the run is as of (end of that local day); default: today, local.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Restrict the ledger to these customers.
+    #[arg(long, value_name = "ID,ID,...", value_delimiter = ',')]
+    pub customers: Option<Vec<i64>>,
+    /// Working-day calendar CSV (`date,kind`); default: the shipped China calendar.
+    #[arg(long, value_name = "FILE")]
+    pub calendar: Option<PathBuf>,
+    /// SLA policy TOML; default: the built-in CCC policy.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// A TOML job spec setting any of these options; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<PathBuf>,
+    /// Replace a non-empty --out directory (atomically).
+    #[arg(long)]
+    pub force: bool,
+    /// Fail (writing nothing) if any row is quarantined or any ledger row is an error.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Directory to write the data set into (must be absent or empty).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of customers.
+    #[arg(long, default_value_t = 40)]
+    pub customers: u32,
+    /// Months of call logs, `M1..M2`.
+    #[arg(long, default_value = "2026-01..2026-03")]
+    pub months: String,
+    /// Total call rows to write (before planted duplicates and defects).
+    #[arg(long, default_value_t = 60_000)]
+    pub calls: u64,
+    /// Random seed; the same seed gives the same files.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}

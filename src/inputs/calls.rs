@@ -1,0 +1,236 @@
+//! `calls/` — every `*.parquet` file below it, recursively (SPEC §2). Required.
+//!
+//! Takes the data directory; gives the list of call files, each with its schema checked, and
+//! a lazy polars frame that reads them all with one normalised schema (see [`columns`]).
+//! Partition folder names are ignored: months are computed from `ts`, never from paths.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::{InputError, Location};
+
+/// Column names of the normalised call frame, in one place.
+pub mod columns {
+    pub const REQUEST_ID: &str = "request_id";
+    pub const CUSTOMER_ID: &str = "customer_id";
+    /// UTC nanoseconds since the epoch, `Int64`, whatever the file's unit.
+    pub const TS: &str = "ts";
+    pub const API: &str = "api";
+    pub const STATUS: &str = "status";
+    pub const ERROR_CODE: &str = "error_code";
+    /// Index of the file in [`super::CallFiles::files`].
+    pub const FILE: &str = "file";
+    /// 1-based row within its file.
+    pub const ROW: &str = "row";
+}
+
+/// The three statuses a call can have (SPEC §2).
+pub const STATUSES: [&str; 3] = ["success", "client_error", "system_error"];
+pub const SYSTEM_ERROR: &str = "system_error";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StringColumn {
+    RequestId,
+    Api,
+    Status,
+    ErrorCode,
+}
+
+/// One call-log file and the unit of its `ts` column.
+#[derive(Debug, Clone)]
+pub struct CallFile {
+    pub path: PathBuf,
+    /// The path relative to the data directory, as reported to users.
+    pub shown: PathBuf,
+    pub rows: u64,
+    ts_nanos_per_unit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallFiles {
+    /// Sorted by their path relative to the data directory.
+    pub files: Vec<CallFile>,
+}
+
+impl CallFiles {
+    /// Finds and checks every call file under `data_dir/calls`.
+    pub fn discover(data_dir: &Path) -> Result<CallFiles, InputError> {
+        let root = data_dir.join("calls");
+        if !root.is_dir() {
+            return Err(InputError::new(
+                Location::file("calls/"),
+                format!(
+                    "is missing from the data directory `{}`; it is required",
+                    data_dir.display()
+                ),
+            )
+            .hint("put the call logs as Parquet files under `calls/` (any folder layout)"));
+        }
+        let mut paths = Vec::new();
+        collect_parquet_files(&root, &mut paths).map_err(|e| {
+            InputError::new(Location::file("calls/"), format!("cannot be listed: {e}"))
+        })?;
+        if paths.is_empty() {
+            return Err(InputError::new(
+                Location::file("calls/"),
+                "holds no `*.parquet` file; expected at least one",
+            )
+            .hint("call logs must be Parquet files; CSV call logs are not read"));
+        }
+        let mut files = paths
+            .into_iter()
+            .map(|path| {
+                let shown = path.strip_prefix(data_dir).unwrap_or(&path).to_path_buf();
+                check_file(path, shown)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        files.sort_by(|a, b| a.shown.cmp(&b.shown));
+        Ok(CallFiles { files })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+
+    /// All files as one lazy frame with the normalised columns of [`columns`].
+    pub fn scan(&self) -> PolarsResult<LazyFrame> {
+        let frames = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(index, file)| file.scan(index as u32))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        concat(
+            frames,
+            UnionArgs {
+                rechunk: false,
+                parallel: true,
+                ..UnionArgs::default()
+            },
+        )
+    }
+}
+
+impl CallFile {
+    fn scan(&self, index: u32) -> PolarsResult<LazyFrame> {
+        use columns::*;
+        let args = ScanArgsParquet {
+            hive_options: HiveOptions {
+                enabled: Some(false),
+                ..HiveOptions::new_disabled()
+            },
+            row_index: Some(RowIndex {
+                name: ROW.into(),
+                offset: 1,
+            }),
+            glob: false,
+            ..ScanArgsParquet::default()
+        };
+        let path = PlRefPath::new(self.path.to_string_lossy().as_ref());
+        let frame = LazyFrame::scan_parquet(path, args)?;
+        Ok(frame.select([
+            col(REQUEST_ID).cast(DataType::String),
+            col(CUSTOMER_ID),
+            (col(TS).cast(DataType::Int64) * lit(self.ts_nanos_per_unit)).alias(TS),
+            col(API).cast(DataType::String),
+            col(STATUS).cast(DataType::String),
+            col(ERROR_CODE).cast(DataType::String),
+            lit(index).cast(DataType::UInt32).alias(FILE),
+            col(ROW).cast(DataType::UInt64),
+        ]))
+    }
+}
+
+fn collect_parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_parquet_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a file's Parquet footer and checks every required column's type (SPEC §2).
+fn check_file(path: PathBuf, shown: PathBuf) -> Result<CallFile, InputError> {
+    let location = || Location::file(&shown);
+    let file =
+        File::open(&path).map_err(|e| InputError::new(location(), format!("cannot open: {e}")))?;
+    let mut reader = ParquetReader::new(file);
+    let corrupt = |e: PolarsError| {
+        InputError::new(location(), format!("is not a readable Parquet file: {e}"))
+            .hint("the file may be truncated or still being written; re-export it")
+    };
+    let schema = reader.schema().map_err(corrupt)?;
+    let rows = reader.num_rows().map_err(corrupt)? as u64;
+    let column = |name: &str| {
+        schema.get(name).map(|f| f.dtype.clone()).ok_or_else(|| {
+            InputError::new(
+                location().column(name),
+                "is missing; expected columns request_id, customer_id, ts, api, status, error_code",
+            )
+        })
+    };
+    for (name, which) in [
+        (columns::REQUEST_ID, StringColumn::RequestId),
+        (columns::API, StringColumn::Api),
+        (columns::STATUS, StringColumn::Status),
+        (columns::ERROR_CODE, StringColumn::ErrorCode),
+    ] {
+        let dtype = column(name)?;
+        if !is_string(&dtype) {
+            return Err(InputError::new(
+                location().column(name),
+                format!("has type {dtype:?}; expected a string ({which:?})"),
+            ));
+        }
+    }
+    let customer = column(columns::CUSTOMER_ID)?;
+    if customer != ArrowDataType::Int64 {
+        return Err(InputError::new(
+            location().column(columns::CUSTOMER_ID),
+            format!("has type {customer:?}; expected int64"),
+        )
+        .hint("customer ids must be stored as 64-bit integers"));
+    }
+    let ts = column(columns::TS)?;
+    let ts_nanos_per_unit = match &ts {
+        ArrowDataType::Timestamp(unit, tz) if tz.as_deref().is_none_or(is_utc) => match unit {
+            ArrowTimeUnit::Second => 1_000_000_000,
+            ArrowTimeUnit::Millisecond => 1_000_000,
+            ArrowTimeUnit::Microsecond => 1_000,
+            ArrowTimeUnit::Nanosecond => 1,
+        },
+        other => return Err(InputError::new(
+            location().column(columns::TS),
+            format!(
+                "has type {other:?}; expected a timestamp (ms, us or ns) in UTC or without zone"
+            ),
+        )),
+    };
+    Ok(CallFile {
+        path,
+        shown,
+        rows,
+        ts_nanos_per_unit,
+    })
+}
+
+fn is_utc(zone: &str) -> bool {
+    matches!(
+        zone,
+        "UTC" | "utc" | "Etc/UTC" | "+00:00" | "Z" | "GMT" | "Etc/GMT"
+    )
+}
+
+fn is_string(dtype: &ArrowDataType) -> bool {
+    match dtype {
+        ArrowDataType::Utf8 | ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View => true,
+        ArrowDataType::Dictionary(_, values, _) => is_string(values),
+        _ => false,
+    }
+}

@@ -1,0 +1,86 @@
+//! The input tables of a data directory (SPEC §2): one module per table, each giving typed
+//! rows plus the rows it quarantined. Fatal defects are [`InputError`]s naming file and line.
+
+pub mod billing;
+pub mod calendar;
+pub mod calls;
+pub mod claims;
+pub mod exemptions;
+pub mod subscriptions;
+pub mod table;
+
+use std::path::Path;
+
+use crate::error::{InputError, Location};
+use crate::quarantine::Quarantine;
+use table::{find_table, read_table, Records};
+
+/// Reads an optional small table; a missing file is an empty table.
+pub(crate) fn read_optional(
+    data_dir: &Path,
+    stem: &str,
+    columns: &[&'static str],
+) -> Result<Records, InputError> {
+    match find_table(data_dir, stem)? {
+        Some(table) => read_table(&table, columns),
+        None => Ok(Records::empty(format!("{stem}.csv").into(), columns)),
+    }
+}
+
+/// Reads a required small table.
+pub(crate) fn read_required(
+    data_dir: &Path,
+    stem: &str,
+    columns: &[&'static str],
+) -> Result<Records, InputError> {
+    match find_table(data_dir, stem)? {
+        Some(table) => read_table(&table, columns),
+        None => Err(InputError::new(
+            Location::file(format!("{stem}.csv")),
+            format!(
+                "is missing from the data directory `{}`; it is required",
+                data_dir.display()
+            ),
+        )
+        .hint(format!(
+            "add `{stem}.csv` (or `.parquet`) with columns `{}`",
+            columns.join(",")
+        ))),
+    }
+}
+
+/// Parses a customer id cell: a decimal integer.
+pub(crate) fn parse_customer_id(text: &str) -> Result<i64, String> {
+    text.parse::<i64>()
+        .map_err(|_| format!("`{text}` is not a customer id; expected an integer"))
+}
+
+/// Everything read from the data directory, before any stage runs.
+pub struct Inputs {
+    pub calls: calls::CallFiles,
+    pub subscriptions: subscriptions::Subscriptions,
+    pub billing: billing::Billing,
+    pub exemptions: exemptions::ExemptionTables,
+    pub claims: claims::Claims,
+    pub quarantine: Quarantine,
+}
+
+impl Inputs {
+    /// Loads and validates every table; small-table quarantine entries are collected.
+    pub fn load(data_dir: &Path, policy: &crate::policy::Policy) -> Result<Inputs, InputError> {
+        let mut quarantine = Quarantine::default();
+        let calls = calls::CallFiles::discover(data_dir)?;
+        let subscriptions = subscriptions::Subscriptions::load(data_dir, &mut quarantine)?;
+        let billing = billing::Billing::load(data_dir, &mut quarantine)?;
+        let exemptions = exemptions::ExemptionTables::load(data_dir, policy, &mut quarantine)?;
+        let claims = claims::Claims::load(data_dir)?;
+        Ok(Inputs {
+            calls,
+            subscriptions,
+            billing,
+            exemptions,
+            claims,
+            quarantine,
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! Reading a small table (CSV or Parquet, same columns) into text records with locations.
+//!
+//! Takes a file and its required columns; gives one [`Record`] per data row, cells as text
+//! (`None` for an empty CSV cell or a Parquet null). Typed parsing is each table's own job.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::{InputError, Location, Position};
+
+/// A small table file found in the data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFile {
+    /// Absolute or caller-relative path used to open the file.
+    pub path: PathBuf,
+    /// The path as reported to the user: relative to the data directory.
+    pub shown: PathBuf,
+    pub format: TableFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Csv,
+    Parquet,
+}
+
+/// Finds `<stem>.csv` or `<stem>.parquet` under `data_dir`; both at once is ambiguous.
+pub fn find_table(data_dir: &Path, stem: &str) -> Result<Option<TableFile>, InputError> {
+    let csv = data_dir.join(format!("{stem}.csv"));
+    let parquet = data_dir.join(format!("{stem}.parquet"));
+    let shown = |ext: &str| PathBuf::from(format!("{stem}.{ext}"));
+    match (csv.is_file(), parquet.is_file()) {
+        (true, true) => Err(InputError::new(
+            Location::file(shown("csv")),
+            format!("both `{stem}.csv` and `{stem}.parquet` exist; expected one of them"),
+        )
+        .hint("remove the one that is out of date")),
+        (true, false) => Ok(Some(TableFile {
+            path: csv,
+            shown: shown("csv"),
+            format: TableFormat::Csv,
+        })),
+        (false, true) => Ok(Some(TableFile {
+            path: parquet,
+            shown: shown("parquet"),
+            format: TableFormat::Parquet,
+        })),
+        (false, false) => Ok(None),
+    }
+}
+
+/// One data row of a small table.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub position: Position,
+    cells: Vec<Option<String>>,
+}
+
+/// Records with the columns they were asked for, in that order.
+#[derive(Debug)]
+pub struct Records {
+    pub file: PathBuf,
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Record>,
+}
+
+impl Records {
+    pub fn empty(file: PathBuf, columns: &[&'static str]) -> Records {
+        Records {
+            file,
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The location of a cell, for error messages and quarantine.
+    pub fn location(&self, record: &Record, column: &str) -> Location {
+        Location::file(&self.file)
+            .at(record.position)
+            .column(column)
+    }
+
+    /// A cell's text; `None` when empty or null.
+    pub fn cell<'r>(&self, record: &'r Record, column: &str) -> Option<&'r str> {
+        let index = self
+            .columns
+            .iter()
+            .position(|c| *c == column)
+            .expect("known column");
+        record.cells[index].as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// A cell that must be present, else an error naming file, line and column.
+    pub fn required<'r>(&self, record: &'r Record, column: &str) -> Result<&'r str, InputError> {
+        self.cell(record, column).ok_or_else(|| {
+            InputError::new(self.location(record, column), "is empty; expected a value")
+        })
+    }
+
+    /// Parses a required cell, turning a parse failure into an error at that cell.
+    pub fn parse<T>(
+        &self,
+        record: &Record,
+        column: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, InputError> {
+        let text = self.required(record, column)?;
+        parse(text).map_err(|problem| InputError::new(self.location(record, column), problem))
+    }
+}
+
+/// Reads a table's required columns; extra columns are ignored.
+pub fn read_table(table: &TableFile, columns: &[&'static str]) -> Result<Records, InputError> {
+    match table.format {
+        TableFormat::Csv => read_csv(table, columns),
+        TableFormat::Parquet => read_parquet(table, columns),
+    }
+}
+
+fn read_csv(table: &TableFile, columns: &[&'static str]) -> Result<Records, InputError> {
+    let at = |line: u64| Location::file(&table.shown).at(Position::Line(line));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_path(&table.path)
+        .map_err(|e| InputError::new(Location::file(&table.shown), format!("cannot open: {e}")))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| InputError::new(at(1), csv_problem(&e)))?
+        .clone();
+    let header_names: Vec<&str> = headers
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}'))
+        .collect();
+    let indexes = columns
+        .iter()
+        .map(|column| {
+            header_names
+                .iter()
+                .position(|h| h == column)
+                .ok_or_else(|| {
+                    InputError::new(
+                        at(1),
+                        format!(
+                            "has no column `{column}`; expected columns `{}`",
+                            columns.join(",")
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    for result in reader.records() {
+        let record = result.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            InputError::new(at(line), csv_problem(&e))
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let cells = indexes
+            .iter()
+            .map(|&i| record.get(i).map(str::to_string))
+            .collect();
+        rows.push(Record {
+            position: Position::Line(line),
+            cells,
+        });
+    }
+    Ok(Records {
+        file: table.shown.clone(),
+        columns: columns.to_vec(),
+        rows,
+    })
+}
+
+fn csv_problem(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("has {len} fields; expected {expected_len} like the header")
+        }
+        csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_string(),
+        _ => format!("cannot be read as CSV: {error}"),
+    }
+}
+
+fn read_parquet(table: &TableFile, columns: &[&'static str]) -> Result<Records, InputError> {
+    let file_location = || Location::file(&table.shown);
+    let unreadable = |e: PolarsError| {
+        InputError::new(file_location(), format!("cannot be read as Parquet: {e}"))
+    };
+    let file = File::open(&table.path)
+        .map_err(|e| InputError::new(file_location(), format!("cannot open: {e}")))?;
+    let frame = ParquetReader::new(file).finish().map_err(unreadable)?;
+    let mut text_columns = Vec::with_capacity(columns.len());
+    for column in columns {
+        let series = frame.column(column).map_err(|_| {
+            InputError::new(
+                file_location(),
+                format!(
+                    "has no column `{column}`; expected columns `{}`",
+                    columns.join(",")
+                ),
+            )
+        })?;
+        text_columns.push(column_as_text(
+            series.as_materialized_series(),
+            column,
+            &table.shown,
+        )?);
+    }
+    let rows = (0..frame.height())
+        .map(|i| Record {
+            position: Position::Row(i as u64 + 1),
+            cells: text_columns.iter().map(|c| c[i].clone()).collect(),
+        })
+        .collect();
+    Ok(Records {
+        file: table.shown.clone(),
+        columns: columns.to_vec(),
+        rows,
+    })
+}
+
+/// Renders a Parquet column as the text its CSV twin would hold. Money must never arrive as
+/// floating point, so float columns are refused here for every table.
+fn column_as_text(
+    series: &Series,
+    column: &str,
+    shown: &Path,
+) -> Result<Vec<Option<String>>, InputError> {
+    let location = || Location::file(shown).column(column);
+    let dtype = series.dtype().clone();
+    if dtype.is_float() {
+        return Err(InputError::new(
+            location(),
+            format!("is floating point ({dtype}); expected text, an integer or a decimal"),
+        )
+        .hint("money is exact: store amounts as a decimal column or as text like `12.34`"));
+    }
+    let text = match &dtype {
+        DataType::Datetime(unit, _) => {
+            let ns = series
+                .cast(&DataType::Int64)
+                .map_err(|e| InputError::new(location(), e.to_string()))?;
+            let factor = match unit {
+                TimeUnit::Milliseconds => 1_000_000,
+                TimeUnit::Microseconds => 1_000,
+                TimeUnit::Nanoseconds => 1,
+            };
+            ns.i64()
+                .expect("cast to Int64")
+                .iter()
+                .map(|v| v.map(|v| crate::time::format_instant(v * factor)))
+                .collect()
+        }
+        DataType::Decimal(_, scale) if *scale > 2 => {
+            return Err(InputError::new(
+                location(),
+                format!("is a decimal of scale {scale}; expected scale at most 2"),
+            ));
+        }
+        _ => {
+            let cast = series.cast(&DataType::String).map_err(|e| {
+                InputError::new(
+                    location(),
+                    format!("has type {dtype}, which cannot be read as text: {e}"),
+                )
+            })?;
+            cast.str()
+                .expect("cast to String")
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect()
+        }
+    };
+    Ok(text)
+}

@@ -1,0 +1,280 @@
+//! Job TOML + command-line flags → one resolved, validated [`Job`] (SPEC §1).
+//!
+//! Precedence: a flag given on the command line, else the job file's value, else the default.
+//! Paths in a job file are relative to the job file's folder.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::RunArgs;
+use crate::error::UsageError;
+use crate::policy::Policy;
+use crate::time::{parse_date, YearMonth};
+
+/// A job file: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    pub data: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub months: Option<String>,
+    pub as_of: Option<String>,
+    pub customers: Option<Vec<i64>>,
+    pub calendar: Option<PathBuf>,
+    pub policy: Option<PathBuf>,
+    pub force: Option<bool>,
+    pub strict: Option<bool>,
+}
+
+/// An inclusive range of service months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MonthRange {
+    #[serde(serialize_with = "serialize_display")]
+    pub first: YearMonth,
+    #[serde(serialize_with = "serialize_display")]
+    pub last: YearMonth,
+}
+
+fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+impl MonthRange {
+    pub fn contains(&self, month: YearMonth) -> bool {
+        self.first <= month && month <= self.last
+    }
+
+    pub fn months(&self) -> impl Iterator<Item = YearMonth> {
+        self.first.through(self.last)
+    }
+
+    /// `M`, `M1..M2`, with `current` (the month of `as_of`) and `previous` allowed for each end.
+    pub fn parse(text: &str, as_of: NaiveDate) -> Result<MonthRange, String> {
+        let end = |word: &str| -> Result<YearMonth, String> {
+            match word.trim() {
+                "current" => Ok(YearMonth::of(as_of)),
+                "previous" => Ok(YearMonth::of(as_of).previous()),
+                other => other.parse::<YearMonth>(),
+            }
+        };
+        let (first, last) = match text.split_once("..") {
+            Some((a, b)) => (end(a)?, end(b)?),
+            None => {
+                let month = end(text)?;
+                (month, month)
+            }
+        };
+        if last < first {
+            return Err(format!(
+                "month range `{text}` ends ({last}) before it starts ({first})"
+            ));
+        }
+        Ok(MonthRange { first, last })
+    }
+}
+
+/// Where the working-day calendar comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarSource {
+    Builtin,
+    File(PathBuf),
+}
+
+/// Everything a run needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub data_dir: PathBuf,
+    pub out_dir: PathBuf,
+    pub months: MonthRange,
+    /// The months as the user wrote them, for the manifest.
+    pub months_spec: String,
+    pub as_of: NaiveDate,
+    pub customers: Option<BTreeSet<i64>>,
+    pub calendar: CalendarSource,
+    pub policy: Policy,
+    pub policy_source: Option<PathBuf>,
+    pub job_file: Option<PathBuf>,
+    pub force: bool,
+    pub strict: bool,
+}
+
+pub const DEFAULT_MONTHS: &str = "previous..current";
+
+impl Job {
+    /// Resolves flags over the job file over the defaults; `today` is the local date now.
+    pub fn resolve(
+        args: &RunArgs,
+        today: impl FnOnce(&Policy) -> NaiveDate,
+    ) -> anyhow::Result<Job> {
+        let (file, base) = match &args.job {
+            Some(path) => (read_job_file(path)?, path.parent().map(Path::to_path_buf)),
+            None => (JobFile::default(), None),
+        };
+        let from_file = |p: &Option<PathBuf>| p.as_ref().map(|p| relative_to(base.as_deref(), p));
+
+        let policy_source = args.policy.clone().or_else(|| from_file(&file.policy));
+        let policy = match &policy_source {
+            Some(path) => Policy::from_file(path)?,
+            None => Policy::ccc(),
+        };
+
+        let data_dir = args
+            .data
+            .clone()
+            .or_else(|| from_file(&file.data))
+            .ok_or_else(|| {
+                UsageError::new(
+                    "no data directory; pass `--data DIR` or set `data` in the job file",
+                )
+            })?;
+        let out_dir = args
+            .out
+            .clone()
+            .or_else(|| from_file(&file.out))
+            .ok_or_else(|| {
+                UsageError::new(
+                    "no output directory; pass `--out DIR` or set `out` in the job file",
+                )
+            })?;
+
+        let as_of = match args.as_of.as_ref().or(file.as_of.as_ref()) {
+            Some(text) => parse_date(text).map_err(|e| UsageError::new(format!("--as-of: {e}")))?,
+            None => today(&policy),
+        };
+        let months_spec = args
+            .months
+            .clone()
+            .or(file.months.clone())
+            .unwrap_or_else(|| DEFAULT_MONTHS.to_string());
+        let months = MonthRange::parse(&months_spec, as_of)
+            .map_err(|e| UsageError::new(format!("--months: {e}")))?;
+
+        let customers = args.customers.clone().or(file.customers.clone());
+        if customers.as_ref().is_some_and(Vec::is_empty) {
+            return Err(UsageError::new("--customers: the list is empty").into());
+        }
+        let calendar = match args.calendar.clone().or_else(|| from_file(&file.calendar)) {
+            Some(path) => CalendarSource::File(path),
+            None => CalendarSource::Builtin,
+        };
+
+        Ok(Job {
+            data_dir,
+            out_dir,
+            months,
+            months_spec,
+            as_of,
+            customers: customers.map(|ids| ids.into_iter().collect()),
+            calendar,
+            policy,
+            policy_source,
+            job_file: args.job.clone(),
+            force: args.force || file.force.unwrap_or(false),
+            strict: args.strict || file.strict.unwrap_or(false),
+        })
+    }
+
+    pub fn includes_customer(&self, customer_id: i64) -> bool {
+        self.customers
+            .as_ref()
+            .is_none_or(|ids| ids.contains(&customer_id))
+    }
+}
+
+fn relative_to(base: Option<&Path>, path: &Path) -> PathBuf {
+    match base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+fn read_job_file(path: &Path) -> anyhow::Result<JobFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("cannot read job file `{}`: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        UsageError::new(format!(
+            "job file `{}`: {}",
+            path.display(),
+            e.to_string().trim_end()
+        ))
+        .into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(text: &str) -> NaiveDate {
+        parse_date(text).unwrap()
+    }
+
+    #[test]
+    fn month_words_are_relative_to_as_of() {
+        let as_of = date("2026-03-15");
+        let range = MonthRange::parse("previous..current", as_of).unwrap();
+        assert_eq!(
+            (range.first.to_string(), range.last.to_string()),
+            ("2026-02".into(), "2026-03".into())
+        );
+        let range = MonthRange::parse("previous", date("2026-01-01")).unwrap();
+        assert_eq!(range.first.to_string(), "2025-12");
+        let range = MonthRange::parse("2026-01..2026-03", as_of).unwrap();
+        assert_eq!(range.months().count(), 3);
+    }
+
+    #[test]
+    fn bad_month_ranges_are_rejected() {
+        let as_of = date("2026-03-15");
+        assert!(MonthRange::parse("2026-13", as_of).is_err());
+        assert!(MonthRange::parse("2026-03..2026-01", as_of)
+            .unwrap_err()
+            .contains("before"));
+        assert!(MonthRange::parse("current..previous", as_of).is_err());
+        assert!(MonthRange::parse("last", as_of).is_err());
+    }
+
+    #[test]
+    fn flags_override_the_job_file_and_paths_are_relative_to_it() {
+        let dir = std::env::temp_dir().join(format!("sla-ledger-job-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let job_path = dir.join("job.toml");
+        std::fs::write(
+            &job_path,
+            "data = \"d\"\nout = \"o\"\nmonths = \"2026-01\"\nas_of = \"2026-02-10\"\n",
+        )
+        .unwrap();
+        let args = RunArgs {
+            job: Some(job_path),
+            months: Some("2026-02".into()),
+            ..RunArgs::default()
+        };
+        let job = Job::resolve(&args, |_| unreachable!("as_of is set")).unwrap();
+        assert_eq!(job.data_dir, dir.join("d"));
+        assert_eq!(job.months.first.to_string(), "2026-02");
+        assert_eq!(job.as_of, date("2026-02-10"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_job_keys_are_usage_errors() {
+        let dir = std::env::temp_dir().join(format!("sla-ledger-jobkey-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let job_path = dir.join("job.toml");
+        std::fs::write(&job_path, "dat = \"d\"\n").unwrap();
+        let args = RunArgs {
+            job: Some(job_path),
+            ..RunArgs::default()
+        };
+        let err = Job::resolve(&args, |_| date("2026-01-01")).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some());
+        assert!(err.to_string().contains("dat"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,313 @@
+//! The ledger row (SPEC §7) and its writers: `ledger.csv`, `ledger.parquet`, plus the
+//! `exemptions.csv` and `quarantine.csv` side tables.
+
+use std::io::Write;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use rust_decimal::Decimal;
+
+use crate::policy::Clause;
+use crate::quarantine::Entry;
+use crate::stages::claims::ClaimStatus;
+use crate::time::YearMonth;
+
+/// Ledger columns, in SPEC §7 order.
+pub const COLUMNS: [&str; 20] = [
+    "customer_id",
+    "service_month",
+    "period_start",
+    "period_end",
+    "provisional",
+    "total_calls",
+    "system_errors",
+    "exempt_errors",
+    "unavailable_calls",
+    "availability_pct",
+    "tier_rate",
+    "currency",
+    "monthly_fee",
+    "compensation",
+    "claim_status",
+    "claim_id",
+    "claim_opens",
+    "claim_deadline",
+    "payout",
+    "status",
+];
+
+/// Decimal scales and precisions of the ledger's decimal columns.
+const PCT_SCALE: u32 = 4;
+const RATE_SCALE: u32 = 2;
+const MONEY_SCALE: u32 = 2;
+const PCT_PRECISION: usize = 7; // 100.0000
+const RATE_PRECISION: usize = 3; // 0.50
+const MONEY_PRECISION: usize = 18;
+
+/// The priced part of a row; absent on an `error` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Priced {
+    pub currency: Option<String>,
+    pub monthly_fee: Decimal,
+    pub compensation: Decimal,
+    pub claim_status: ClaimStatus,
+    pub claim_id: Option<String>,
+    pub claim_opens: Option<NaiveDate>,
+    pub claim_deadline: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub customer_id: i64,
+    pub service_month: YearMonth,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    pub provisional: bool,
+    pub total_calls: u64,
+    pub system_errors: u64,
+    pub exempt_errors: u64,
+    pub unavailable_calls: u64,
+    pub availability_pct: Decimal,
+    pub tier_rate: Decimal,
+    /// `None`: the row's status is `error` (bad billing).
+    pub priced: Option<Priced>,
+    /// Why the row is an `error` row.
+    pub error: Option<String>,
+    pub payout: Decimal,
+}
+
+impl LedgerRow {
+    pub fn status(&self) -> &'static str {
+        if self.priced.is_some() {
+            "ok"
+        } else {
+            "error"
+        }
+    }
+}
+
+/// A decimal at a fixed scale, as text (`0.10`, `100.0000`).
+pub fn fixed(value: Decimal, scale: u32) -> String {
+    let mut v = value;
+    v.rescale(scale);
+    v.to_string()
+}
+
+fn date_text(date: Option<NaiveDate>) -> String {
+    date.map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// The CSV cells of one row, in [`COLUMNS`] order.
+pub fn csv_cells(row: &LedgerRow) -> Vec<String> {
+    let priced = row.priced.as_ref();
+    vec![
+        row.customer_id.to_string(),
+        row.service_month.to_string(),
+        date_text(Some(row.period_start)),
+        date_text(Some(row.period_end)),
+        row.provisional.to_string(),
+        row.total_calls.to_string(),
+        row.system_errors.to_string(),
+        row.exempt_errors.to_string(),
+        row.unavailable_calls.to_string(),
+        fixed(row.availability_pct, PCT_SCALE),
+        fixed(row.tier_rate, RATE_SCALE),
+        priced.and_then(|p| p.currency.clone()).unwrap_or_default(),
+        priced
+            .map(|p| fixed(p.monthly_fee, MONEY_SCALE))
+            .unwrap_or_default(),
+        priced
+            .map(|p| fixed(p.compensation, MONEY_SCALE))
+            .unwrap_or_default(),
+        priced
+            .map(|p| p.claim_status.as_str().to_string())
+            .unwrap_or_default(),
+        priced.and_then(|p| p.claim_id.clone()).unwrap_or_default(),
+        date_text(priced.and_then(|p| p.claim_opens)),
+        date_text(priced.and_then(|p| p.claim_deadline)),
+        fixed(row.payout, MONEY_SCALE),
+        row.status().to_string(),
+    ]
+}
+
+pub fn write_csv(rows: &[LedgerRow], out: impl Write) -> anyhow::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    writer.write_record(COLUMNS)?;
+    for row in rows {
+        writer.write_record(csv_cells(row))?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+fn decimal_column(
+    name: &str,
+    values: Vec<Option<Decimal>>,
+    precision: usize,
+    scale: u32,
+) -> PolarsResult<Column> {
+    let mantissas = values.into_iter().map(|v| {
+        v.map(|mut d| {
+            d.rescale(scale);
+            d.mantissa()
+        })
+    });
+    let chunked = Int128Chunked::from_iter_options(name.into(), mantissas);
+    Ok(chunked
+        .into_decimal(precision, scale as usize)?
+        .into_series()
+        .into())
+}
+
+fn date_column(
+    name: &str,
+    values: impl Iterator<Item = Option<NaiveDate>>,
+) -> PolarsResult<Column> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let days = values.map(|d| d.map(|d| (d - epoch).num_days() as i32));
+    Ok(Int32Chunked::from_iter_options(name.into(), days)
+        .into_date()
+        .into_series()
+        .into())
+}
+
+/// The ledger as a polars frame with SPEC §7 Parquet types: int64, string, date32, boolean,
+/// decimal128 for percentages, rates and money.
+pub fn to_frame(rows: &[LedgerRow]) -> PolarsResult<DataFrame> {
+    let priced = |f: &dyn Fn(&Priced) -> Option<String>| -> Vec<Option<String>> {
+        rows.iter().map(|r| r.priced.as_ref().and_then(f)).collect()
+    };
+    let count =
+        |f: fn(&LedgerRow) -> u64| -> Vec<i64> { rows.iter().map(|r| f(r) as i64).collect() };
+    let columns = vec![
+        Column::new(
+            COLUMNS[0].into(),
+            rows.iter().map(|r| r.customer_id).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            COLUMNS[1].into(),
+            rows.iter()
+                .map(|r| r.service_month.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        date_column(COLUMNS[2], rows.iter().map(|r| Some(r.period_start)))?,
+        date_column(COLUMNS[3], rows.iter().map(|r| Some(r.period_end)))?,
+        Column::new(
+            COLUMNS[4].into(),
+            rows.iter().map(|r| r.provisional).collect::<Vec<_>>(),
+        ),
+        Column::new(COLUMNS[5].into(), count(|r| r.total_calls)),
+        Column::new(COLUMNS[6].into(), count(|r| r.system_errors)),
+        Column::new(COLUMNS[7].into(), count(|r| r.exempt_errors)),
+        Column::new(COLUMNS[8].into(), count(|r| r.unavailable_calls)),
+        decimal_column(
+            COLUMNS[9],
+            rows.iter().map(|r| Some(r.availability_pct)).collect(),
+            PCT_PRECISION,
+            PCT_SCALE,
+        )?,
+        decimal_column(
+            COLUMNS[10],
+            rows.iter().map(|r| Some(r.tier_rate)).collect(),
+            RATE_PRECISION,
+            RATE_SCALE,
+        )?,
+        Column::new(COLUMNS[11].into(), priced(&|p| p.currency.clone())),
+        decimal_column(
+            COLUMNS[12],
+            rows.iter()
+                .map(|r| r.priced.as_ref().map(|p| p.monthly_fee))
+                .collect(),
+            MONEY_PRECISION,
+            MONEY_SCALE,
+        )?,
+        decimal_column(
+            COLUMNS[13],
+            rows.iter()
+                .map(|r| r.priced.as_ref().map(|p| p.compensation))
+                .collect(),
+            MONEY_PRECISION,
+            MONEY_SCALE,
+        )?,
+        Column::new(
+            COLUMNS[14].into(),
+            priced(&|p| Some(p.claim_status.as_str().to_string())),
+        ),
+        Column::new(COLUMNS[15].into(), priced(&|p| p.claim_id.clone())),
+        date_column(
+            COLUMNS[16],
+            rows.iter()
+                .map(|r| r.priced.as_ref().and_then(|p| p.claim_opens)),
+        )?,
+        date_column(
+            COLUMNS[17],
+            rows.iter()
+                .map(|r| r.priced.as_ref().and_then(|p| p.claim_deadline)),
+        )?,
+        decimal_column(
+            COLUMNS[18],
+            rows.iter().map(|r| Some(r.payout)).collect(),
+            MONEY_PRECISION,
+            MONEY_SCALE,
+        )?,
+        Column::new(
+            COLUMNS[19].into(),
+            rows.iter().map(|r| r.status()).collect::<Vec<_>>(),
+        ),
+    ];
+    DataFrame::new(rows.len(), columns)
+}
+
+pub fn write_parquet(rows: &[LedgerRow], out: impl Write) -> anyhow::Result<()> {
+    let mut frame = to_frame(rows)?;
+    ParquetWriter::new(out)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::full())
+        .finish(&mut frame)?;
+    Ok(())
+}
+
+/// `exemptions.csv`: `customer_id,service_month,clause,calls`, non-zero counts, ordered by
+/// customer, month and clause number.
+pub fn write_exemptions(
+    rows: &[(i64, YearMonth, Clause, u64)],
+    out: impl Write,
+) -> anyhow::Result<()> {
+    let mut sorted = rows.to_vec();
+    sorted.sort();
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    writer.write_record(["customer_id", "service_month", "clause", "calls"])?;
+    for (customer_id, month, clause, calls) in sorted.into_iter().filter(|r| r.3 > 0) {
+        writer.write_record([
+            customer_id.to_string(),
+            month.to_string(),
+            clause.to_string(),
+            calls.to_string(),
+        ])?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// `quarantine.csv`: `source,row,reason,detail`, sorted.
+pub fn write_quarantine(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    writer.write_record(["source", "row", "reason", "detail"])?;
+    for e in entries {
+        writer.write_record([
+            e.source.clone(),
+            e.row.map(|r| r.to_string()).unwrap_or_default(),
+            e.reason.as_str().to_string(),
+            e.detail.clone(),
+        ])?;
+    }
+    writer.flush()?;
+    Ok(())
+}

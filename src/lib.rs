@@ -1,0 +1,30 @@
+//! sla-ledger: turns Cloud Call Center API call logs into an auditable SLA payout ledger.
+//!
+//! The data flows one way through named stages:
+//!
+//! ```text
+//! job (flags + TOML) ──► inputs (load, validate, quarantine)
+//!   ──► stages::service_months (SLA 1.2)
+//!   ──► stages::calls        (the heavy step: dedup, counted calls, exemptions; polars)
+//!   ──► stages::availability (SLA 1.4, 1.5, 2.1)
+//!   ──► stages::billing      (SLA 3.1(2): fee actually paid)
+//!   ──► stages::compensation (SLA 3.1)
+//!   ──► stages::claims       (SLA 3.2)
+//!   ──► ledger + manifest, written atomically by `output`
+//! ```
+//!
+//! Everything after `stages::calls` works on one small typed row per customer-month.
+
+pub mod cli;
+pub mod error;
+pub mod generate;
+pub mod inputs;
+pub mod job;
+pub mod ledger;
+pub mod manifest;
+pub mod output;
+pub mod policy;
+pub mod quarantine;
+pub mod run;
+pub mod stages;
+pub mod time;

@@ -1,0 +1,116 @@
+//! Provenance (SPEC §7 `manifest.json`): program version, the effective job, every input
+//! file with size and SHA-256, row counts, totals per currency, and each output's SHA-256.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::job::MonthRange;
+use crate::policy::Policy;
+use crate::stages::calls::RowCounts;
+
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub program: Program,
+    pub job: EffectiveJob,
+    pub inputs: Vec<FileDigest>,
+    pub rows: Rows,
+    /// Per currency, over `ok` rows: compensation owed and payout due.
+    pub totals: BTreeMap<String, Totals>,
+    pub outputs: Vec<FileDigest>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Program {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl Program {
+    pub fn current() -> Program {
+        Program {
+            name: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EffectiveJob {
+    pub data: String,
+    pub months_spec: String,
+    pub months: MonthRange,
+    pub as_of: String,
+    pub customers: Option<Vec<i64>>,
+    pub calendar: String,
+    pub policy_source: String,
+    pub policy: Policy,
+    pub job_file: Option<String>,
+    pub strict: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rows {
+    pub calls: RowCounts,
+    /// Quarantine entries of every table, by reason.
+    pub quarantined_by_reason: BTreeMap<&'static str, usize>,
+    pub ledger_rows: usize,
+    pub ledger_error_rows: usize,
+    pub provisional_rows: usize,
+}
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub compensation: String,
+    pub payout: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileDigest {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// SHA-256 of a file, in lowercase hex.
+pub fn sha256_file(path: &Path) -> anyhow::Result<(u64, String)> {
+    let mut file =
+        File::open(path).with_context(|| format!("cannot open `{}` to hash it", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        hasher.update(&buffer[..n]);
+    }
+    Ok((bytes, hex(&hasher.finalize())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Digests of `(shown name, path)` pairs, hashed in parallel, in the given order.
+pub fn digest_files(files: &[(String, PathBuf)]) -> anyhow::Result<Vec<FileDigest>> {
+    files
+        .par_iter()
+        .map(|(shown, path)| {
+            let (bytes, sha256) = sha256_file(path)?;
+            Ok(FileDigest {
+                path: shown.clone(),
+                bytes,
+                sha256,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,485 @@
+//! `sla-ledger run`: the stages wired together, in the order the data flows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use rust_decimal::Decimal;
+
+use crate::cli::RunArgs;
+use crate::inputs::billing::BillingRow;
+use crate::inputs::calendar::{self, Calendar};
+use crate::inputs::claims::Claim;
+use crate::inputs::table::find_table;
+use crate::inputs::Inputs;
+use crate::job::{CalendarSource, Job};
+use crate::ledger::{self, LedgerRow, Priced};
+use crate::manifest::{self, EffectiveJob, Manifest, Program, Rows, Totals};
+use crate::output::StagedOutput;
+use crate::policy::Clause;
+use crate::quarantine::Entry;
+use crate::stages::availability::Availability;
+use crate::stages::billing::{monthly_fee, Fee};
+use crate::stages::calls::{count_calls, CallCounts, HeavyStepInput, MonthCallCounts};
+use crate::stages::claims::{decide, ClaimContext, ClaimStatus};
+use crate::stages::compensation::compensation;
+use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
+use crate::time::YearMonth;
+
+/// What a finished run produced, for the summary and for tests.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub ledger: Vec<LedgerRow>,
+    pub exemptions: Vec<(i64, YearMonth, Clause, u64)>,
+    pub quarantine: Vec<Entry>,
+    pub calls: crate::stages::calls::RowCounts,
+    pub totals: BTreeMap<String, Totals>,
+    pub out_dir: PathBuf,
+}
+
+pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
+    let job = Job::resolve(args, |policy| {
+        Utc::now().with_timezone(&policy.timezone).date_naive()
+    })?;
+    let outcome = execute(&job)?;
+    print!("{}", summary(&job, &outcome));
+    Ok(())
+}
+
+/// Runs every stage and writes the output folder atomically.
+pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
+    crate::output::check_target(&job.out_dir, job.force)?;
+    let (calendar, calendar_name) = match &job.calendar {
+        CalendarSource::Builtin => (Calendar::builtin(), calendar::source_name(None)),
+        CalendarSource::File(path) => (Calendar::load(path)?, calendar::source_name(Some(path))),
+    };
+    let inputs = Inputs::load(&job.data_dir, &job.policy)?;
+
+    let months = service_months(
+        &inputs.subscriptions.periods,
+        job.months,
+        |customer_id| job.includes_customer(customer_id),
+        job.as_of,
+    );
+    let coverage = coverage_intervals(&months, job.policy.timezone);
+    let counts = count_calls(&HeavyStepInput {
+        files: &inputs.calls,
+        month_count: months.len(),
+        coverage: &coverage,
+        exemptions: &inputs.exemptions,
+        policy: &job.policy,
+    })?;
+
+    let ledger = price_months(job, &inputs, &months, &counts, &calendar, &calendar_name)?;
+    let exemptions = exemption_rows(&months, &counts.months);
+    let mut quarantine = inputs.quarantine;
+    quarantine.extend(counts.quarantine.iter().cloned());
+    let quarantine = quarantine.sorted();
+
+    if job.strict {
+        let errors = ledger.iter().filter(|r| r.priced.is_none()).count();
+        if !quarantine.is_empty() || errors > 0 {
+            bail!(
+                "--strict: {} quarantined row(s) and {errors} error ledger row(s); nothing was written\n  hint: run without `--strict` and read `quarantine.csv` and the `error` rows",
+                quarantine.len()
+            );
+        }
+    }
+    let totals = totals_by_currency(&ledger);
+    write_outputs(
+        job,
+        &calendar_name,
+        &inputs.calls,
+        &ledger,
+        &exemptions,
+        &quarantine,
+        &counts,
+        &totals,
+    )?;
+    Ok(RunOutcome {
+        ledger,
+        exemptions,
+        quarantine,
+        calls: counts.rows,
+        totals,
+        out_dir: job.out_dir.clone(),
+    })
+}
+
+/// Availability → fee → compensation → claims, one row per service month.
+fn price_months(
+    job: &Job,
+    inputs: &Inputs,
+    months: &[ServiceMonth],
+    counts: &CallCounts,
+    calendar: &Calendar,
+    calendar_name: &str,
+) -> anyhow::Result<Vec<LedgerRow>> {
+    let mut billing: BTreeMap<(i64, YearMonth), Vec<&BillingRow>> = BTreeMap::new();
+    for row in &inputs.billing.rows {
+        billing
+            .entry((row.customer_id, row.period))
+            .or_default()
+            .push(row);
+    }
+    let mut claims: BTreeMap<(i64, YearMonth), Vec<&Claim>> = BTreeMap::new();
+    for claim in &inputs.claims.claims {
+        claims
+            .entry((claim.customer_id, claim.service_month))
+            .or_default()
+            .push(claim);
+    }
+    let mut rows = Vec::with_capacity(months.len());
+    for (month, count) in months.iter().zip(&counts.months) {
+        let key = (month.customer_id, month.month);
+        let exempt_errors = count.exempt_errors();
+        let availability = Availability {
+            total_calls: count.total_calls,
+            unavailable_calls: count.system_errors - exempt_errors,
+        };
+        let tier_rate = availability.tier_rate(&job.policy);
+        let fee = monthly_fee(
+            billing.get(&key).into_iter().flatten().copied(),
+            inputs.billing.defective.contains(&key),
+        );
+        let (priced, error) = match fee {
+            Fee::Unpriceable(why) => (None, Some(why)),
+            Fee::Paid { currency, amount } => {
+                let owed = compensation(amount, tier_rate);
+                let context = ClaimContext {
+                    customer_id: month.customer_id,
+                    month: month.month,
+                    period_end: month.period_end,
+                    provisional: month.provisional,
+                    compensation: owed,
+                    as_of: job.as_of,
+                    policy: &job.policy,
+                    calendar,
+                    calendar_name,
+                };
+                let decision = decide(&context, claims.get(&key).map_or(&[][..], Vec::as_slice))?;
+                let priced = Priced {
+                    currency,
+                    monthly_fee: amount,
+                    compensation: owed,
+                    claim_status: decision.status,
+                    claim_id: decision.claim_id,
+                    claim_opens: decision.claim_opens,
+                    claim_deadline: decision.claim_deadline,
+                };
+                assert!(
+                    priced.compensation >= Decimal::ZERO
+                        && priced.compensation <= priced.monthly_fee
+                );
+                (Some((priced, decision.payout)), None)
+            }
+        };
+        let payout = priced
+            .as_ref()
+            .map_or(Decimal::new(0, 2), |(_, payout)| *payout);
+        rows.push(LedgerRow {
+            customer_id: month.customer_id,
+            service_month: month.month,
+            period_start: month.period_start,
+            period_end: month.period_end,
+            provisional: month.provisional,
+            total_calls: count.total_calls,
+            system_errors: count.system_errors,
+            exempt_errors,
+            unavailable_calls: availability.unavailable_calls,
+            availability_pct: availability.pct_rounded_down(),
+            tier_rate,
+            priced: priced.map(|(p, _)| p),
+            error,
+            payout,
+        });
+    }
+    Ok(rows)
+}
+
+fn exemption_rows(
+    months: &[ServiceMonth],
+    counts: &[MonthCallCounts],
+) -> Vec<(i64, YearMonth, Clause, u64)> {
+    months
+        .iter()
+        .zip(counts)
+        .flat_map(|(m, c)| {
+            c.exempt_by_clause
+                .iter()
+                .map(|(clause, n)| (m.customer_id, m.month, *clause, *n))
+        })
+        .collect()
+}
+
+fn money(value: Decimal) -> String {
+    ledger::fixed(value, 2)
+}
+
+/// Compensation and payout per currency over `ok` rows with a currency.
+pub fn totals_by_currency(rows: &[LedgerRow]) -> BTreeMap<String, Totals> {
+    let mut sums: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+    for row in rows {
+        if let Some(Priced {
+            currency: Some(currency),
+            compensation,
+            ..
+        }) = &row.priced
+        {
+            let entry = sums.entry(currency.clone()).or_default();
+            entry.0 += *compensation;
+            entry.1 += row.payout;
+        }
+    }
+    sums.into_iter()
+        .map(|(currency, (c, p))| {
+            (
+                currency,
+                Totals {
+                    compensation: money(c),
+                    payout: money(p),
+                },
+            )
+        })
+        .collect()
+}
+
+fn input_files(
+    job: &Job,
+    calls: &crate::inputs::calls::CallFiles,
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut files: Vec<(String, PathBuf)> = calls
+        .files
+        .iter()
+        .map(|f| (f.shown.display().to_string(), f.path.clone()))
+        .collect();
+    let tables = [
+        (job.data_dir.clone(), "subscriptions", ""),
+        (job.data_dir.clone(), "billing", ""),
+        (job.data_dir.clone(), "claims", ""),
+        (
+            job.data_dir.join("exemptions"),
+            "error_codes",
+            "exemptions/",
+        ),
+        (job.data_dir.join("exemptions"), "calls", "exemptions/"),
+        (job.data_dir.join("exemptions"), "windows", "exemptions/"),
+        (job.data_dir.join("exemptions"), "notices", "exemptions/"),
+    ];
+    for (dir, stem, prefix) in tables {
+        if let Some(table) = find_table(&dir, stem)? {
+            files.push((format!("{prefix}{}", table.shown.display()), table.path));
+        }
+    }
+    let mut extra = |path: &Option<PathBuf>, label: &str| {
+        if let Some(p) = path {
+            files.push((format!("{label}:{}", p.display()), p.clone()));
+        }
+    };
+    if let CalendarSource::File(path) = &job.calendar {
+        extra(&Some(path.clone()), "calendar");
+    }
+    extra(&job.policy_source, "policy");
+    extra(&job.job_file, "job");
+    Ok(files)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_outputs(
+    job: &Job,
+    calendar_name: &str,
+    calls: &crate::inputs::calls::CallFiles,
+    ledger_rows: &[LedgerRow],
+    exemptions: &[(i64, YearMonth, Clause, u64)],
+    quarantine: &[Entry],
+    counts: &CallCounts,
+    totals: &BTreeMap<String, Totals>,
+) -> anyhow::Result<()> {
+    let staged = StagedOutput::prepare(&job.out_dir, job.force)?;
+    staged.write("ledger.csv", |w| ledger::write_csv(ledger_rows, w))?;
+    staged.write("ledger.parquet", |w| ledger::write_parquet(ledger_rows, w))?;
+    staged.write("exemptions.csv", |w| {
+        ledger::write_exemptions(exemptions, w)
+    })?;
+    staged.write("quarantine.csv", |w| {
+        ledger::write_quarantine(quarantine, w)
+    })?;
+    verify_written_totals(&staged.path("ledger.csv"), totals)?;
+
+    let outputs: Vec<(String, PathBuf)> = [
+        "ledger.csv",
+        "ledger.parquet",
+        "exemptions.csv",
+        "quarantine.csv",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), staged.path(name)))
+    .collect();
+    let mut by_reason: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for entry in quarantine {
+        *by_reason.entry(entry.reason.as_str()).or_default() += 1;
+    }
+    let manifest = Manifest {
+        program: Program::current(),
+        job: EffectiveJob {
+            data: job.data_dir.display().to_string(),
+            months_spec: job.months_spec.clone(),
+            months: job.months,
+            as_of: job.as_of.to_string(),
+            customers: job.customers.as_ref().map(|c| c.iter().copied().collect()),
+            calendar: calendar_name.to_string(),
+            policy_source: job
+                .policy_source
+                .as_ref()
+                .map_or("builtin:CCC".into(), |p| p.display().to_string()),
+            policy: job.policy.clone(),
+            job_file: job.job_file.as_ref().map(|p| p.display().to_string()),
+            strict: job.strict,
+        },
+        inputs: manifest::digest_files(&input_files(job, calls)?)?,
+        rows: Rows {
+            calls: counts.rows,
+            quarantined_by_reason: by_reason,
+            ledger_rows: ledger_rows.len(),
+            ledger_error_rows: ledger_rows.iter().filter(|r| r.priced.is_none()).count(),
+            provisional_rows: ledger_rows.iter().filter(|r| r.provisional).count(),
+        },
+        totals: totals.clone(),
+        outputs: manifest::digest_files(&outputs)?,
+    };
+    staged.write("manifest.json", |w| {
+        serde_json::to_writer_pretty(&mut *w, &manifest)?;
+        std::io::Write::write_all(w, b"\n")?;
+        Ok(())
+    })?;
+    staged.commit(job.force)
+}
+
+/// Re-reads the written `ledger.csv` and checks its payout and compensation totals equal the
+/// ones computed in memory (and so the manifest's).
+fn verify_written_totals(path: &Path, expected: &BTreeMap<String, Totals>) -> anyhow::Result<()> {
+    let mut reader = csv::Reader::from_path(path)?;
+    let headers = reader.headers()?.clone();
+    let index = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .context("ledger column")
+    };
+    let (currency, compensation, payout) =
+        (index("currency")?, index("compensation")?, index("payout")?);
+    let mut sums: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+    for record in reader.records() {
+        let record = record?;
+        if record[currency].is_empty() {
+            continue;
+        }
+        let entry = sums.entry(record[currency].to_string()).or_default();
+        entry.0 += Decimal::from_str_exact(&record[compensation])?;
+        entry.1 += Decimal::from_str_exact(&record[payout])?;
+    }
+    let reread: BTreeMap<String, Totals> = sums
+        .into_iter()
+        .map(|(c, (comp, pay))| {
+            (
+                c,
+                Totals {
+                    compensation: money(comp),
+                    payout: money(pay),
+                },
+            )
+        })
+        .collect();
+    if &reread != expected {
+        bail!("internal check failed: ledger.csv re-read totals {reread:?} differ from computed {expected:?}; nothing was written");
+    }
+    Ok(())
+}
+
+/// The short human summary printed on stdout.
+pub fn summary(job: &Job, outcome: &RunOutcome) -> String {
+    use std::fmt::Write;
+    let rows = &outcome.ledger;
+    let mut text = String::new();
+    let provisional = rows.iter().filter(|r| r.provisional).count();
+    let errors: Vec<&LedgerRow> = rows.iter().filter(|r| r.priced.is_none()).collect();
+    writeln!(
+        text,
+        "sla-ledger: {} service months ({} provisional), months {}..{}, as of {}",
+        rows.len(),
+        provisional,
+        job.months.first,
+        job.months.last,
+        job.as_of
+    )
+    .ok();
+    let mut by_tier: BTreeMap<String, usize> = BTreeMap::new();
+    for row in rows.iter().filter(|r| !r.tier_rate.is_zero()) {
+        *by_tier.entry(ledger::fixed(row.tier_rate, 2)).or_default() += 1;
+    }
+    let tiers: Vec<String> = by_tier
+        .iter()
+        .map(|(rate, n)| format!("{n} at {rate}"))
+        .collect();
+    writeln!(
+        text,
+        "  below the standard: {}",
+        if tiers.is_empty() {
+            "none".into()
+        } else {
+            tiers.join(", ")
+        }
+    )
+    .ok();
+    let mut statuses: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in rows
+        .iter()
+        .filter_map(|r| r.priced.as_ref())
+        .filter(|p| p.claim_status != ClaimStatus::NotDue)
+    {
+        *statuses.entry(p.claim_status.as_str()).or_default() += 1;
+    }
+    let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    writeln!(
+        text,
+        "  claims: {}",
+        if statuses.is_empty() {
+            "none due".into()
+        } else {
+            statuses.join(", ")
+        }
+    )
+    .ok();
+    for (currency, totals) in &outcome.totals {
+        writeln!(
+            text,
+            "  {currency}: compensation {}, payout {}",
+            totals.compensation, totals.payout
+        )
+        .ok();
+    }
+    if !errors.is_empty() {
+        writeln!(text, "  error rows: {}", errors.len()).ok();
+        for row in errors.iter().take(10) {
+            writeln!(
+                text,
+                "    customer {} {}: {}",
+                row.customer_id,
+                row.service_month,
+                row.error.as_deref().unwrap_or("")
+            )
+            .ok();
+        }
+    }
+    let c = &outcome.calls;
+    writeln!(
+        text,
+        "  call rows: {} read, {} counted, {} quarantined, {} duplicates, {} outside the selected service months",
+        c.read, c.counted, c.quarantined, c.duplicates, c.not_counted
+    )
+    .ok();
+    writeln!(text, "  quarantine entries: {}", outcome.quarantine.len()).ok();
+    writeln!(text, "  written: {}", outcome.out_dir.display()).ok();
+    text
+}

@@ -1,0 +1,283 @@
+//! Claims (SPEC §6, SLA 3.2).
+//!
+//! Takes a priced service month with compensation, its claims and the working-day calendar;
+//! gives the claim window, the decision and the payout.
+
+use chrono::{Days, NaiveDate};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+
+use crate::inputs::calendar::Calendar;
+use crate::inputs::claims::Claim;
+use crate::policy::Policy;
+use crate::time::{local_date, YearMonth};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimStatus {
+    NotDue,
+    Pending,
+    Valid,
+    Open,
+    Forfeited,
+}
+
+impl ClaimStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimStatus::NotDue => "not_due",
+            ClaimStatus::Pending => "pending",
+            ClaimStatus::Valid => "valid",
+            ClaimStatus::Open => "open",
+            ClaimStatus::Forfeited => "forfeited",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimDecision {
+    pub status: ClaimStatus,
+    pub claim_id: Option<String>,
+    pub claim_opens: Option<NaiveDate>,
+    pub claim_deadline: Option<NaiveDate>,
+    pub payout: Decimal,
+}
+
+/// A calendar year the run needed but the calendar does not list.
+#[derive(Debug, thiserror::Error)]
+#[error("the working-day calendar `{calendar}` does not cover {year}, needed for the claim window of customer {customer_id} {month}\n  hint: add {year}'s holidays and make-up workdays to the calendar (one file), or pass `--calendar FILE`")]
+pub struct CalendarGap {
+    pub calendar: String,
+    pub year: i32,
+    pub customer_id: i64,
+    pub month: YearMonth,
+}
+
+/// The facts about one service month that its claim decision needs.
+pub struct ClaimContext<'a> {
+    pub customer_id: i64,
+    pub month: YearMonth,
+    pub period_end: NaiveDate,
+    pub provisional: bool,
+    pub compensation: Decimal,
+    pub as_of: NaiveDate,
+    pub policy: &'a Policy,
+    pub calendar: &'a Calendar,
+    pub calendar_name: &'a str,
+}
+
+/// The first date a claim for `month` may be filed: the day after the n-th working day of
+/// the following month. `Err(year)` when the calendar does not cover that year.
+pub fn claim_opens(
+    month: YearMonth,
+    calendar: &Calendar,
+    policy: &Policy,
+) -> Result<NaiveDate, i32> {
+    let first = month.next().first_day();
+    let nth = calendar.nth_working_day_from(first, policy.claim_opens_after_working_days)?;
+    Ok(nth.checked_add_days(Days::new(1)).expect("date in range"))
+}
+
+pub fn decide(context: &ClaimContext, claims: &[&Claim]) -> Result<ClaimDecision, CalendarGap> {
+    let not_due = ClaimDecision {
+        status: ClaimStatus::NotDue,
+        claim_id: None,
+        claim_opens: None,
+        claim_deadline: None,
+        payout: Decimal::new(0, 2),
+    };
+    if context.compensation <= Decimal::ZERO {
+        return Ok(not_due);
+    }
+    let deadline = context
+        .period_end
+        .checked_add_days(Days::new(u64::from(context.policy.claim_deadline_days)))
+        .expect("date in range");
+    let opens = match claim_opens(context.month, context.calendar, context.policy) {
+        Ok(date) => Some(date),
+        // A provisional month may wait for next year's calendar; a final one may not.
+        Err(_) if context.provisional => None,
+        Err(year) => {
+            return Err(CalendarGap {
+                calendar: context.calendar_name.to_string(),
+                year,
+                customer_id: context.customer_id,
+                month: context.month,
+            })
+        }
+    };
+    let base = ClaimDecision {
+        claim_opens: opens,
+        claim_deadline: Some(deadline),
+        ..not_due
+    };
+    if context.provisional {
+        return Ok(ClaimDecision {
+            status: ClaimStatus::Pending,
+            ..base
+        });
+    }
+    let opens = opens.expect("final rows have an opening date");
+    let tz = context.policy.timezone;
+    let valid = claims
+        .iter()
+        .filter(|c| is_valid(c, context, tz, opens, deadline))
+        .min_by(|a, b| (a.submitted_at, &a.claim_id).cmp(&(b.submitted_at, &b.claim_id)));
+    Ok(match valid {
+        Some(claim) => ClaimDecision {
+            status: ClaimStatus::Valid,
+            claim_id: Some(claim.claim_id.clone()),
+            payout: context.compensation,
+            ..base
+        },
+        None if context.as_of <= deadline => ClaimDecision {
+            status: ClaimStatus::Open,
+            ..base
+        },
+        None => ClaimDecision {
+            status: ClaimStatus::Forfeited,
+            ..base
+        },
+    })
+}
+
+/// SLA 3.2: by ticket, for this customer and month, inside the window, and known by as-of.
+fn is_valid(
+    claim: &Claim,
+    context: &ClaimContext,
+    tz: Tz,
+    opens: NaiveDate,
+    deadline: NaiveDate,
+) -> bool {
+    let submitted = local_date(tz, claim.submitted_at);
+    claim.channel == "ticket"
+        && claim.customer_id == context.customer_id
+        && claim.service_month == context.month
+        && opens <= submitted
+        && submitted <= deadline
+        && submitted <= context.as_of
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{parse_date, parse_instant};
+
+    fn date(text: &str) -> NaiveDate {
+        parse_date(text).unwrap()
+    }
+
+    fn claim(id: &str, submitted_at: &str, channel: &str) -> Claim {
+        Claim {
+            claim_id: id.into(),
+            customer_id: 1,
+            service_month: "2026-01".parse().unwrap(),
+            submitted_at: parse_instant(submitted_at).unwrap(),
+            channel: channel.into(),
+        }
+    }
+
+    fn decide_at(
+        as_of: &str,
+        provisional: bool,
+        claims: &[Claim],
+    ) -> Result<ClaimDecision, CalendarGap> {
+        let policy = Policy::ccc();
+        let calendar = Calendar::builtin();
+        let context = ClaimContext {
+            customer_id: 1,
+            month: "2026-01".parse().unwrap(),
+            period_end: date("2026-01-31"),
+            provisional,
+            compensation: Decimal::new(100, 2),
+            as_of: date(as_of),
+            policy: &policy,
+            calendar: &calendar,
+            calendar_name: "test",
+        };
+        decide(&context, &claims.iter().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn sla_3_2_the_window_opens_after_the_fifth_working_day_and_closes_60_days_after() {
+        let d = decide_at("2026-06-30", false, &[]).unwrap();
+        assert_eq!(d.claim_opens, Some(date("2026-02-07")));
+        assert_eq!(d.claim_deadline, Some(date("2026-04-01")));
+        assert_eq!(d.status, ClaimStatus::Forfeited);
+        assert_eq!(
+            decide_at("2026-04-01", false, &[]).unwrap().status,
+            ClaimStatus::Open
+        );
+    }
+
+    #[test]
+    fn sla_3_2_only_tickets_inside_the_window_by_as_of_are_valid() {
+        let claims = [
+            claim("T1", "2026-02-06T23:59:59+08:00", "ticket"), // a day early
+            claim("T2", "2026-02-07T00:00:00+08:00", "email"),  // wrong channel
+            claim("T4", "2026-04-02T00:00:00+08:00", "ticket"), // a day late
+        ];
+        assert_eq!(
+            decide_at("2026-06-30", false, &claims).unwrap().status,
+            ClaimStatus::Forfeited
+        );
+        let on_edge = [claim("T3", "2026-02-06T16:00:00Z", "ticket")]; // 2026-02-07 00:00 local
+        let d = decide_at("2026-06-30", false, &on_edge).unwrap();
+        assert_eq!(
+            (d.status, d.claim_id.as_deref(), d.payout),
+            (ClaimStatus::Valid, Some("T3"), Decimal::new(100, 2))
+        );
+        // Filed after as-of: not known yet, so still open.
+        assert_eq!(
+            decide_at(
+                "2026-02-08",
+                false,
+                &[claim("T5", "2026-02-09T10:00:00+08:00", "ticket")]
+            )
+            .unwrap()
+            .status,
+            ClaimStatus::Open
+        );
+    }
+
+    #[test]
+    fn sla_3_2_the_earliest_valid_claim_wins_ties_by_id() {
+        let claims = [
+            claim("T9", "2026-02-10T10:00:00+08:00", "ticket"),
+            claim("T8", "2026-02-10T02:00:00Z", "ticket"),
+            claim("T7", "2026-02-11T10:00:00+08:00", "ticket"),
+        ];
+        assert_eq!(
+            decide_at("2026-06-30", false, &claims)
+                .unwrap()
+                .claim_id
+                .as_deref(),
+            Some("T8")
+        );
+    }
+
+    #[test]
+    fn sla_3_2_provisional_months_are_pending_and_a_missing_year_fails_only_final_rows() {
+        let d = decide_at("2026-01-20", true, &[]).unwrap();
+        assert_eq!(
+            (d.status, d.payout),
+            (ClaimStatus::Pending, Decimal::new(0, 2))
+        );
+        let policy = Policy::ccc();
+        let calendar = Calendar::builtin();
+        let mut context = ClaimContext {
+            customer_id: 1,
+            month: "2026-12".parse().unwrap(),
+            period_end: date("2026-12-31"),
+            provisional: true,
+            compensation: Decimal::ONE,
+            as_of: date("2026-12-15"),
+            policy: &policy,
+            calendar: &calendar,
+            calendar_name: "test",
+        };
+        assert_eq!(decide(&context, &[]).unwrap().claim_opens, None);
+        context.provisional = false;
+        context.as_of = date("2027-03-01");
+        assert_eq!(decide(&context, &[]).unwrap_err().year, 2027);
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure steps, in the order the data flows:
+//! service months → calls (the heavy step, with exemptions) → availability → billing
+//! → compensation → claims.
+
+pub mod availability;
+pub mod billing;
+pub mod calls;
+pub mod claims;
+pub mod compensation;
+pub mod exemptions;
+pub mod service_months;
