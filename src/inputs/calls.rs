@@ -205,12 +205,14 @@ fn check_file(path: PathBuf, shown: PathBuf) -> Result<CallFile, InputError> {
             ArrowTimeUnit::Microsecond => 1_000,
             ArrowTimeUnit::Nanosecond => 1,
         },
-        other => return Err(InputError::new(
-            location().column(columns::TS),
-            format!(
+        other => {
+            return Err(InputError::new(
+                location().column(columns::TS),
+                format!(
                 "has type {other:?}; expected a timestamp (ms, us or ns) in UTC or without zone"
             ),
-        )),
+            ))
+        }
     };
     Ok(CallFile {
         path,

@@ -178,7 +178,7 @@ impl ExemptionTables {
             check_order(&notices, record, start, end)?;
             let notified_at = optional_instant(&notices, record, "notified_at")?;
             if notified_at.is_none_or(|at| at >= start) {
-                let when = notified_at.map_or("never".to_string(), |at| format_instant(at));
+                let when = notified_at.map_or("never".to_string(), format_instant);
                 quarantine.add(
                     &notices.file,
                     Some(record.position),

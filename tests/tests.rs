@@ -1,0 +1,7 @@
+//! The integration test binary: one harness, one module per area.
+
+mod support;
+
+mod conformance;
+mod golden;
+mod run_cli;
