@@ -2,6 +2,7 @@
 
 mod support;
 
+mod auditor;
 mod conformance;
 mod golden;
 mod run_cli;
