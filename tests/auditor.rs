@@ -199,11 +199,9 @@ pub fn expected_ledger(s: &Scenario, customers: Option<&[i64]>) -> String {
             let (total, errors, exempt) = k.map_or((0, 0, 0), |k| (k.total, k.errors, k.exempt));
             let unavailable = errors - exempt;
             let available = total - unavailable;
-            let pct_e4 = if total == 0 {
-                1_000_000
-            } else {
-                available * 1_000_000 / total
-            };
+            let pct_e4 = (available * 1_000_000)
+                .checked_div(total)
+                .unwrap_or(1_000_000);
             // Tiers in integers: available/total >= 99.50 % <=> available*10000 >= 9950*total.
             let rate = if total == 0 || available * 10_000 >= 9_950 * total {
                 0
