@@ -254,22 +254,17 @@ fn input_files(
         .iter()
         .map(|f| (f.shown.display().to_string(), f.path.clone()))
         .collect();
-    let tables = [
-        (job.data_dir.clone(), "subscriptions", ""),
-        (job.data_dir.clone(), "billing", ""),
-        (job.data_dir.clone(), "claims", ""),
-        (
-            job.data_dir.join("exemptions"),
-            "error_codes",
-            "exemptions/",
-        ),
-        (job.data_dir.join("exemptions"), "calls", "exemptions/"),
-        (job.data_dir.join("exemptions"), "windows", "exemptions/"),
-        (job.data_dir.join("exemptions"), "notices", "exemptions/"),
-    ];
-    for (dir, stem, prefix) in tables {
-        if let Some(table) = find_table(&dir, stem)? {
-            files.push((format!("{prefix}{}", table.shown.display()), table.path));
+    for stem in [
+        "subscriptions",
+        "billing",
+        "claims",
+        "exemptions/error_codes",
+        "exemptions/calls",
+        "exemptions/windows",
+        "exemptions/notices",
+    ] {
+        if let Some(table) = find_table(&job.data_dir, stem)? {
+            files.push((table.shown.display().to_string(), table.path));
         }
     }
     let mut extra = |path: &Option<PathBuf>, label: &str| {

@@ -3,6 +3,7 @@
 mod support;
 
 mod auditor;
+mod bad_input;
 mod conformance;
 mod golden;
 mod run_cli;

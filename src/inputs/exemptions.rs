@@ -96,32 +96,24 @@ impl ExemptionTables {
         policy: &Policy,
         quarantine: &mut Quarantine,
     ) -> Result<ExemptionTables, InputError> {
-        let dir = data_dir.join("exemptions");
-        let shown = |records: Records| Records {
-            file: Path::new("exemptions").join(&records.file),
-            ..records
-        };
+        let dir = data_dir;
         let mut tables = ExemptionTables::default();
 
-        let error_codes = shown(read_optional(
-            &dir,
-            "error_codes",
-            &["error_code", "clause"],
-        )?);
+        let error_codes = read_optional(dir, "exemptions/error_codes", &["error_code", "clause"])?;
         for record in &error_codes.rows {
             let code = error_codes.required(record, "error_code")?.to_string();
             keep_smallest(&mut tables.error_codes, code, clause(&error_codes, record)?);
         }
 
-        let calls = shown(read_optional(&dir, "calls", &["request_id", "clause"])?);
+        let calls = read_optional(dir, "exemptions/calls", &["request_id", "clause"])?;
         for record in &calls.rows {
             let request_id = calls.required(record, "request_id")?.to_string();
             keep_smallest(&mut tables.calls, request_id, clause(&calls, record)?);
         }
 
-        let windows = shown(read_optional(
-            &dir,
-            "windows",
+        let windows = read_optional(
+            dir,
+            "exemptions/windows",
             &[
                 "window_id",
                 "clause",
@@ -130,7 +122,7 @@ impl ExemptionTables {
                 "customer_id",
                 "announced_at",
             ],
-        )?);
+        )?;
         for record in &windows.rows {
             let window_id = windows.required(record, "window_id")?.to_string();
             let clause = clause(&windows, record)?;
@@ -166,11 +158,11 @@ impl ExemptionTables {
             });
         }
 
-        let notices = shown(read_optional(
-            &dir,
-            "notices",
+        let notices = read_optional(
+            dir,
+            "exemptions/notices",
             &["customer_id", "start", "end", "notified_at"],
-        )?);
+        )?;
         for record in &notices.rows {
             let customer_id = notices.parse(record, "customer_id", parse_customer_id)?;
             let start = notices.parse(record, "start", parse_instant)?;

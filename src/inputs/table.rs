@@ -26,7 +26,8 @@ pub enum TableFormat {
     Parquet,
 }
 
-/// Finds `<stem>.csv` or `<stem>.parquet` under `data_dir`; both at once is ambiguous.
+/// Finds `<stem>.csv` or `<stem>.parquet` under `data_dir` (`stem` may hold a folder, as in
+/// `exemptions/windows`); both at once is ambiguous.
 pub fn find_table(data_dir: &Path, stem: &str) -> Result<Option<TableFile>, InputError> {
     let csv = data_dir.join(format!("{stem}.csv"));
     let parquet = data_dir.join(format!("{stem}.parquet"));

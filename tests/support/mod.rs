@@ -255,3 +255,33 @@ pub fn entries(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Copies a case's data into a temp folder, writing its calls as Parquet split over three
+/// files with the three timestamp units.
+pub fn materialise_golden(case: &Path, into: &Path) {
+    copy_dir(&case.join("data"), into);
+    let compact = into.join("calls.csv");
+    let rows = expand_calls_csv(&compact);
+    std::fs::remove_file(&compact).unwrap();
+    let thirds: Vec<Vec<CallRow>> = (0..3)
+        .map(|k| rows.iter().skip(k).step_by(3).cloned().collect())
+        .collect();
+    write_calls_parquet(
+        &into.join("calls/a/part-0.parquet"),
+        &thirds[0],
+        TimeUnit::Milliseconds,
+        true,
+    );
+    write_calls_parquet(
+        &into.join("calls/b/part-1.parquet"),
+        &thirds[1],
+        TimeUnit::Microseconds,
+        true,
+    );
+    write_calls_parquet(
+        &into.join("calls/part-2.parquet"),
+        &thirds[2],
+        TimeUnit::Nanoseconds,
+        false,
+    );
+}
