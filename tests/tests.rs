@@ -5,5 +5,8 @@ mod support;
 mod auditor;
 mod bad_input;
 mod conformance;
+mod determinism;
+mod fuzz;
 mod golden;
+mod properties;
 mod run_cli;
