@@ -62,6 +62,12 @@ pub struct RunArgs {
     /// Fail (writing nothing) if any row is quarantined or any ledger row is an error.
     #[arg(long)]
     pub strict: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
+    pub threads: Option<usize>,
+    /// Memory for call keys before they spill to disk, in MiB (default 1024: ~22M rows).
+    #[arg(long, value_name = "MIB")]
+    pub memory_budget_mib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -27,6 +27,8 @@ pub struct JobFile {
     pub policy: Option<PathBuf>,
     pub force: Option<bool>,
     pub strict: Option<bool>,
+    pub threads: Option<usize>,
+    pub memory_budget_mib: Option<u64>,
 }
 
 /// An inclusive range of service months.
@@ -102,9 +104,15 @@ pub struct Job {
     pub job_file: Option<PathBuf>,
     pub force: bool,
     pub strict: bool,
+    /// Worker threads; `None`: one per core.
+    pub threads: Option<usize>,
+    /// Call keys (48 bytes per call row) held in memory before spilling to disk.
+    pub memory_budget_mib: u64,
 }
 
 pub const DEFAULT_MONTHS: &str = "previous..current";
+/// About 22 million call rows in memory; larger inputs are de-duplicated in buckets on disk.
+pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 1024;
 
 impl Job {
     /// Resolves flags over the job file over the defaults; `today` is the local date now.
@@ -177,6 +185,11 @@ impl Job {
             job_file: args.job.clone(),
             force: args.force || file.force.unwrap_or(false),
             strict: args.strict || file.strict.unwrap_or(false),
+            threads: args.threads.or(file.threads),
+            memory_budget_mib: args
+                .memory_budget_mib
+                .or(file.memory_budget_mib)
+                .unwrap_or(DEFAULT_MEMORY_BUDGET_MIB),
         })
     }
 

@@ -58,6 +58,8 @@ pub struct EffectiveJob {
 #[derive(Debug, Serialize)]
 pub struct Rows {
     pub calls: RowCounts,
+    /// Hash buckets the call keys were de-duplicated in (1: all in memory).
+    pub buckets: usize,
     /// Quarantine entries of every table, by reason.
     pub quarantined_by_reason: BTreeMap<&'static str, usize>,
     pub ledger_rows: usize,

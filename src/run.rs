@@ -42,9 +42,25 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     let job = Job::resolve(args, |policy| {
         Utc::now().with_timezone(&policy.timezone).date_naive()
     })?;
+    if let Some(threads) = job.threads {
+        use_threads(threads)?;
+    }
     let outcome = execute(&job)?;
     print!("{}", summary(&job, &outcome));
     Ok(())
+}
+
+/// Sizes both thread pools (ours and polars') before either starts.
+fn use_threads(threads: usize) -> anyhow::Result<()> {
+    if threads == 0 {
+        return Err(crate::error::UsageError::new("--threads must be at least 1").into());
+    }
+    // Read by polars when its pool first starts, which has not happened yet in this process.
+    std::env::set_var("POLARS_MAX_THREADS", threads.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("cannot size the thread pool")
 }
 
 /// Runs every stage and writes the output folder atomically.
@@ -69,6 +85,8 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         coverage: &coverage,
         exemptions: &inputs.exemptions,
         policy: &job.policy,
+        memory_budget: job.memory_budget_mib * 1024 * 1024,
+        spill_dir: spill_dir(&job.out_dir),
     })?;
 
     let ledger = price_months(job, &inputs, &months, &counts, &calendar, &calendar_name)?;
@@ -105,6 +123,14 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         totals,
         out_dir: job.out_dir.clone(),
     })
+}
+
+/// A hidden sibling of the output folder for call keys that do not fit the memory budget.
+fn spill_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    out.with_file_name(format!(".{name}.spill-{}", std::process::id()))
 }
 
 /// Availability → fee → compensation → claims, one row per service month.
@@ -335,6 +361,7 @@ fn write_outputs(
         inputs: manifest::digest_files(&input_files(job, calls)?)?,
         rows: Rows {
             calls: counts.rows,
+            buckets: counts.buckets,
             quarantined_by_reason: by_reason,
             ledger_rows: ledger_rows.len(),
             ledger_error_rows: ledger_rows.iter().filter(|r| r.priced.is_none()).count(),

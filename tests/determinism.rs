@@ -289,3 +289,37 @@ fn a_run_killed_at_any_moment_leaves_the_previous_output_or_none() {
     assert_success(&sla_ledger(&repo_root(), &args));
     assert_eq!(entries(&dir.path), ["data", "out"]);
 }
+
+#[test]
+fn spilling_call_keys_to_disk_changes_nothing_and_leaves_nothing() {
+    let dir = TempDir::new("spill");
+    let data = repo_root().join("sample_data");
+    for (name, budget) in [("memory", "1024"), ("spilled", "1")] {
+        let out = dir.join(name);
+        let output = sla_ledger(
+            &repo_root(),
+            &[
+                "run",
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--months",
+                "2026-01..2026-03",
+                "--as-of",
+                "2026-04-30",
+                "--memory-budget-mib",
+                budget,
+            ],
+        );
+        assert_success(&output);
+    }
+    assert_same_bytes(&dir.join("memory"), &dir.join("spilled"), &COMPARED);
+    let manifest = fs::read_to_string(dir.join("spilled/manifest.json")).unwrap();
+    assert!(manifest.contains("\"buckets\": "), "{manifest}");
+    assert_eq!(
+        entries(&dir.path),
+        ["memory", "spilled"],
+        "a spill folder was left behind"
+    );
+}

@@ -45,8 +45,22 @@ pub struct CallFile {
     /// The path relative to the data directory, as reported to users.
     pub shown: PathBuf,
     pub rows: u64,
+    /// Rows per row group, in file order.
+    pub row_groups: Vec<u64>,
     ts_nanos_per_unit: i64,
 }
+
+/// A run of whole row groups of one file: the unit of parallel reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    pub file: u32,
+    /// First row (0-based) and number of rows.
+    pub offset: u64,
+    pub rows: u64,
+}
+
+/// Rows a chunk aims for; whole row groups are never split.
+pub const CHUNK_ROWS: u64 = 1 << 19;
 
 #[derive(Debug, Clone)]
 pub struct CallFiles {
@@ -92,6 +106,78 @@ impl CallFiles {
 
     pub fn rows(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
+    }
+
+    /// Every file cut into chunks of whole row groups, about [`CHUNK_ROWS`] rows each.
+    pub fn chunks(&self) -> Vec<Chunk> {
+        let mut chunks = Vec::new();
+        for (index, file) in self.files.iter().enumerate() {
+            let mut offset = 0;
+            let mut rows = 0;
+            for &group in &file.row_groups {
+                rows += group;
+                if rows >= CHUNK_ROWS {
+                    chunks.push(Chunk {
+                        file: index as u32,
+                        offset,
+                        rows,
+                    });
+                    offset += rows;
+                    rows = 0;
+                }
+            }
+            if rows > 0 {
+                chunks.push(Chunk {
+                    file: index as u32,
+                    offset,
+                    rows,
+                });
+            }
+        }
+        chunks
+    }
+
+    /// Reads one chunk's six columns: strings as `String`, `customer_id` as `Int64`, `ts` as
+    /// `Int64` UTC nanoseconds (saturating far outside the years 1678–2261).
+    pub fn read_chunk(&self, chunk: Chunk) -> PolarsResult<DataFrame> {
+        use columns::*;
+        let file = &self.files[chunk.file as usize];
+        let handle = File::open(&file.path)?;
+        let frame = ParquetReader::new(handle)
+            .with_columns(Some(
+                [REQUEST_ID, CUSTOMER_ID, TS, API, STATUS, ERROR_CODE]
+                    .map(String::from)
+                    .to_vec(),
+            ))
+            .with_slice(Some((chunk.offset as usize, chunk.rows as usize)))
+            .read_parallel(ParallelStrategy::None)
+            .set_rechunk(true)
+            .finish()?;
+        let text =
+            |name: &str| -> PolarsResult<Column> { frame.column(name)?.cast(&DataType::String) };
+        let raw_ts = frame.column(TS)?.cast(&DataType::Int64)?;
+        let factor = file.ts_nanos_per_unit;
+        let ts: Int64Chunked = raw_ts
+            .i64()?
+            .iter()
+            .map(|v| {
+                v.map(|t| {
+                    t.checked_mul(factor)
+                        .unwrap_or(if t > 0 { i64::MAX } else { i64::MIN })
+                })
+            })
+            .collect();
+        DataFrame::new(
+            frame.height(),
+            vec![
+                text(REQUEST_ID)?,
+                frame.column(CUSTOMER_ID)?.clone(),
+                ts.with_name(TS.into()).into_series().into(),
+                text(API)?,
+                text(STATUS)?,
+                text(ERROR_CODE)?,
+            ],
+        )
     }
 
     /// All files as one lazy frame with the normalised columns of [`columns`].
@@ -167,6 +253,13 @@ fn check_file(path: PathBuf, shown: PathBuf) -> Result<CallFile, InputError> {
     };
     let schema = reader.schema().map_err(corrupt)?;
     let rows = reader.num_rows().map_err(corrupt)? as u64;
+    let row_groups = reader
+        .get_metadata()
+        .map_err(corrupt)?
+        .row_groups
+        .iter()
+        .map(|g| g.num_rows() as u64)
+        .collect();
     let column = |name: &str| {
         schema.get(name).map(|f| f.dtype.clone()).ok_or_else(|| {
             InputError::new(
@@ -218,6 +311,7 @@ fn check_file(path: PathBuf, shown: PathBuf) -> Result<CallFile, InputError> {
         path,
         shown,
         rows,
+        row_groups,
         ts_nanos_per_unit,
     })
 }

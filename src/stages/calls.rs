@@ -4,28 +4,45 @@
 //! tables and the policy; gives, per service month, counted calls, system errors and exempt
 //! errors per clause, plus row accounting and the call rows it quarantined.
 //!
-//! This is the one seam between the columnar world and typed Rust: [`count_calls`] is the
-//! only function that touches the call logs, and [`CallCounts`] is all it returns. Another
-//! engine can replace it without the rest of the pipeline noticing.
+//! This is the one seam between the call logs and typed Rust: [`count_calls`] is the only
+//! function that reads them, and [`CallCounts`] is all it returns. Another engine can replace
+//! it without the rest of the pipeline noticing.
+//!
+//! How it stays fast and small (memory grows with 48 bytes per call row, not with strings):
+//! 1. **Read** (parallel, polars Parquet decoding): every chunk of whole row groups is read,
+//!    defective rows are quarantined, and each valid row becomes a fixed-width [`CallKey`]:
+//!    a 128-bit hash of its `request_id`, a 64-bit hash of its content, `ts`, `customer_id`
+//!    and its position. System errors also keep their full detail, and the (customer, second)
+//!    of each is noted.
+//! 2. **De-duplicate**: keys are sorted; rows sharing a request id hash are one call. When
+//!    their contents differ, the versions are re-read exactly from their positions and the
+//!    SPEC tie-break picks the kept one. Above a memory budget the keys are first spilled into
+//!    hash buckets on disk and de-duplicated one bucket at a time.
+//! 3. **Count**: each kept call is matched to its service month; counted calls in seconds that
+//!    hold a system error are counted for the burst rule (5.7); finally each counted system
+//!    error is attributed to its smallest exempting clause.
+//!
+//! Request ids are compared through a 128-bit XXH3 hash: the chance that two different ids of
+//! 10^9 rows collide is below 10^-20.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use polars::prelude::*;
+use rayon::prelude::*;
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
-use crate::inputs::calls::{columns::*, CallFiles, STATUSES, SYSTEM_ERROR};
+use crate::inputs::calls::{columns::*, CallFiles, Chunk};
 use crate::inputs::exemptions::ExemptionTables;
 use crate::policy::{Clause, Policy};
 use crate::quarantine::{Entry, Reason};
 use crate::stages::exemptions::{ExemptionRules, SystemError};
 use crate::time::{format_instant, NANOS_PER_SECOND};
-
-const MONTH_INDEX: &str = "month_index";
-const COVER_START: &str = "cover_start";
-const COVER_END: &str = "cover_end";
-const SECOND: &str = "second";
-const CALLS_IN_SECOND: &str = "calls_in_second";
-const VARIANTS: &str = "variants";
 
 /// A run of covered local dates of one service month, as UTC instants `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +62,10 @@ pub struct HeavyStepInput<'a> {
     pub coverage: &'a [CoverageInterval],
     pub exemptions: &'a ExemptionTables,
     pub policy: &'a Policy,
+    /// Bytes of call keys held in memory before they are spilled to disk in buckets.
+    pub memory_budget: u64,
+    /// Where spilled buckets go (a folder that is created and removed by the step).
+    pub spill_dir: PathBuf,
 }
 
 /// Per service month call counts.
@@ -87,153 +108,89 @@ pub struct CallCounts {
     pub months: Vec<MonthCallCounts>,
     pub rows: RowCounts,
     pub quarantine: Vec<Entry>,
+    /// Wall time of each phase, for `--verbose` output and benchmarks.
+    pub timings: Vec<(&'static str, Duration)>,
+    /// Buckets the keys were spilled into (1: everything fit in memory).
+    pub buckets: usize,
 }
 
-fn step_error(error: PolarsError, what: &str) -> anyhow::Error {
-    anyhow::anyhow!("{what}: {error}")
+/// One valid call row, fixed width: what de-duplication and counting need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+struct CallKey {
+    /// XXH3-128 of `request_id`, high word first (sort order).
+    id: [u64; 2],
+    /// XXH3-64 of (customer_id, ts, api, status, error_code): equal for exact re-deliveries.
+    content: u64,
+    ts: i64,
+    customer_id: i64,
+    chunk: u32,
+    row: u32,
 }
 
-/// Runs the heavy step with the embedded polars engine.
-pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
-    let all = input
-        .files
-        .scan()
-        .map_err(|e| step_error(e, "cannot plan the scan of `calls/`"))?;
-    let valid = valid_row();
+const KEY_BYTES: usize = std::mem::size_of::<CallKey>();
+const _: () = assert!(KEY_BYTES == 48, "CallKey must have no padding");
 
-    let invalid = all
-        .clone()
-        .filter(valid.clone().not())
-        .select([
-            col(FILE),
-            col(ROW),
-            col(REQUEST_ID),
-            col(CUSTOMER_ID),
-            col(TS),
-            col(STATUS),
-        ])
-        .collect()
-        .map_err(|e| step_error(e, "cannot read `calls/`"))?;
-    let mut quarantine = quarantine_invalid_rows(&invalid, input.files)?;
-
-    let distinct = all
-        .filter(valid)
-        .select([
-            col(REQUEST_ID),
-            col(CUSTOMER_ID),
-            col(TS),
-            col(API),
-            col(STATUS),
-            col(ERROR_CODE),
-        ])
-        .unique(None, UniqueKeepStrategy::Any)
-        .with_column(len().over([col(REQUEST_ID)])?.alias(VARIANTS))
-        .collect()
-        .map_err(|e| step_error(e, "cannot de-duplicate calls"))?;
-    let (deduplicated, conflicts) = resolve_conflicts(distinct)?;
-    quarantine.extend(conflicts);
-
-    let read = input.files.rows();
-    let quarantined = invalid.height() as u64;
-    let unique_calls = deduplicated.height() as u64;
-
-    let counted = deduplicated
-        .lazy()
-        .join(
-            coverage_frame(input.coverage)?.lazy(),
-            [col(CUSTOMER_ID)],
-            [col(CUSTOMER_ID)],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .filter(
-            col(TS)
-                .gt_eq(col(COVER_START))
-                .and(col(TS).lt(col(COVER_END))),
-        )
-        .select([
-            col(REQUEST_ID),
-            col(CUSTOMER_ID),
-            col(MONTH_INDEX),
-            col(TS),
-            col(STATUS),
-            col(ERROR_CODE),
-            col(TS).floor_div(lit(NANOS_PER_SECOND)).alias(SECOND),
-        ])
-        .collect()
-        .map_err(|e| step_error(e, "cannot match calls to service months"))?;
-
-    let mut months = vec![MonthCallCounts::default(); input.month_count];
-    add_totals(&counted, &mut months)?;
-    add_system_errors(&counted, input, &mut months)?;
-
-    let rows = RowCounts {
-        read,
-        quarantined,
-        duplicates: read - quarantined - unique_calls,
-        counted: counted.height() as u64,
-        not_counted: unique_calls - counted.height() as u64,
-    };
-    assert!(rows.balances(), "call rows do not balance: {rows:?}");
-    Ok(CallCounts {
-        months,
-        rows,
-        quarantine,
-    })
+/// A system error's full detail, kept from the read for attribution after de-duplication.
+#[derive(Debug, Clone)]
+struct ErrorDetail {
+    request_id: String,
+    error_code: Option<String>,
 }
 
-/// SPEC §2 row defects: null request_id/customer_id/ts/status, or an unknown status.
-fn valid_row() -> Expr {
-    let known_status = STATUSES
-        .iter()
-        .map(|s| col(STATUS).eq(lit(*s)))
-        .reduce(Expr::or)
-        .expect("statuses");
-    col(REQUEST_ID)
-        .is_not_null()
-        .and(col(CUSTOMER_ID).is_not_null())
-        .and(col(TS).is_not_null())
-        .and(known_status)
-        .fill_null(lit(false))
+/// What reading one chunk gives.
+#[derive(Default)]
+struct ChunkYield {
+    keys: Vec<CallKey>,
+    errors: Vec<(([u64; 2], u64), ErrorDetail)>,
+    error_seconds: Vec<(i64, i64)>,
+    quarantine: Vec<Entry>,
+    quarantined: u64,
 }
 
-fn quarantine_invalid_rows(invalid: &DataFrame, files: &CallFiles) -> anyhow::Result<Vec<Entry>> {
-    let file = invalid.column(FILE)?.u32()?;
-    let row = invalid.column(ROW)?.u64()?;
-    let request_id = invalid.column(REQUEST_ID)?.str()?;
-    let customer_id = invalid.column(CUSTOMER_ID)?.i64()?;
-    let ts = invalid.column(TS)?.i64()?;
-    let status = invalid.column(STATUS)?.str()?;
-    let mut entries = Vec::with_capacity(invalid.height());
-    for i in 0..invalid.height() {
-        let (reason, detail) = match (
-            request_id.get(i),
-            customer_id.get(i),
-            ts.get(i),
-            status.get(i),
-        ) {
-            (None, ..) => (Reason::NullRequestId, "request_id is null".to_string()),
-            (Some(id), None, ..) => (
-                Reason::NullCustomerId,
-                format!("request_id {id}: customer_id is null"),
-            ),
-            (Some(id), Some(_), None, _) => {
-                (Reason::NullTs, format!("request_id {id}: ts is null"))
-            }
-            (Some(id), Some(_), Some(_), None) => (
-                Reason::NullStatus,
-                format!("request_id {id}: status is null"),
-            ),
-            (Some(id), Some(_), Some(_), Some(s)) => (
-                Reason::UnknownStatus,
-                format!(
-                    "request_id {id}: status `{s}`; expected success, client_error or system_error"
-                ),
-            ),
-        };
-        let source = &files.files[file.get(i).expect("file index") as usize].shown;
-        entries.push(entry(source, row.get(i), reason, detail));
+const STATUS_SUCCESS: u8 = 0;
+const STATUS_CLIENT_ERROR: u8 = 1;
+const STATUS_SYSTEM_ERROR: u8 = 2;
+
+fn status_code(status: &str) -> Option<u8> {
+    match status {
+        "success" => Some(STATUS_SUCCESS),
+        "client_error" => Some(STATUS_CLIENT_ERROR),
+        "system_error" => Some(STATUS_SYSTEM_ERROR),
+        _ => None,
     }
-    Ok(entries)
+}
+
+fn id_hash(request_id: &str) -> [u64; 2] {
+    let h = xxh3_128(request_id.as_bytes());
+    [(h >> 64) as u64, h as u64]
+}
+
+/// Hash of everything but the id; strings are length-prefixed and nulls marked, so no two
+/// different contents serialise alike.
+fn content_hash(
+    buffer: &mut Vec<u8>,
+    customer_id: i64,
+    ts: i64,
+    api: Option<&str>,
+    status: u8,
+    code: Option<&str>,
+) -> u64 {
+    buffer.clear();
+    buffer.extend_from_slice(&customer_id.to_le_bytes());
+    buffer.extend_from_slice(&ts.to_le_bytes());
+    buffer.push(status);
+    for text in [api, code] {
+        match text {
+            None => buffer.push(0),
+            Some(t) => {
+                buffer.push(1);
+                buffer.extend_from_slice(&(t.len() as u64).to_le_bytes());
+                buffer.extend_from_slice(t.as_bytes());
+            }
+        }
+    }
+    xxh3_64(buffer)
 }
 
 fn entry(source: &Path, row: Option<u64>, reason: Reason, detail: String) -> Entry {
@@ -245,7 +202,226 @@ fn entry(source: &Path, row: Option<u64>, reason: Reason, detail: String) -> Ent
     }
 }
 
-/// One distinct version of a call, ordered as SPEC §2's tie-break: (ts, customer_id, api,
+fn polars_error(error: PolarsError, files: &CallFiles, chunk: Chunk) -> anyhow::Error {
+    let file = &files.files[chunk.file as usize].shown;
+    anyhow::anyhow!(
+        "`{}`: cannot read rows {}..{}: {error}",
+        file.display(),
+        chunk.offset + 1,
+        chunk.offset + chunk.rows
+    )
+}
+
+/// Phase 1 for one chunk: quarantine, keys, error details.
+fn read_chunk(files: &CallFiles, chunk: Chunk, chunk_index: u32) -> anyhow::Result<ChunkYield> {
+    let frame = files
+        .read_chunk(chunk)
+        .map_err(|e| polars_error(e, files, chunk))?;
+    let request_id = frame.column(REQUEST_ID)?.str()?;
+    let customer = frame.column(CUSTOMER_ID)?.i64()?;
+    let ts = frame.column(TS)?.i64()?;
+    let api = frame.column(API)?.str()?;
+    let status = frame.column(STATUS)?.str()?;
+    let code = frame.column(ERROR_CODE)?.str()?;
+    let source = &files.files[chunk.file as usize].shown;
+    let mut out = ChunkYield {
+        keys: Vec::with_capacity(frame.height()),
+        ..ChunkYield::default()
+    };
+    let mut buffer = Vec::with_capacity(128);
+    let rows = request_id
+        .iter()
+        .zip(customer.iter())
+        .zip(ts.iter())
+        .zip(api.iter())
+        .zip(status.iter())
+        .zip(code.iter());
+    for (row, (((((id, c), t), a), s), e)) in rows.enumerate() {
+        let status = s.and_then(status_code);
+        let (Some(id), Some(c), Some(t), Some(status)) = (id, c, t, status) else {
+            let (reason, detail) = match (id, c, t, s) {
+                (None, ..) => (Reason::NullRequestId, "request_id is null".to_string()),
+                (Some(id), None, ..) => (Reason::NullCustomerId, format!("request_id {id}: customer_id is null")),
+                (Some(id), Some(_), None, _) => (Reason::NullTs, format!("request_id {id}: ts is null")),
+                (Some(id), Some(_), Some(_), None) => (Reason::NullStatus, format!("request_id {id}: status is null")),
+                (Some(id), Some(_), Some(_), Some(s)) => (
+                    Reason::UnknownStatus,
+                    format!("request_id {id}: status `{s}`; expected success, client_error or system_error"),
+                ),
+            };
+            out.quarantine.push(entry(
+                source,
+                Some(chunk.offset + row as u64 + 1),
+                reason,
+                detail,
+            ));
+            out.quarantined += 1;
+            continue;
+        };
+        let key = CallKey {
+            id: id_hash(id),
+            content: content_hash(&mut buffer, c, t, a, status, e),
+            ts: t,
+            customer_id: c,
+            chunk: chunk_index,
+            row: row as u32,
+        };
+        if status == STATUS_SYSTEM_ERROR {
+            out.errors.push((
+                (key.id, key.content),
+                ErrorDetail {
+                    request_id: id.to_string(),
+                    error_code: e.map(str::to_string),
+                },
+            ));
+            out.error_seconds.push((c, t.div_euclid(NANOS_PER_SECOND)));
+        }
+        out.keys.push(key);
+    }
+    Ok(out)
+}
+
+/// Where phase 1 puts keys: one vector, or bucket files on disk.
+enum KeyStore {
+    Memory(Mutex<Vec<CallKey>>),
+    Spilled {
+        dir: PathBuf,
+        writers: Vec<Mutex<BufWriter<File>>>,
+        shift: u32,
+    },
+}
+
+fn as_bytes(keys: &[CallKey]) -> &[u8] {
+    // SAFETY: CallKey is repr(C), made only of integers, with no padding (asserted above).
+    unsafe { std::slice::from_raw_parts(keys.as_ptr().cast::<u8>(), std::mem::size_of_val(keys)) }
+}
+
+impl KeyStore {
+    fn new(rows: u64, budget: u64, spill_dir: &Path) -> anyhow::Result<KeyStore> {
+        let needed = rows * KEY_BYTES as u64;
+        if needed <= budget.max(1) {
+            return Ok(KeyStore::Memory(Mutex::new(Vec::with_capacity(
+                rows as usize,
+            ))));
+        }
+        let buckets = needed.div_ceil(budget.max(1)).next_power_of_two().max(2);
+        std::fs::create_dir_all(spill_dir)
+            .with_context(|| format!("cannot create spill folder `{}`", spill_dir.display()))?;
+        let writers = (0..buckets)
+            .map(|b| {
+                let path = spill_dir.join(format!("bucket-{b}.keys"));
+                let file = File::create(&path)
+                    .with_context(|| format!("cannot create `{}`", path.display()))?;
+                Ok(Mutex::new(BufWriter::with_capacity(1 << 20, file)))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(KeyStore::Spilled {
+            dir: spill_dir.to_path_buf(),
+            writers,
+            shift: 64 - buckets.trailing_zeros(),
+        })
+    }
+
+    fn buckets(&self) -> usize {
+        match self {
+            KeyStore::Memory(_) => 1,
+            KeyStore::Spilled { writers, .. } => writers.len(),
+        }
+    }
+
+    fn add(&self, mut keys: Vec<CallKey>) -> anyhow::Result<()> {
+        match self {
+            KeyStore::Memory(all) => all.lock().expect("lock").append(&mut keys),
+            KeyStore::Spilled { writers, shift, .. } => {
+                keys.sort_unstable_by_key(|k| k.id[0] >> shift);
+                for group in keys.chunk_by(|a, b| a.id[0] >> shift == b.id[0] >> shift) {
+                    let bucket = (group[0].id[0] >> shift) as usize;
+                    writers[bucket]
+                        .lock()
+                        .expect("lock")
+                        .write_all(as_bytes(group))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands each bucket's keys to `visit`, one bucket at a time.
+    fn for_each_bucket(
+        self,
+        mut visit: impl FnMut(Vec<CallKey>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        match self {
+            KeyStore::Memory(all) => visit(all.into_inner().expect("lock")),
+            KeyStore::Spilled { dir, writers, .. } => {
+                let count = writers.len();
+                for writer in writers {
+                    writer.into_inner().expect("lock").flush()?;
+                }
+                let result = (0..count).try_for_each(|b| {
+                    let path = dir.join(format!("bucket-{b}.keys"));
+                    let keys = read_keys(&path)?;
+                    std::fs::remove_file(&path).ok();
+                    visit(keys)
+                });
+                std::fs::remove_dir_all(&dir).ok();
+                result
+            }
+        }
+    }
+}
+
+fn read_keys(path: &Path) -> anyhow::Result<Vec<CallKey>> {
+    let file = File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
+    let bytes = file.metadata()?.len() as usize;
+    let mut keys: Vec<CallKey> = Vec::with_capacity(bytes / KEY_BYTES);
+    // SAFETY: the buffer has capacity for `bytes`, every bit pattern is a valid CallKey, and
+    // the length is set only to what was read.
+    unsafe {
+        let raw = std::slice::from_raw_parts_mut(keys.as_mut_ptr().cast::<u8>(), bytes);
+        BufReader::new(file).read_exact(raw)?;
+        keys.set_len(bytes / KEY_BYTES);
+    }
+    Ok(keys)
+}
+
+/// One kept call after de-duplication.
+#[derive(Debug, Clone, Copy)]
+struct KeptCall {
+    id: [u64; 2],
+    content: u64,
+    ts: i64,
+    customer_id: i64,
+}
+
+/// A request id whose copies disagree: the positions of each distinct version.
+struct Conflict {
+    positions: Vec<(u32, u32)>,
+}
+
+/// Sorts one bucket and keeps one call per request id; conflicting ids are set aside.
+fn deduplicate(mut keys: Vec<CallKey>, kept: &mut Vec<KeptCall>, conflicts: &mut Vec<Conflict>) {
+    keys.par_sort_unstable_by(|a, b| (a.id, a.content).cmp(&(b.id, b.content)));
+    for group in keys.chunk_by(|a, b| a.id == b.id) {
+        let first = group[0];
+        if group.iter().all(|k| k.content == first.content) {
+            kept.push(KeptCall {
+                id: first.id,
+                content: first.content,
+                ts: first.ts,
+                customer_id: first.customer_id,
+            });
+        } else {
+            let mut positions: Vec<(u32, u32)> = Vec::new();
+            for version in group.chunk_by(|a, b| a.content == b.content) {
+                positions.push((version[0].chunk, version[0].row));
+            }
+            conflicts.push(Conflict { positions });
+        }
+    }
+}
+
+/// One full version of a call, ordered as SPEC §2's tie-break: (ts, customer_id, api,
 /// status, error_code), nulls first, strings by their UTF-8 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct CallVersion {
@@ -254,193 +430,322 @@ struct CallVersion {
     api: Option<String>,
     status: String,
     error_code: Option<String>,
+    request_id: String,
 }
 
-/// Keeps one row per request id: rows that agree were merged by `unique`; where versions
-/// disagree, the smallest is kept and the id is reported as `conflicting_duplicate`.
-fn resolve_conflicts(distinct: DataFrame) -> anyhow::Result<(DataFrame, Vec<Entry>)> {
-    let single = distinct
-        .clone()
-        .lazy()
-        .filter(col(VARIANTS).eq(lit(1)))
-        .select([
-            col(REQUEST_ID),
-            col(CUSTOMER_ID),
-            col(TS),
-            col(API),
-            col(STATUS),
-            col(ERROR_CODE),
-        ]);
-    let conflicting = distinct.lazy().filter(col(VARIANTS).gt(lit(1))).collect()?;
-
-    let ids = conflicting.column(REQUEST_ID)?.str()?;
-    let customer = conflicting.column(CUSTOMER_ID)?.i64()?;
-    let ts = conflicting.column(TS)?.i64()?;
-    let api = conflicting.column(API)?.str()?;
-    let status = conflicting.column(STATUS)?.str()?;
-    let code = conflicting.column(ERROR_CODE)?.str()?;
-    let mut versions: BTreeMap<&str, Vec<CallVersion>> = BTreeMap::new();
-    for i in 0..conflicting.height() {
-        versions
-            .entry(ids.get(i).expect("valid id"))
-            .or_default()
-            .push(CallVersion {
-                ts: ts.get(i).expect("valid ts"),
-                customer_id: customer.get(i).expect("valid customer"),
-                api: api.get(i).map(str::to_string),
-                status: status.get(i).expect("valid status").to_string(),
-                error_code: code.get(i).map(str::to_string),
-            });
+/// Re-reads the versions of conflicting ids from their positions and keeps the smallest.
+fn resolve_conflicts(
+    files: &CallFiles,
+    chunks: &[Chunk],
+    conflicts: &[Conflict],
+    kept: &mut Vec<KeptCall>,
+    errors: &mut HashMap<([u64; 2], u64), ErrorDetail>,
+) -> anyhow::Result<Vec<Entry>> {
+    let mut wanted: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for conflict in conflicts {
+        for &(chunk, row) in &conflict.positions {
+            wanted.entry(chunk).or_default().push(row);
+        }
     }
-
-    let mut entries = Vec::with_capacity(versions.len());
-    let mut kept: Vec<(&str, CallVersion)> = Vec::with_capacity(versions.len());
-    for (id, mut list) in versions {
+    let mut versions: HashMap<(u32, u32), CallVersion> = HashMap::new();
+    for (chunk_index, rows) in wanted {
+        let chunk = chunks[chunk_index as usize];
+        let frame = files
+            .read_chunk(chunk)
+            .map_err(|e| polars_error(e, files, chunk))?;
+        let request_id = frame.column(REQUEST_ID)?.str()?;
+        let customer = frame.column(CUSTOMER_ID)?.i64()?;
+        let ts = frame.column(TS)?.i64()?;
+        let api = frame.column(API)?.str()?;
+        let status = frame.column(STATUS)?.str()?;
+        let code = frame.column(ERROR_CODE)?.str()?;
+        for row in rows {
+            let i = row as usize;
+            versions.insert(
+                (chunk_index, row),
+                CallVersion {
+                    ts: ts.get(i).expect("valid row"),
+                    customer_id: customer.get(i).expect("valid row"),
+                    api: api.get(i).map(str::to_string),
+                    status: status.get(i).expect("valid row").to_string(),
+                    error_code: code.get(i).map(str::to_string),
+                    request_id: request_id.get(i).expect("valid row").to_string(),
+                },
+            );
+        }
+    }
+    let mut entries = Vec::with_capacity(conflicts.len());
+    let mut buffer = Vec::new();
+    for conflict in conflicts {
+        let mut list: Vec<&CallVersion> = conflict.positions.iter().map(|p| &versions[p]).collect();
         list.sort();
-        let first = list.swap_remove(0);
+        list.dedup();
+        let first = list[0];
+        let status = status_code(&first.status).expect("valid status");
+        let id = id_hash(&first.request_id);
+        let content = content_hash(
+            &mut buffer,
+            first.customer_id,
+            first.ts,
+            first.api.as_deref(),
+            status,
+            first.error_code.as_deref(),
+        );
+        if status == STATUS_SYSTEM_ERROR {
+            errors.entry((id, content)).or_insert_with(|| ErrorDetail {
+                request_id: first.request_id.clone(),
+                error_code: first.error_code.clone(),
+            });
+        }
+        kept.push(KeptCall {
+            id,
+            content,
+            ts: first.ts,
+            customer_id: first.customer_id,
+        });
         entries.push(entry(
             Path::new("calls"),
             None,
             Reason::ConflictingDuplicate,
             format!(
-                "request_id {id}: {} differing rows; kept ts={} customer_id={} status={}",
-                list.len() + 1,
+                "request_id {}: {} differing rows; kept ts={} customer_id={} status={}",
+                first.request_id,
+                list.len(),
                 format_instant(first.ts),
                 first.customer_id,
                 first.status
             ),
         ));
-        kept.push((id, first));
     }
-    let kept_frame = DataFrame::new(
-        kept.len(),
-        vec![
-            Column::new(
-                REQUEST_ID.into(),
-                kept.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                CUSTOMER_ID.into(),
-                kept.iter().map(|(_, v)| v.customer_id).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                TS.into(),
-                kept.iter().map(|(_, v)| v.ts).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                API.into(),
-                kept.iter()
-                    .map(|(_, v)| v.api.as_deref())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                STATUS.into(),
-                kept.iter()
-                    .map(|(_, v)| v.status.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                ERROR_CODE.into(),
-                kept.iter()
-                    .map(|(_, v)| v.error_code.as_deref())
-                    .collect::<Vec<_>>(),
-            ),
-        ],
-    )?;
-    let deduplicated = concat([single, kept_frame.lazy()], UnionArgs::default())?.collect()?;
-    Ok((deduplicated, entries))
+    Ok(entries)
 }
 
-fn coverage_frame(coverage: &[CoverageInterval]) -> PolarsResult<DataFrame> {
-    DataFrame::new(
-        coverage.len(),
-        vec![
-            Column::new(
-                CUSTOMER_ID.into(),
-                coverage.iter().map(|c| c.customer_id).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                MONTH_INDEX.into(),
-                coverage.iter().map(|c| c.month_index).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                COVER_START.into(),
-                coverage.iter().map(|c| c.start).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                COVER_END.into(),
-                coverage.iter().map(|c| c.end).collect::<Vec<_>>(),
-            ),
-        ],
-    )
+/// Service-month lookup: a customer's covered instant ranges, sorted.
+struct Coverage {
+    by_customer: HashMap<i64, Vec<CoverageInterval>>,
 }
 
-fn add_totals(counted: &DataFrame, months: &mut [MonthCallCounts]) -> anyhow::Result<()> {
-    let totals = counted
-        .clone()
-        .lazy()
-        .group_by([col(MONTH_INDEX)])
-        .agg([len().cast(DataType::UInt64).alias("calls")])
-        .collect()?;
-    let index = totals.column(MONTH_INDEX)?.u32()?;
-    let calls = totals.column("calls")?.u64()?;
-    for (index, calls) in index.iter().zip(calls.iter()) {
-        months[index.expect("month index") as usize].total_calls = calls.unwrap_or(0);
+impl Coverage {
+    fn new(intervals: &[CoverageInterval]) -> Coverage {
+        let mut by_customer: HashMap<i64, Vec<CoverageInterval>> = HashMap::new();
+        for interval in intervals {
+            by_customer
+                .entry(interval.customer_id)
+                .or_default()
+                .push(*interval);
+        }
+        for list in by_customer.values_mut() {
+            list.sort_by_key(|i| i.start);
+        }
+        Coverage { by_customer }
     }
-    Ok(())
+
+    /// The service month a call at `ts` counts for, if any.
+    fn month(&self, customer_id: i64, ts: i64) -> Option<u32> {
+        let list = self.by_customer.get(&customer_id)?;
+        let after = list.partition_point(|i| i.start <= ts);
+        let candidate = list.get(after.checked_sub(1)?)?;
+        (ts < candidate.end).then_some(candidate.month_index)
+    }
 }
 
-/// Counts system errors and attributes each to its exempting clause, if any (SPEC §4).
-fn add_system_errors(
-    counted: &DataFrame,
-    input: &HeavyStepInput,
-    months: &mut [MonthCallCounts],
-) -> anyhow::Result<()> {
-    let per_second = counted
-        .clone()
-        .lazy()
-        .group_by([col(CUSTOMER_ID), col(SECOND)])
-        .agg([len().cast(DataType::UInt32).alias(CALLS_IN_SECOND)]);
-    let errors = counted
-        .clone()
-        .lazy()
-        .filter(col(STATUS).eq(lit(SYSTEM_ERROR)))
-        .join(
-            per_second,
-            [col(CUSTOMER_ID), col(SECOND)],
-            [col(CUSTOMER_ID), col(SECOND)],
-            JoinArgs::new(JoinType::Left),
+/// Counts of one pass over kept calls, mergeable across threads and buckets.
+#[derive(Default)]
+struct Tally {
+    totals: Vec<u64>,
+    counted: u64,
+    /// Counted system errors: (month, id, content, customer, ts).
+    errors: Vec<(u32, [u64; 2], u64, i64, i64)>,
+    seconds: HashMap<(i64, i64), u32>,
+}
+
+impl Tally {
+    fn merge(mut self, other: Tally) -> Tally {
+        if self.totals.len() < other.totals.len() {
+            self.totals.resize(other.totals.len(), 0);
+        }
+        for (a, b) in self.totals.iter_mut().zip(&other.totals) {
+            *a += b;
+        }
+        self.counted += other.counted;
+        self.errors.extend(other.errors);
+        for (k, v) in other.seconds {
+            *self.seconds.entry(k).or_default() += v;
+        }
+        self
+    }
+}
+
+fn tally(
+    kept: &[KeptCall],
+    coverage: &Coverage,
+    month_count: usize,
+    errors: &HashMap<([u64; 2], u64), ErrorDetail>,
+    error_seconds: &HashSet<(i64, i64)>,
+) -> Tally {
+    kept.par_chunks(1 << 16)
+        .map(|calls| {
+            let mut t = Tally {
+                totals: vec![0; month_count],
+                ..Tally::default()
+            };
+            for call in calls {
+                let Some(month) = coverage.month(call.customer_id, call.ts) else {
+                    continue;
+                };
+                t.totals[month as usize] += 1;
+                t.counted += 1;
+                let second = (call.customer_id, call.ts.div_euclid(NANOS_PER_SECOND));
+                if error_seconds.contains(&second) {
+                    *t.seconds.entry(second).or_default() += 1;
+                }
+                if errors.contains_key(&(call.id, call.content)) {
+                    t.errors
+                        .push((month, call.id, call.content, call.customer_id, call.ts));
+                }
+            }
+            t
+        })
+        .reduce(
+            || Tally {
+                totals: vec![0; month_count],
+                ..Tally::default()
+            },
+            Tally::merge,
         )
-        .select([
-            col(REQUEST_ID),
-            col(CUSTOMER_ID),
-            col(MONTH_INDEX),
-            col(TS),
-            col(ERROR_CODE),
-            col(CALLS_IN_SECOND),
-        ])
-        .collect()?;
+}
 
+/// Runs the heavy step.
+pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
+    let mut timings = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<(&'static str, Duration)>| {
+        timings.push((name, clock.elapsed()));
+        clock = Instant::now();
+    };
+    let files = input.files;
+    let chunks = files.chunks();
+    let store = KeyStore::new(files.rows(), input.memory_budget, &input.spill_dir)?;
+    let buckets = store.buckets();
+
+    // 1. Read.
+    let yields: Vec<anyhow::Result<ChunkYield>> = chunks
+        .par_iter()
+        .enumerate()
+        .map(|(index, chunk)| {
+            let mut y = read_chunk(files, *chunk, index as u32)?;
+            store.add(std::mem::take(&mut y.keys))?;
+            Ok(y)
+        })
+        .collect();
+    let mut errors: HashMap<([u64; 2], u64), ErrorDetail> = HashMap::new();
+    let mut error_seconds: HashSet<(i64, i64)> = HashSet::new();
+    let mut quarantine = Vec::new();
+    let mut quarantined = 0;
+    for y in yields {
+        let y = y?;
+        errors.extend(y.errors);
+        error_seconds.extend(y.error_seconds);
+        quarantine.extend(y.quarantine);
+        quarantined += y.quarantined;
+    }
+    lap("read", &mut timings);
+
+    // 2. De-duplicate and 3. count, bucket by bucket.
+    let coverage = Coverage::new(input.coverage);
+    let mut total = Tally {
+        totals: vec![0; input.month_count],
+        ..Tally::default()
+    };
+    let mut conflicts = Vec::new();
+    let mut unique_calls = 0u64;
+    store.for_each_bucket(|keys| {
+        let mut kept = Vec::with_capacity(keys.len());
+        deduplicate(keys, &mut kept, &mut conflicts);
+        unique_calls += kept.len() as u64;
+        total = std::mem::take(&mut total).merge(tally(
+            &kept,
+            &coverage,
+            input.month_count,
+            &errors,
+            &error_seconds,
+        ));
+        Ok(())
+    })?;
+    lap("deduplicate", &mut timings);
+
+    let mut resolved = Vec::new();
+    quarantine.extend(resolve_conflicts(
+        files,
+        &chunks,
+        &conflicts,
+        &mut resolved,
+        &mut errors,
+    )?);
+    unique_calls += resolved.len() as u64;
+    total = total.merge(tally(
+        &resolved,
+        &coverage,
+        input.month_count,
+        &errors,
+        &error_seconds,
+    ));
+    lap("resolve conflicts", &mut timings);
+
+    let months = attribute(input, &total, &errors);
+    lap("attribute exemptions", &mut timings);
+
+    let read = files.rows();
+    let rows = RowCounts {
+        read,
+        quarantined,
+        duplicates: read - quarantined - unique_calls,
+        counted: total.counted,
+        not_counted: unique_calls - total.counted,
+    };
+    assert!(rows.balances(), "call rows do not balance: {rows:?}");
+    Ok(CallCounts {
+        months,
+        rows,
+        quarantine,
+        timings,
+        buckets,
+    })
+}
+
+/// Totals per month, and each counted system error attributed to its clause (SPEC §4).
+fn attribute(
+    input: &HeavyStepInput,
+    tally: &Tally,
+    errors: &HashMap<([u64; 2], u64), ErrorDetail>,
+) -> Vec<MonthCallCounts> {
+    let mut months: Vec<MonthCallCounts> = tally
+        .totals
+        .iter()
+        .map(|&total_calls| MonthCallCounts {
+            total_calls,
+            ..MonthCallCounts::default()
+        })
+        .collect();
     let rules = ExemptionRules::new(input.exemptions, input.policy);
-    let request_id = errors.column(REQUEST_ID)?.str()?;
-    let customer_id = errors.column(CUSTOMER_ID)?.i64()?;
-    let month_index = errors.column(MONTH_INDEX)?.u32()?;
-    let ts = errors.column(TS)?.i64()?;
-    let error_code = errors.column(ERROR_CODE)?.str()?;
-    let calls_in_second = errors.column(CALLS_IN_SECOND)?.u32()?;
-    for i in 0..errors.height() {
+    for &(month, id, content, customer_id, ts) in &tally.errors {
+        let detail = &errors[&(id, content)];
         let error = SystemError {
-            request_id: request_id.get(i).expect("valid id").to_string(),
-            customer_id: customer_id.get(i).expect("valid customer"),
-            ts: ts.get(i).expect("valid ts"),
-            error_code: error_code.get(i).map(str::to_string),
-            calls_in_second: calls_in_second.get(i).unwrap_or(1),
+            request_id: detail.request_id.clone(),
+            customer_id,
+            ts,
+            error_code: detail.error_code.clone(),
+            calls_in_second: tally
+                .seconds
+                .get(&(customer_id, ts.div_euclid(NANOS_PER_SECOND)))
+                .copied()
+                .unwrap_or(1),
         };
-        let month = &mut months[month_index.get(i).expect("month index") as usize];
+        let month = &mut months[month as usize];
         month.system_errors += 1;
         if let Some(clause) = rules.attribute(&error) {
             *month.exempt_by_clause.entry(clause).or_default() += 1;
         }
     }
-    Ok(())
+    months
 }
