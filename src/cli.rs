@@ -28,6 +28,10 @@ pub enum Command {
         sla-ledger generate --out sample_data --customers 40 --months 2026-01..2026-03 \
         --calls 60000 --seed 7")]
     Generate(GenerateArgs),
+    /// Compare two run outputs; write the payout corrections as signed adjustments.
+    #[command(after_help = "Example:\n  \
+        sla-ledger diff --prior out/2026-04-30 --current out/2026-05-31 --out out/adjustments")]
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -81,4 +85,20 @@ pub struct GenerateArgs {
     /// Random seed; the same seed gives the same files.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The earlier run output (its `ledger.csv` and `manifest.json`).
+    #[arg(long, value_name = "DIR")]
+    pub prior: PathBuf,
+    /// The later run output of the same months.
+    #[arg(long, value_name = "DIR")]
+    pub current: PathBuf,
+    /// Where to write `adjustments.csv`, `adjustments.parquet`, `adjustment_totals.csv`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace a non-empty --out directory (atomically).
+    #[arg(long)]
+    pub force: bool,
 }

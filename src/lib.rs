@@ -15,6 +15,7 @@
 //!
 //! Everything after `stages::calls` works on one small typed row per customer-month.
 
+pub mod adjustments;
 pub mod cli;
 pub mod error;
 pub mod generate;
