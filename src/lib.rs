@@ -18,6 +18,7 @@
 pub mod adjustments;
 pub mod cli;
 pub mod error;
+pub mod explain;
 pub mod generate;
 pub mod inputs;
 pub mod job;

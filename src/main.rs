@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Run(args) => sla_ledger::run::run_command(&args),
         Command::Generate(args) => sla_ledger::generate::generate_command(&args),
         Command::Diff(args) => sla_ledger::adjustments::diff_command(&args),
+        Command::Explain(args) => sla_ledger::explain::explain_command(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 mod support;
 
 mod conformance;
+mod explain;
 mod golden;
 mod reconcile;
 mod run_cli;

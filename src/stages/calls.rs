@@ -116,21 +116,7 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         .map_err(|e| step_error(e, "cannot read `calls/`"))?;
     let mut quarantine = quarantine_invalid_rows(&invalid, input.files)?;
 
-    let distinct = all
-        .filter(valid)
-        .select([
-            col(REQUEST_ID),
-            col(CUSTOMER_ID),
-            col(TS),
-            col(API),
-            col(STATUS),
-            col(ERROR_CODE),
-        ])
-        .unique(None, UniqueKeepStrategy::Any)
-        .with_column(len().over([col(REQUEST_ID)])?.alias(VARIANTS))
-        .collect()
-        .map_err(|e| step_error(e, "cannot de-duplicate calls"))?;
-    let (deduplicated, conflicts) = resolve_conflicts(distinct)?;
+    let (deduplicated, conflicts) = deduplicate(all.filter(valid))?;
     quarantine.extend(conflicts);
 
     let read = input.files.rows();
@@ -178,6 +164,120 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         months,
         rows,
         quarantine,
+    })
+}
+
+/// SPEC §2 duplicates: one row per request id (see [`resolve_conflicts`]), plus the
+/// `conflicting_duplicate` entries. Takes valid rows only (quarantine comes first).
+fn deduplicate(valid_rows: LazyFrame) -> anyhow::Result<(DataFrame, Vec<Entry>)> {
+    let distinct = valid_rows
+        .select([
+            col(REQUEST_ID),
+            col(CUSTOMER_ID),
+            col(TS),
+            col(API),
+            col(STATUS),
+            col(ERROR_CODE),
+        ])
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_column(len().over([col(REQUEST_ID)])?.alias(VARIANTS))
+        .collect()
+        .map_err(|e| step_error(e, "cannot de-duplicate calls"))?;
+    resolve_conflicts(distinct)
+}
+
+/// One unique call of a customer, after quarantine and de-duplication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerCall {
+    pub request_id: String,
+    /// UTC nanoseconds.
+    pub ts: i64,
+    pub api: Option<String>,
+    pub status: String,
+    pub error_code: Option<String>,
+}
+
+/// The call rows behind one customer, for `explain`.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerCalls {
+    /// Rows of the customer quarantined as row defects (a row whose customer_id is null
+    /// belongs to nobody and is not listed).
+    pub quarantined: Vec<Entry>,
+    /// Valid rows of the customer.
+    pub valid_rows: u64,
+    /// Conflicting duplicates among the request ids the customer's rows carry.
+    pub conflicts: Vec<Entry>,
+    /// Unique calls kept for the customer, ordered by (ts, request_id).
+    pub calls: Vec<CustomerCall>,
+}
+
+/// The heavy step's quarantine and de-duplication, run on the rows of every request id that
+/// `customer_id` ever used (so a conflicting copy under another customer is resolved exactly as
+/// in [`count_calls`]); gives that customer's unique calls. Counting stays with the caller.
+pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<CustomerCalls> {
+    let all = files
+        .scan()
+        .map_err(|e| step_error(e, "cannot plan the scan of `calls/`"))?;
+    let valid = valid_row();
+    let of_customer = col(CUSTOMER_ID).eq(lit(customer_id)).fill_null(lit(false));
+    let invalid = all
+        .clone()
+        .filter(valid.clone().not().and(of_customer.clone()))
+        .select([
+            col(FILE),
+            col(ROW),
+            col(REQUEST_ID),
+            col(CUSTOMER_ID),
+            col(TS),
+            col(STATUS),
+        ])
+        .collect()
+        .map_err(|e| step_error(e, "cannot read `calls/`"))?;
+    let quarantined = quarantine_invalid_rows(&invalid, files)?;
+
+    let valid_rows = all.clone().filter(valid);
+    let ids = valid_rows
+        .clone()
+        .filter(of_customer.clone())
+        .select([col(REQUEST_ID)])
+        .unique(None, UniqueKeepStrategy::Any);
+    let related = valid_rows.join(
+        ids,
+        [col(REQUEST_ID)],
+        [col(REQUEST_ID)],
+        JoinArgs::new(JoinType::Inner),
+    );
+    let valid_of_customer = related
+        .clone()
+        .filter(of_customer.clone())
+        .select([len().cast(DataType::UInt64).alias("rows")])
+        .collect()?;
+    let (deduplicated, conflicts) = deduplicate(related)?;
+    let kept = deduplicated
+        .lazy()
+        .filter(of_customer)
+        .sort([TS, REQUEST_ID], SortMultipleOptions::default())
+        .collect()?;
+
+    let request_id = kept.column(REQUEST_ID)?.str()?;
+    let ts = kept.column(TS)?.i64()?;
+    let api = kept.column(API)?.str()?;
+    let status = kept.column(STATUS)?.str()?;
+    let error_code = kept.column(ERROR_CODE)?.str()?;
+    let calls = (0..kept.height())
+        .map(|i| CustomerCall {
+            request_id: request_id.get(i).expect("valid id").to_string(),
+            ts: ts.get(i).expect("valid ts"),
+            api: api.get(i).map(str::to_string),
+            status: status.get(i).expect("valid status").to_string(),
+            error_code: error_code.get(i).map(str::to_string),
+        })
+        .collect();
+    Ok(CustomerCalls {
+        quarantined,
+        valid_rows: valid_of_customer.column("rows")?.u64()?.get(0).unwrap_or(0),
+        conflicts,
+        calls,
     })
 }
 
