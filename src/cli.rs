@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +28,14 @@ pub enum Command {
         sla-ledger generate --out sample_data --customers 40 --months 2026-01..2026-03 \
         --calls 60000 --seed 7")]
     Generate(GenerateArgs),
+    /// Compare two run outputs; write the payout corrections as signed adjustments.
+    #[command(after_help = "Example:\n  \
+        sla-ledger diff --prior out/2026-04-30 --current out/2026-05-31 --out out/adjustments")]
+    Diff(DiffArgs),
+    /// Show everything behind one ledger row: calls, exemptions, tier, fee, claims, payout.
+    #[command(after_help = "Example:\n  \
+        sla-ledger explain --job jobs/month-end.toml --customer 100023757 --month 2026-02")]
+    Explain(ExplainArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -87,4 +95,54 @@ pub struct GenerateArgs {
     /// Random seed; the same seed gives the same files.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The earlier run output (its `ledger.csv` and `manifest.json`).
+    #[arg(long, value_name = "DIR")]
+    pub prior: PathBuf,
+    /// The later run output of the same months.
+    #[arg(long, value_name = "DIR")]
+    pub current: PathBuf,
+    /// Where to write `adjustments.csv`, `adjustments.parquet`, `adjustment_totals.csv`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace a non-empty --out directory (atomically).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// The customer whose row to explain.
+    #[arg(long, value_name = "ID")]
+    pub customer: i64,
+    /// The service month, `YYYY-MM`.
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: String,
+    /// `text` (default) or `json`.
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+    pub format: ExplainFormat,
+    /// Input data directory, as for `run`.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// The run's as-of date, as for `run`.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Working-day calendar CSV, as for `run`.
+    #[arg(long, value_name = "FILE")]
+    pub calendar: Option<PathBuf>,
+    /// SLA policy TOML, as for `run`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// A run's job file; its `out`, `months` and `customers` are not used.
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    Text,
+    Json,
 }

@@ -120,6 +120,23 @@ impl Job {
         args: &RunArgs,
         today: impl FnOnce(&Policy) -> NaiveDate,
     ) -> anyhow::Result<Job> {
+        Self::resolve_with(args, today, true)
+    }
+
+    /// As [`Job::resolve`], for a command that writes nothing (`explain`): no `--out` is
+    /// needed and `out_dir` is left empty.
+    pub fn resolve_without_out(
+        args: &RunArgs,
+        today: impl FnOnce(&Policy) -> NaiveDate,
+    ) -> anyhow::Result<Job> {
+        Self::resolve_with(args, today, false)
+    }
+
+    fn resolve_with(
+        args: &RunArgs,
+        today: impl FnOnce(&Policy) -> NaiveDate,
+        needs_out: bool,
+    ) -> anyhow::Result<Job> {
         let (file, base) = match &args.job {
             Some(path) => (read_job_file(path)?, path.parent().map(Path::to_path_buf)),
             None => (JobFile::default(), None),
@@ -145,6 +162,7 @@ impl Job {
             .out
             .clone()
             .or_else(|| from_file(&file.out))
+            .or_else(|| (!needs_out).then(PathBuf::new))
             .ok_or_else(|| {
                 UsageError::new(
                     "no output directory; pass `--out DIR` or set `out` in the job file",

@@ -42,7 +42,7 @@ const RATE_SCALE: u32 = 2;
 const MONEY_SCALE: u32 = 2;
 const PCT_PRECISION: usize = 7; // 100.0000
 const RATE_PRECISION: usize = 3; // 0.50
-const MONEY_PRECISION: usize = 18;
+pub const MONEY_PRECISION: usize = 18;
 
 /// The priced part of a row; absent on an `error` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +143,7 @@ pub fn write_csv(rows: &[LedgerRow], out: impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn decimal_column(
+pub fn decimal_column(
     name: &str,
     values: Vec<Option<Decimal>>,
     precision: usize,

@@ -15,8 +15,10 @@
 //!
 //! Everything after `stages::calls` works on one small typed row per customer-month.
 
+pub mod adjustments;
 pub mod cli;
 pub mod error;
+pub mod explain;
 pub mod generate;
 pub mod inputs;
 pub mod job;

@@ -11,6 +11,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => sla_ledger::run::run_command(&args),
         Command::Generate(args) => sla_ledger::generate::generate_command(&args),
+        Command::Diff(args) => sla_ledger::adjustments::diff_command(&args),
+        Command::Explain(args) => sla_ledger::explain::explain_command(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

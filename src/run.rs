@@ -24,6 +24,7 @@ use crate::stages::billing::{monthly_fee, Fee};
 use crate::stages::calls::{count_calls, CallCounts, HeavyStepInput, MonthCallCounts};
 use crate::stages::claims::{decide, ClaimContext, ClaimStatus};
 use crate::stages::compensation::compensation;
+use crate::stages::error_budget::{self, AtRisk};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
 use crate::time::YearMonth;
 
@@ -36,6 +37,8 @@ pub struct RunOutcome {
     pub calls: crate::stages::calls::RowCounts,
     pub totals: BTreeMap<String, Totals>,
     pub out_dir: PathBuf,
+    /// Error budgets of the provisional rows (`at_risk.csv`).
+    pub at_risk: Vec<AtRisk>,
 }
 
 pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
@@ -105,6 +108,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         }
     }
     let totals = totals_by_currency(&ledger);
+    let at_risk = error_budget::at_risk_rows(&ledger, &job.policy);
     write_outputs(
         job,
         &calendar_name,
@@ -114,6 +118,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         &quarantine,
         &counts,
         &totals,
+        &at_risk,
     )?;
     Ok(RunOutcome {
         ledger,
@@ -122,6 +127,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         calls: counts.rows,
         totals,
         out_dir: job.out_dir.clone(),
+        at_risk,
     })
 }
 
@@ -316,6 +322,7 @@ fn write_outputs(
     quarantine: &[Entry],
     counts: &CallCounts,
     totals: &BTreeMap<String, Totals>,
+    at_risk: &[AtRisk],
 ) -> anyhow::Result<()> {
     let staged = StagedOutput::prepare(&job.out_dir, job.force)?;
     staged.write("ledger.csv", |w| ledger::write_csv(ledger_rows, w))?;
@@ -326,6 +333,7 @@ fn write_outputs(
     staged.write("quarantine.csv", |w| {
         ledger::write_quarantine(quarantine, w)
     })?;
+    staged.write("at_risk.csv", |w| error_budget::write_csv(at_risk, w))?;
     verify_written_totals(&staged.path("ledger.csv"), totals)?;
 
     let outputs: Vec<(String, PathBuf)> = [
@@ -333,6 +341,7 @@ fn write_outputs(
         "ledger.parquet",
         "exemptions.csv",
         "quarantine.csv",
+        "at_risk.csv",
     ]
     .iter()
     .map(|name| (name.to_string(), staged.path(name)))
@@ -502,6 +511,40 @@ pub fn summary(job: &Job, outcome: &RunOutcome) -> String {
     )
     .ok();
     writeln!(text, "  quarantine entries: {}", outcome.quarantine.len()).ok();
+    write_watch_list(&mut text, job, &outcome.at_risk);
     writeln!(text, "  written: {}", outcome.out_dir.display()).ok();
     text
+}
+
+/// Provisional months already below the standard or within 10 % of their error budget.
+fn write_watch_list(text: &mut String, job: &Job, at_risk: &[AtRisk]) {
+    use std::fmt::Write;
+    const SHOWN: usize = 20;
+    let watched = error_budget::watch_list(at_risk, &job.policy);
+    if watched.is_empty() {
+        return;
+    }
+    let bound = ledger::fixed(job.policy.tiers[0].at_least_pct, 2);
+    writeln!(
+        text,
+        "  at risk (provisional, see at_risk.csv): {} month(s) below {bound}% or within 10% of their error budget",
+        watched.len()
+    )
+    .ok();
+    for r in watched.iter().take(SHOWN) {
+        let state = if r.remaining_calls < 0 {
+            format!("below {bound}% by {} call(s)", -r.remaining_calls)
+        } else {
+            format!("{} call(s) left before {bound}%", r.remaining_calls)
+        };
+        writeln!(
+            text,
+            "    customer {} {}: {} unavailable of {} (budget {}), {state}",
+            r.customer_id, r.service_month, r.unavailable_calls, r.total_calls, r.budget_calls
+        )
+        .ok();
+    }
+    if watched.len() > SHOWN {
+        writeln!(text, "    ... and {} more", watched.len() - SHOWN).ok();
+    }
 }

@@ -44,6 +44,10 @@ pub struct ExemptionTables {
     pub windows: Vec<Window>,
     /// Notices that count (notified strictly before their start).
     pub notices: Vec<Notice>,
+    /// Windows left out for lack of advance notice (quarantined as `unannounced_window`).
+    pub unannounced_windows: Vec<Window>,
+    /// Notices left out for being late (quarantined as `late_notice`).
+    pub late_notices: Vec<Notice>,
 }
 
 fn keep_smallest(map: &mut BTreeMap<String, Clause>, key: String, clause: Clause) {
@@ -147,6 +151,13 @@ impl ExemptionTables {
                     Reason::UnannouncedWindow,
                     format!("window {window_id} (clause {clause}) starts {} but was {when}; it exempts nothing", format_instant(start)),
                 );
+                tables.unannounced_windows.push(Window {
+                    window_id,
+                    clause,
+                    start,
+                    end,
+                    customer_id,
+                });
                 continue;
             }
             tables.windows.push(Window {
@@ -180,6 +191,11 @@ impl ExemptionTables {
                         format_instant(start)
                     ),
                 );
+                tables.late_notices.push(Notice {
+                    customer_id,
+                    start,
+                    end,
+                });
                 continue;
             }
             tables.notices.push(Notice {

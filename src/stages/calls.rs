@@ -212,6 +212,34 @@ fn polars_error(error: PolarsError, files: &CallFiles, chunk: Chunk) -> anyhow::
     )
 }
 
+/// SPEC §2 row defects of a row that is not valid: null request_id/customer_id/ts/status, or
+/// an unknown status (checked in that order).
+fn row_defect(
+    id: Option<&str>,
+    c: Option<i64>,
+    t: Option<i64>,
+    s: Option<&str>,
+) -> (Reason, String) {
+    match (id, c, t, s) {
+        (None, ..) => (Reason::NullRequestId, "request_id is null".to_string()),
+        (Some(id), None, ..) => (
+            Reason::NullCustomerId,
+            format!("request_id {id}: customer_id is null"),
+        ),
+        (Some(id), Some(_), None, _) => (Reason::NullTs, format!("request_id {id}: ts is null")),
+        (Some(id), Some(_), Some(_), None) => (
+            Reason::NullStatus,
+            format!("request_id {id}: status is null"),
+        ),
+        (Some(id), Some(_), Some(_), Some(s)) => (
+            Reason::UnknownStatus,
+            format!(
+                "request_id {id}: status `{s}`; expected success, client_error or system_error"
+            ),
+        ),
+    }
+}
+
 /// Phase 1 for one chunk: quarantine, keys, error details.
 fn read_chunk(files: &CallFiles, chunk: Chunk, chunk_index: u32) -> anyhow::Result<ChunkYield> {
     let frame = files
@@ -237,18 +265,8 @@ fn read_chunk(files: &CallFiles, chunk: Chunk, chunk_index: u32) -> anyhow::Resu
         .zip(status.iter())
         .zip(code.iter());
     for (row, (((((id, c), t), a), s), e)) in rows.enumerate() {
-        let status = s.and_then(status_code);
-        let (Some(id), Some(c), Some(t), Some(status)) = (id, c, t, status) else {
-            let (reason, detail) = match (id, c, t, s) {
-                (None, ..) => (Reason::NullRequestId, "request_id is null".to_string()),
-                (Some(id), None, ..) => (Reason::NullCustomerId, format!("request_id {id}: customer_id is null")),
-                (Some(id), Some(_), None, _) => (Reason::NullTs, format!("request_id {id}: ts is null")),
-                (Some(id), Some(_), Some(_), None) => (Reason::NullStatus, format!("request_id {id}: status is null")),
-                (Some(id), Some(_), Some(_), Some(s)) => (
-                    Reason::UnknownStatus,
-                    format!("request_id {id}: status `{s}`; expected success, client_error or system_error"),
-                ),
-            };
+        let (Some(id), Some(c), Some(t), Some(status)) = (id, c, t, s.and_then(status_code)) else {
+            let (reason, detail) = row_defect(id, c, t, s);
             out.quarantine.push(entry(
                 source,
                 Some(chunk.offset + row as u64 + 1),
@@ -433,6 +451,24 @@ struct CallVersion {
     request_id: String,
 }
 
+/// The `conflicting_duplicate` quarantine entry of one request id; `versions` sorted, distinct.
+fn conflict_entry(versions: &[&CallVersion]) -> Entry {
+    let first = versions[0];
+    entry(
+        Path::new("calls"),
+        None,
+        Reason::ConflictingDuplicate,
+        format!(
+            "request_id {}: {} differing rows; kept ts={} customer_id={} status={}",
+            first.request_id,
+            versions.len(),
+            format_instant(first.ts),
+            first.customer_id,
+            first.status
+        ),
+    )
+}
+
 /// Re-reads the versions of conflicting ids from their positions and keeps the smallest.
 fn resolve_conflicts(
     files: &CallFiles,
@@ -503,19 +539,7 @@ fn resolve_conflicts(
             ts: first.ts,
             customer_id: first.customer_id,
         });
-        entries.push(entry(
-            Path::new("calls"),
-            None,
-            Reason::ConflictingDuplicate,
-            format!(
-                "request_id {}: {} differing rows; kept ts={} customer_id={} status={}",
-                first.request_id,
-                list.len(),
-                format_instant(first.ts),
-                first.customer_id,
-                first.status
-            ),
-        ));
+        entries.push(conflict_entry(&list));
     }
     Ok(entries)
 }
@@ -748,4 +772,131 @@ fn attribute(
         }
     }
     months
+}
+
+/// One unique call of a customer, after quarantine and de-duplication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerCall {
+    pub request_id: String,
+    /// UTC nanoseconds.
+    pub ts: i64,
+    pub api: Option<String>,
+    pub status: String,
+    pub error_code: Option<String>,
+}
+
+/// The call rows behind one customer, for `explain`.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerCalls {
+    /// Rows of the customer quarantined as row defects (a row whose customer_id is null
+    /// belongs to nobody and is not listed).
+    pub quarantined: Vec<Entry>,
+    /// Valid rows of the customer.
+    pub valid_rows: u64,
+    /// Conflicting duplicates among the request ids the customer's rows carry.
+    pub conflicts: Vec<Entry>,
+    /// Unique calls kept for the customer, ordered by (ts, request_id).
+    pub calls: Vec<CustomerCall>,
+}
+
+/// The heavy step's quarantine and de-duplication rules, applied to every row of every request
+/// id that `customer_id` ever used (so a conflicting copy under another customer is resolved
+/// exactly as in [`count_calls`]); gives that customer's unique calls, in full. Two reads of the
+/// call logs, row by row: meant for one customer at a time. Counting stays with the caller.
+pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<CustomerCalls> {
+    let chunks = files.chunks();
+    let mut result = CustomerCalls::default();
+    let mut ids: HashSet<String> = HashSet::new();
+    // Read 1: the customer's defective rows and the request ids of its valid rows.
+    for chunk in &chunks {
+        let frame = files
+            .read_chunk(*chunk)
+            .map_err(|e| polars_error(e, files, *chunk))?;
+        let source = &files.files[chunk.file as usize].shown;
+        let request_id = frame.column(REQUEST_ID)?.str()?;
+        let customer = frame.column(CUSTOMER_ID)?.i64()?;
+        let ts = frame.column(TS)?.i64()?;
+        let status = frame.column(STATUS)?.str()?;
+        for i in 0..frame.height() {
+            if customer.get(i) != Some(customer_id) {
+                continue;
+            }
+            let (id, t, s) = (request_id.get(i), ts.get(i), status.get(i));
+            match (id, t, s.and_then(status_code)) {
+                (Some(id), Some(_), Some(_)) => {
+                    result.valid_rows += 1;
+                    ids.insert(id.to_string());
+                }
+                _ => {
+                    let (reason, detail) = row_defect(id, Some(customer_id), t, s);
+                    result.quarantined.push(entry(
+                        source,
+                        Some(chunk.offset + i as u64 + 1),
+                        reason,
+                        detail,
+                    ));
+                }
+            }
+        }
+    }
+    // Read 2: every valid version of those ids, whoever's customer it names.
+    let mut versions: BTreeMap<String, Vec<CallVersion>> = BTreeMap::new();
+    for chunk in &chunks {
+        let frame = files
+            .read_chunk(*chunk)
+            .map_err(|e| polars_error(e, files, *chunk))?;
+        let request_id = frame.column(REQUEST_ID)?.str()?;
+        let customer = frame.column(CUSTOMER_ID)?.i64()?;
+        let ts = frame.column(TS)?.i64()?;
+        let api = frame.column(API)?.str()?;
+        let status = frame.column(STATUS)?.str()?;
+        let code = frame.column(ERROR_CODE)?.str()?;
+        for i in 0..frame.height() {
+            let Some(id) = request_id.get(i).filter(|id| ids.contains(*id)) else {
+                continue;
+            };
+            let (Some(c), Some(t), Some(s)) = (
+                customer.get(i),
+                ts.get(i),
+                status.get(i).filter(|s| status_code(s).is_some()),
+            ) else {
+                continue;
+            };
+            versions
+                .entry(id.to_string())
+                .or_default()
+                .push(CallVersion {
+                    ts: t,
+                    customer_id: c,
+                    api: api.get(i).map(str::to_string),
+                    status: s.to_string(),
+                    error_code: code.get(i).map(str::to_string),
+                    request_id: id.to_string(),
+                });
+        }
+    }
+    for (_, mut list) in versions {
+        list.sort();
+        list.dedup();
+        if list.len() > 1 {
+            result
+                .conflicts
+                .push(conflict_entry(&list.iter().collect::<Vec<_>>()));
+        }
+        let kept = list.swap_remove(0);
+        if kept.customer_id == customer_id {
+            result.calls.push(CustomerCall {
+                request_id: kept.request_id,
+                ts: kept.ts,
+                api: kept.api,
+                status: kept.status,
+                error_code: kept.error_code,
+            });
+        }
+    }
+    result
+        .calls
+        .sort_by(|a, b| (a.ts, &a.request_id).cmp(&(b.ts, &b.request_id)));
+    result.quarantined.sort();
+    Ok(result)
 }

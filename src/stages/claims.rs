@@ -4,7 +4,6 @@
 //! gives the claim window, the decision and the payout.
 
 use chrono::{Days, NaiveDate};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use crate::inputs::calendar::Calendar;
@@ -117,10 +116,9 @@ pub fn decide(context: &ClaimContext, claims: &[&Claim]) -> Result<ClaimDecision
         });
     }
     let opens = opens.expect("final rows have an opening date");
-    let tz = context.policy.timezone;
     let valid = claims
         .iter()
-        .filter(|c| is_valid(c, context, tz, opens, deadline))
+        .filter(|c| check_claim(c, context, opens, deadline).is_ok())
         .min_by(|a, b| (a.submitted_at, &a.claim_id).cmp(&(b.submitted_at, &b.claim_id)));
     Ok(match valid {
         Some(claim) => ClaimDecision {
@@ -141,20 +139,44 @@ pub fn decide(context: &ClaimContext, claims: &[&Claim]) -> Result<ClaimDecision
 }
 
 /// SLA 3.2: by ticket, for this customer and month, inside the window, and known by as-of.
-fn is_valid(
+/// Why a claim is not valid (SLA 3.2), the first failed condition in the order the rule lists
+/// them; `Ok` when it is valid.
+pub fn check_claim(
     claim: &Claim,
     context: &ClaimContext,
-    tz: Tz,
     opens: NaiveDate,
     deadline: NaiveDate,
-) -> bool {
-    let submitted = local_date(tz, claim.submitted_at);
-    claim.channel == "ticket"
-        && claim.customer_id == context.customer_id
-        && claim.service_month == context.month
-        && opens <= submitted
-        && submitted <= deadline
-        && submitted <= context.as_of
+) -> Result<(), String> {
+    let submitted = local_date(context.policy.timezone, claim.submitted_at);
+    if claim.channel != "ticket" {
+        return Err(format!(
+            "channel `{}`; only `ticket` is valid",
+            claim.channel
+        ));
+    }
+    if claim.customer_id != context.customer_id || claim.service_month != context.month {
+        return Err(format!(
+            "for customer {} {}, not this service month",
+            claim.customer_id, claim.service_month
+        ));
+    }
+    if submitted < opens {
+        return Err(format!(
+            "submitted {submitted}, before the window opens on {opens}"
+        ));
+    }
+    if submitted > deadline {
+        return Err(format!(
+            "submitted {submitted}, after the deadline {deadline}"
+        ));
+    }
+    if submitted > context.as_of {
+        return Err(format!(
+            "submitted {submitted}, after as-of {}",
+            context.as_of
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

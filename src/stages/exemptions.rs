@@ -60,21 +60,47 @@ impl<'a> ExemptionRules<'a> {
 
     /// The smallest clause exempting `error`, if any (SPEC §4 items 1–4).
     pub fn attribute(&self, error: &SystemError) -> Option<Clause> {
-        let by_code = error
-            .error_code
-            .as_ref()
-            .and_then(|code| self.tables.error_codes.get(code))
-            .copied();
-        let by_call = self.tables.calls.get(&error.request_id).copied();
-        let by_window = self.window_clause(error);
-        let by_burst = self.is_unnotified_burst(error).then_some(self.burst_clause);
-        [by_code, by_call, by_window, by_burst]
-            .into_iter()
-            .flatten()
-            .min()
+        self.matches(error).into_iter().map(|m| m.clause).min()
     }
 
-    fn window_clause(&self, error: &SystemError) -> Option<Clause> {
+    /// Every rule that exempts `error`, in SPEC §4 order (code, reviewed call, windows, burst).
+    pub fn matches(&self, error: &SystemError) -> Vec<ExemptionMatch> {
+        let mut found = Vec::new();
+        if let Some(code) = &error.error_code {
+            if let Some(&clause) = self.tables.error_codes.get(code) {
+                found.push(ExemptionMatch {
+                    clause,
+                    source: MatchSource::ErrorCode(code.clone()),
+                });
+            }
+        }
+        if let Some(&clause) = self.tables.calls.get(&error.request_id) {
+            found.push(ExemptionMatch {
+                clause,
+                source: MatchSource::ReviewedCall,
+            });
+        }
+        for window in self.windows_covering(error) {
+            found.push(ExemptionMatch {
+                clause: window.clause,
+                source: MatchSource::Window(window.window_id.clone()),
+            });
+        }
+        if error.calls_in_second >= self.burst_min_calls && self.notice_covering(error).is_none() {
+            found.push(ExemptionMatch {
+                clause: self.burst_clause,
+                source: MatchSource::Burst {
+                    calls_in_second: error.calls_in_second,
+                },
+            });
+        }
+        found
+    }
+
+    fn windows_covering<'e>(
+        &'e self,
+        error: &'e SystemError,
+    ) -> impl Iterator<Item = &'a Window> + 'e {
         let own = self
             .windows_by_customer
             .get(&error.customer_id)
@@ -83,25 +109,65 @@ impl<'a> ExemptionRules<'a> {
         self.windows_for_everyone
             .iter()
             .chain(own)
+            .copied()
             .filter(|w| w.start <= error.ts && error.ts < w.end)
-            .map(|w| w.clause)
-            .min()
     }
 
-    /// SLA 5.7: a burst second of the customer's own traffic, not covered by a counted notice.
-    fn is_unnotified_burst(&self, error: &SystemError) -> bool {
-        if error.calls_in_second < self.burst_min_calls {
-            return false;
-        }
-        let notices = self
-            .notices_by_customer
+    /// SLA 5.7: the counted notice of the customer covering `error`, which suspends the burst
+    /// rule for it.
+    pub fn notice_covering(&self, error: &SystemError) -> Option<&'a Notice> {
+        self.notices_by_customer
             .get(&error.customer_id)
             .into_iter()
-            .flatten();
-        !notices
-            .into_iter()
-            .any(|n| n.start <= error.ts && error.ts < n.end)
+            .flatten()
+            .copied()
+            .find(|n| n.start <= error.ts && error.ts < n.end)
     }
+
+    /// Whether `error` is in a burst second (SLA 5.7), notice or not.
+    pub fn in_burst_second(&self, error: &SystemError) -> bool {
+        error.calls_in_second >= self.burst_min_calls
+    }
+
+    /// Windows that would cover `error` but exempt nothing for lack of advance notice.
+    pub fn unannounced_windows_covering(&self, error: &SystemError) -> Vec<&'a Window> {
+        self.tables
+            .unannounced_windows
+            .iter()
+            .filter(|w| w.customer_id.is_none_or(|id| id == error.customer_id))
+            .filter(|w| w.start <= error.ts && error.ts < w.end)
+            .collect()
+    }
+
+    /// Notices of the customer that would cover `error` but were given too late to count.
+    pub fn late_notices_covering(&self, error: &SystemError) -> Vec<&'a Notice> {
+        self.tables
+            .late_notices
+            .iter()
+            .filter(|n| n.customer_id == error.customer_id)
+            .filter(|n| n.start <= error.ts && error.ts < n.end)
+            .collect()
+    }
+}
+
+/// One rule that exempts a system error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExemptionMatch {
+    pub clause: Clause,
+    pub source: MatchSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchSource {
+    /// `exemptions/error_codes.csv` lists the error code.
+    ErrorCode(String),
+    /// `exemptions/calls.csv` lists the request id.
+    ReviewedCall,
+    /// A window (by `window_id`) covers the call.
+    Window(String),
+    /// The customer made this many counted calls in the call's UTC second, with no notice.
+    Burst { calls_in_second: u32 },
 }
 
 #[cfg(test)]

@@ -7,5 +7,6 @@ pub mod billing;
 pub mod calls;
 pub mod claims;
 pub mod compensation;
+pub mod error_budget;
 pub mod exemptions;
 pub mod service_months;

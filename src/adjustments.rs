@@ -1,0 +1,611 @@
+//! `sla-ledger diff`: finance reconciliation between two run outputs.
+//!
+//! Takes a prior and a current output folder (their `ledger.csv`, checked against the SHA-256
+//! their `manifest.json` recorded); gives one adjustment per service month whose payout,
+//! compensation, tier, fee, currency, status or claim changed. Payouts already made are never
+//! rewritten: a correction is a signed `delta = current_payout - prior_payout` (SLA 3.1, 3.2).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use polars::prelude::*;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::cli::DiffArgs;
+use crate::ledger::{self, COLUMNS};
+use crate::manifest::{self, FileDigest, Program};
+use crate::output::StagedOutput;
+
+/// Adjustment columns, in output order.
+pub const ADJUSTMENT_COLUMNS: [&str; 8] = [
+    "customer_id",
+    "service_month",
+    "prior_payout",
+    "current_payout",
+    "delta",
+    "currency",
+    "reason",
+    "idempotency_key",
+];
+
+const MONEY_SCALE: u32 = 2;
+
+/// One ledger row as written, keyed by its column name (SPEC §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerLine {
+    pub customer_id: i64,
+    pub service_month: String,
+    cells: BTreeMap<&'static str, String>,
+}
+
+impl LedgerLine {
+    pub fn cell(&self, column: &str) -> &str {
+        self.cells.get(column).map_or("", String::as_str)
+    }
+
+    fn payout(&self) -> anyhow::Result<Decimal> {
+        Decimal::from_str_exact(self.cell("payout")).with_context(|| {
+            format!(
+                "customer {} {}: payout `{}` is not a decimal",
+                self.customer_id,
+                self.service_month,
+                self.cell("payout")
+            )
+        })
+    }
+}
+
+/// A run output's ledger: its rows and the SHA-256 of its `ledger.csv`.
+#[derive(Debug)]
+pub struct RunLedger {
+    pub dir: PathBuf,
+    pub sha256: String,
+    pub rows: Vec<LedgerLine>,
+}
+
+impl RunLedger {
+    /// Reads `DIR/ledger.csv` and checks its hash against `DIR/manifest.json`.
+    pub fn load(dir: &Path) -> anyhow::Result<RunLedger> {
+        let path = dir.join("ledger.csv");
+        let (_, sha256) = manifest::sha256_file(&path).map_err(|e| {
+            e.context(format!(
+                "`{}` is not a run output\n  hint: pass the `--out` folder of an `sla-ledger run`",
+                dir.display()
+            ))
+        })?;
+        let recorded = recorded_ledger_hash(dir)?;
+        if recorded != sha256 {
+            bail!(
+                "`{}` has SHA-256 `{sha256}` but its manifest recorded `{recorded}`; the ledger was changed after the run\n  hint: rerun `sla-ledger run` to get an output whose files match its manifest",
+                path.display()
+            );
+        }
+        Ok(RunLedger {
+            dir: dir.to_path_buf(),
+            sha256,
+            rows: read_ledger_csv(&path)?,
+        })
+    }
+}
+
+fn recorded_ledger_hash(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read `{}`\n  hint: pass the `--out` folder of an `sla-ledger run`",
+            path.display()
+        )
+    })?;
+    let manifest: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
+    manifest["outputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["path"] == "ledger.csv")
+        .and_then(|o| o["sha256"].as_str())
+        .map(str::to_string)
+        .with_context(|| {
+            format!(
+                "`{}` lists no SHA-256 for `ledger.csv` in `outputs`",
+                path.display()
+            )
+        })
+}
+
+/// Reads a `ledger.csv`, requiring exactly the SPEC §7 header.
+pub fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
+    let mut reader = csv::Reader::from_path(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let headers = reader.headers()?.clone();
+    if headers.iter().ne(COLUMNS.iter().copied()) {
+        bail!(
+            "`{}` has header `{}`; expected the SPEC §7 columns `{}`",
+            path.display(),
+            headers.iter().collect::<Vec<_>>().join(","),
+            COLUMNS.join(",")
+        );
+    }
+    let mut rows = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("cannot read `{}`", path.display()))?;
+        let line = index as u64 + 2;
+        let customer_id = record[0].parse::<i64>().with_context(|| {
+            format!(
+                "`{}` line {line} column `customer_id`: `{}` is not an integer",
+                path.display(),
+                &record[0]
+            )
+        })?;
+        let cells = COLUMNS
+            .iter()
+            .zip(record.iter())
+            .map(|(c, v)| (*c, v.to_string()))
+            .collect();
+        rows.push(LedgerLine {
+            customer_id,
+            service_month: record[1].to_string(),
+            cells,
+        });
+    }
+    Ok(rows)
+}
+
+/// One correction entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adjustment {
+    pub customer_id: i64,
+    pub service_month: String,
+    pub prior_payout: Decimal,
+    pub current_payout: Decimal,
+    pub delta: Decimal,
+    /// Empty only when neither side has a currency (then every amount is 0.00).
+    pub currency: String,
+    pub reason: String,
+    pub idempotency_key: String,
+}
+
+/// What changed between two versions of a row, in a fixed order. Each names a group of
+/// ledger columns; `tier` and `compensation` appear only when nothing upstream explains them
+/// (for example a different policy).
+fn reasons(prior: &LedgerLine, current: &LedgerLine) -> Vec<&'static str> {
+    let differs = |columns: &[&str]| columns.iter().any(|c| prior.cell(c) != current.cell(c));
+    let mut found = Vec::new();
+    let groups: [(&str, &[&str]); 7] = [
+        ("period", &["period_start", "period_end"]),
+        ("provisional", &["provisional"]),
+        ("counts", &["total_calls", "system_errors"]),
+        ("exemptions", &["exempt_errors"]),
+        ("fee", &["monthly_fee"]),
+        ("currency", &["currency"]),
+        ("status", &["status"]),
+    ];
+    for (name, columns) in groups {
+        if differs(columns) {
+            found.push(name);
+        }
+    }
+    // A claim decision that moved to or from `not_due` (or an `error` row) follows from the
+    // compensation; only a change between owed states is a claim event (filed, won, lapsed).
+    let owed = |r: &LedgerLine| !matches!(r.cell("claim_status"), "" | "not_due");
+    if differs(&["claim_status", "claim_id"]) && owed(prior) && owed(current) {
+        found.push("claim");
+    }
+    let upstream_of_tier = ["period", "counts", "exemptions"];
+    if differs(&["tier_rate"]) && !found.iter().any(|r| upstream_of_tier.contains(r)) {
+        found.push("tier");
+    }
+    if differs(&["compensation"]) && found.is_empty() {
+        found.push("compensation");
+    }
+    if found.is_empty() {
+        // Nothing upstream changed: name the changed columns themselves.
+        found.extend(TRIGGER_COLUMNS.iter().filter(|c| differs(&[c])));
+    }
+    found
+}
+
+/// The columns whose change makes a row an adjustment.
+const TRIGGER_COLUMNS: [&str; 8] = [
+    "payout",
+    "compensation",
+    "tier_rate",
+    "monthly_fee",
+    "currency",
+    "claim_status",
+    "claim_id",
+    "status",
+];
+
+/// `sha256("customer_id|service_month|currency|prior ledger sha256|current ledger sha256")`
+/// in lowercase hex: the same pair of ledgers always gives the same key, so posting an
+/// adjustment twice is detectable. The currency separates the two entries of a month whose
+/// currency changed.
+pub fn idempotency_key(
+    customer_id: i64,
+    service_month: &str,
+    currency: &str,
+    prior_sha256: &str,
+    current_sha256: &str,
+) -> String {
+    let text = format!("{customer_id}|{service_month}|{currency}|{prior_sha256}|{current_sha256}");
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            write!(s, "{b:02x}").expect("write to String");
+            s
+        })
+}
+
+/// Every adjustment between two ledgers, ordered by (customer_id, service_month, currency).
+pub fn adjustments(prior: &RunLedger, current: &RunLedger) -> anyhow::Result<Vec<Adjustment>> {
+    let key = |r: &LedgerLine| (r.customer_id, r.service_month.clone());
+    let prior_rows: BTreeMap<_, _> = prior.rows.iter().map(|r| (key(r), r)).collect();
+    let current_rows: BTreeMap<_, _> = current.rows.iter().map(|r| (key(r), r)).collect();
+    let mut keys: Vec<&(i64, String)> = prior_rows.keys().chain(current_rows.keys()).collect();
+    keys.sort();
+    keys.dedup();
+
+    let mut out = Vec::new();
+    for k in keys {
+        let entry = |prior_payout: Decimal, current_payout: Decimal, currency: &str, reason| {
+            let mut delta = current_payout - prior_payout;
+            delta.rescale(MONEY_SCALE);
+            Adjustment {
+                customer_id: k.0,
+                service_month: k.1.clone(),
+                prior_payout,
+                current_payout,
+                delta,
+                currency: currency.to_string(),
+                reason,
+                idempotency_key: idempotency_key(
+                    k.0,
+                    &k.1,
+                    currency,
+                    &prior.sha256,
+                    &current.sha256,
+                ),
+            }
+        };
+        let zero = Decimal::new(0, MONEY_SCALE);
+        match (prior_rows.get(k), current_rows.get(k)) {
+            (Some(p), None) => out.push(entry(
+                p.payout()?,
+                zero,
+                p.cell("currency"),
+                "only_prior".into(),
+            )),
+            (None, Some(c)) => out.push(entry(
+                zero,
+                c.payout()?,
+                c.cell("currency"),
+                "only_current".into(),
+            )),
+            (Some(p), Some(c)) => {
+                if TRIGGER_COLUMNS.iter().all(|col| p.cell(col) == c.cell(col)) {
+                    continue;
+                }
+                let reason = reasons(p, c).join("+");
+                let (pc, cc) = (p.cell("currency"), c.cell("currency"));
+                let (pp, cp) = (p.payout()?, c.payout()?);
+                if !pc.is_empty() && !cc.is_empty() && pc != cc {
+                    // Money in two currencies is never netted: reverse the prior payout in its
+                    // currency and book the current one in its own.
+                    out.push(entry(pp, zero, pc, reason.clone()));
+                    out.push(entry(zero, cp, cc, reason));
+                } else {
+                    // A side without currency (no billing, or an `error` row) pays 0.00.
+                    let currency = if cc.is_empty() { pc } else { cc };
+                    out.push(entry(pp, cp, currency, reason));
+                }
+            }
+            (None, None) => unreachable!("key from one of the sides"),
+        }
+    }
+    for a in &out {
+        assert_eq!(a.delta, a.current_payout - a.prior_payout);
+        assert!(
+            !a.currency.is_empty() || a.delta.is_zero(),
+            "money without a currency: {a:?}"
+        );
+    }
+    Ok(out)
+}
+
+/// Per currency: how many entries, what was paid before, what is due now, and the net delta.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CurrencyTotals {
+    pub rows: usize,
+    pub prior_payout: Decimal,
+    pub current_payout: Decimal,
+    pub delta: Decimal,
+}
+
+/// Totals per currency over entries that carry money (a currency).
+pub fn totals(adjustments: &[Adjustment]) -> BTreeMap<String, CurrencyTotals> {
+    let mut sums: BTreeMap<String, CurrencyTotals> = BTreeMap::new();
+    for a in adjustments.iter().filter(|a| !a.currency.is_empty()) {
+        let t = sums.entry(a.currency.clone()).or_default();
+        t.rows += 1;
+        t.prior_payout += a.prior_payout;
+        t.current_payout += a.current_payout;
+        t.delta += a.delta;
+    }
+    for t in sums.values_mut() {
+        for v in [&mut t.prior_payout, &mut t.current_payout, &mut t.delta] {
+            v.rescale(MONEY_SCALE);
+        }
+    }
+    sums
+}
+
+fn money(value: Decimal) -> String {
+    ledger::fixed(value, MONEY_SCALE)
+}
+
+pub fn write_csv(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    writer.write_record(ADJUSTMENT_COLUMNS)?;
+    for a in rows {
+        writer.write_record([
+            a.customer_id.to_string(),
+            a.service_month.clone(),
+            money(a.prior_payout),
+            money(a.current_payout),
+            money(a.delta),
+            a.currency.clone(),
+            a.reason.clone(),
+            a.idempotency_key.clone(),
+        ])?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Parquet with decimal128 money (never float), the same columns as the CSV.
+pub fn write_parquet(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()> {
+    let money_column = |name: &str, f: fn(&Adjustment) -> Decimal| {
+        ledger::decimal_column(
+            name,
+            rows.iter().map(|a| Some(f(a))).collect(),
+            ledger::MONEY_PRECISION,
+            MONEY_SCALE,
+        )
+    };
+    let strings = |f: fn(&Adjustment) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+    let mut frame = DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new(
+                ADJUSTMENT_COLUMNS[0].into(),
+                rows.iter().map(|a| a.customer_id).collect::<Vec<_>>(),
+            ),
+            Column::new(ADJUSTMENT_COLUMNS[1].into(), strings(|a| &a.service_month)),
+            money_column(ADJUSTMENT_COLUMNS[2], |a| a.prior_payout)?,
+            money_column(ADJUSTMENT_COLUMNS[3], |a| a.current_payout)?,
+            money_column(ADJUSTMENT_COLUMNS[4], |a| a.delta)?,
+            Column::new(ADJUSTMENT_COLUMNS[5].into(), strings(|a| &a.currency)),
+            Column::new(ADJUSTMENT_COLUMNS[6].into(), strings(|a| &a.reason)),
+            Column::new(
+                ADJUSTMENT_COLUMNS[7].into(),
+                strings(|a| &a.idempotency_key),
+            ),
+        ],
+    )?;
+    ParquetWriter::new(out)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::full())
+        .finish(&mut frame)?;
+    Ok(())
+}
+
+pub fn write_totals_csv(
+    totals: &BTreeMap<String, CurrencyTotals>,
+    out: impl Write,
+) -> anyhow::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    writer.write_record([
+        "currency",
+        "rows",
+        "prior_payout",
+        "current_payout",
+        "delta",
+    ])?;
+    for (currency, t) in totals {
+        writer.write_record([
+            currency.clone(),
+            t.rows.to_string(),
+            money(t.prior_payout),
+            money(t.current_payout),
+            money(t.delta),
+        ])?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct DiffManifest {
+    program: Program,
+    prior: LedgerSource,
+    current: LedgerSource,
+    adjustment_rows: usize,
+    totals: BTreeMap<String, CurrencyTotals>,
+    outputs: Vec<FileDigest>,
+}
+
+#[derive(Debug, Serialize)]
+struct LedgerSource {
+    dir: String,
+    ledger_sha256: String,
+    ledger_rows: usize,
+}
+
+impl LedgerSource {
+    fn of(ledger: &RunLedger) -> LedgerSource {
+        LedgerSource {
+            dir: ledger.dir.display().to_string(),
+            ledger_sha256: ledger.sha256.clone(),
+            ledger_rows: ledger.rows.len(),
+        }
+    }
+}
+
+/// `sla-ledger diff --prior DIR --current DIR --out DIR [--force]`.
+pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
+    crate::output::check_target(&args.out, args.force)?;
+    let prior = RunLedger::load(&args.prior)?;
+    let current = RunLedger::load(&args.current)?;
+    let rows = adjustments(&prior, &current)?;
+    let totals = totals(&rows);
+
+    let staged = StagedOutput::prepare(&args.out, args.force)?;
+    staged.write("adjustments.csv", |w| write_csv(&rows, w))?;
+    staged.write("adjustments.parquet", |w| write_parquet(&rows, w))?;
+    staged.write("adjustment_totals.csv", |w| write_totals_csv(&totals, w))?;
+    let outputs: Vec<(String, PathBuf)> = [
+        "adjustments.csv",
+        "adjustments.parquet",
+        "adjustment_totals.csv",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), staged.path(n)))
+    .collect();
+    let manifest = DiffManifest {
+        program: Program::current(),
+        prior: LedgerSource::of(&prior),
+        current: LedgerSource::of(&current),
+        adjustment_rows: rows.len(),
+        totals: totals.clone(),
+        outputs: manifest::digest_files(&outputs)?,
+    };
+    staged.write("manifest.json", |w| {
+        serde_json::to_writer_pretty(&mut *w, &manifest)?;
+        w.write_all(b"\n")?;
+        Ok(())
+    })?;
+    staged.commit(args.force)?;
+    print!("{}", summary(&prior, &current, &rows, &totals, &args.out));
+    Ok(())
+}
+
+fn summary(
+    prior: &RunLedger,
+    current: &RunLedger,
+    rows: &[Adjustment],
+    totals: &BTreeMap<String, CurrencyTotals>,
+    out: &Path,
+) -> String {
+    let mut text = String::new();
+    writeln!(
+        text,
+        "sla-ledger diff: {} adjustment(s) between `{}` ({} rows) and `{}` ({} rows)",
+        rows.len(),
+        prior.dir.display(),
+        prior.rows.len(),
+        current.dir.display(),
+        current.rows.len()
+    )
+    .ok();
+    for (currency, t) in totals {
+        writeln!(
+            text,
+            "  {currency}: {} row(s), paid before {}, due now {}, delta {}",
+            t.rows,
+            money(t.prior_payout),
+            money(t.current_payout),
+            money(t.delta)
+        )
+        .ok();
+    }
+    writeln!(text, "  written: {}", out.display()).ok();
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(cells: &[(&'static str, &str)]) -> LedgerLine {
+        let mut map: BTreeMap<&'static str, String> =
+            COLUMNS.iter().map(|c| (*c, String::new())).collect();
+        map.insert("payout", "0.00".into());
+        for (c, v) in cells {
+            map.insert(c, v.to_string());
+        }
+        LedgerLine {
+            customer_id: 1,
+            service_month: "2026-01".into(),
+            cells: map,
+        }
+    }
+
+    fn ledger(sha: &str, rows: Vec<LedgerLine>) -> RunLedger {
+        RunLedger {
+            dir: PathBuf::from(sha),
+            sha256: sha.into(),
+            rows,
+        }
+    }
+
+    #[test]
+    fn sla_3_2_a_currency_change_reverses_and_rebooks_instead_of_netting() {
+        let p = line(&[("currency", "CNY"), ("payout", "10.00")]);
+        let c = line(&[("currency", "USD"), ("payout", "2.00")]);
+        let rows = adjustments(&ledger("a", vec![p]), &ledger("b", vec![c])).unwrap();
+        let shown: Vec<_> = rows
+            .iter()
+            .map(|a| (money(a.delta), a.currency.as_str(), a.reason.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("-10.00".to_string(), "CNY", "currency"),
+                ("2.00".to_string(), "USD", "currency")
+            ]
+        );
+        assert_ne!(rows[0].idempotency_key, rows[1].idempotency_key);
+    }
+
+    #[test]
+    fn sla_3_1_an_error_row_reverses_the_prior_payout_in_its_currency() {
+        let p = line(&[
+            ("currency", "CNY"),
+            ("payout", "7.00"),
+            ("status", "ok"),
+            ("claim_status", "valid"),
+        ]);
+        let c = line(&[("payout", "0.00"), ("status", "error")]);
+        let rows = adjustments(&ledger("a", vec![p]), &ledger("b", vec![c])).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (money(rows[0].delta), rows[0].currency.as_str()),
+            ("-7.00".to_string(), "CNY")
+        );
+        assert_eq!(rows[0].reason, "currency+status");
+    }
+
+    #[test]
+    fn idempotency_key_is_sha256_of_its_parts() {
+        let key = idempotency_key(1, "2026-01", "CNY", "p", "c");
+        let expected = Sha256::digest(b"1|2026-01|CNY|p|c");
+        assert_eq!(key.len(), 64);
+        assert_eq!(
+            key,
+            expected
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+    }
+}

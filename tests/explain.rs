@@ -1,0 +1,227 @@
+//! `sla-ledger explain` must give the very numbers `run` writes: checked against the expected
+//! ledgers of the shared conformance cases, and in full on the `sla-rules` golden case.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::*;
+
+fn conformance_root() -> Option<PathBuf> {
+    let root = repo_root().join("../shared/conformance");
+    root.is_dir().then_some(root)
+}
+
+/// The case's run flags that `explain` shares (`--months`/`--customers` are replaced by
+/// `--month`/`--customer`).
+fn shared_flags(args: &str) -> Vec<String> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let mut kept = Vec::new();
+    for pair in words.chunks(2) {
+        if matches!(pair[0], "--as-of" | "--calendar" | "--policy" | "--job") {
+            kept.extend(pair.iter().map(|w| w.to_string()));
+        }
+    }
+    kept
+}
+
+fn explain_json(
+    cwd: &Path,
+    data: &str,
+    flags: &[String],
+    customer: &str,
+    month: &str,
+) -> serde_json::Value {
+    let mut argv: Vec<&str> = vec![
+        "explain",
+        "--data",
+        data,
+        "--customer",
+        customer,
+        "--month",
+        month,
+        "--format",
+        "json",
+    ];
+    argv.extend(flags.iter().map(String::as_str));
+    let output = sla_ledger(cwd, &argv);
+    assert_success(&output);
+    serde_json::from_slice(&output.stdout).expect("explain --format json prints JSON")
+}
+
+/// Picks rows that exercise every branch: the first, each claim status, an error row, exempt
+/// errors, the 50 % tier and a partial month, at most one of each; a small ledger entirely.
+fn chosen_rows(ledger: &str) -> Vec<&str> {
+    let rows: Vec<&str> = ledger.lines().skip(1).collect();
+    if rows.len() <= 12 {
+        return rows;
+    }
+    let cell = |row: &str, i: usize| row.split(',').nth(i).unwrap().to_string();
+    type Pick = Box<dyn Fn(&str) -> bool>;
+    let wanted: [Pick; 9] = [
+        Box::new(|_| true),
+        Box::new(|r| r.ends_with(",error")),
+        Box::new(|r| r.contains(",pending,")),
+        Box::new(|r| r.contains(",valid,")),
+        Box::new(|r| r.contains(",open,")),
+        Box::new(|r| r.contains(",forfeited,")),
+        Box::new(move |r| cell(r, 7) != "0"),
+        Box::new(move |r| cell(r, 10) == "0.50"),
+        Box::new(move |r| !cell(r, 2).ends_with("-01")),
+    ];
+    let mut chosen: Vec<&str> = wanted
+        .iter()
+        .filter_map(|f| rows.iter().copied().find(|r| f(r)))
+        .collect();
+    chosen.sort();
+    chosen.dedup();
+    chosen
+}
+
+#[test]
+fn explain_gives_the_expected_ledger_line_on_every_conformance_case() {
+    let Some(root) = conformance_root() else {
+        eprintln!(
+            "conformance folder `../shared/conformance` is absent: explain was not checked against it"
+        );
+        return;
+    };
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("args").is_file())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    let (mut errors, mut pending, mut valid) = (0, 0, 0);
+    for case in cases {
+        let flags = shared_flags(&std::fs::read_to_string(case.join("args")).unwrap());
+        let expected = std::fs::read_to_string(case.join("expected/ledger.csv")).unwrap();
+        let rows = chosen_rows(&expected);
+        assert!(rows.len() >= 4, "{}: too few distinct rows", case.display());
+        for row in rows {
+            let cells: Vec<&str> = row.split(',').collect();
+            let json = explain_json(&case, "data", &flags, cells[0], cells[1]);
+            assert_eq!(
+                json["ledger_csv"].as_str().unwrap(),
+                row,
+                "{}: explain disagrees with the expected ledger",
+                case.display()
+            );
+            // The sections carry the same numbers as the line.
+            assert_eq!(json["availability"]["total_calls"].to_string(), cells[5]);
+            assert_eq!(
+                json["availability"]["unavailable_calls"].to_string(),
+                cells[8]
+            );
+            assert_eq!(json["payout"].as_str().unwrap(), cells[18]);
+            let listed = json["system_errors"].as_array().unwrap().len().to_string();
+            assert_eq!(listed, cells[6], "one system error line per system error");
+            errors += usize::from(row.ends_with(",error"));
+            pending += usize::from(row.contains(",pending,"));
+            valid += usize::from(row.contains(",valid,"));
+        }
+        eprintln!(
+            "explain agrees with conformance case {}",
+            case.file_name().unwrap().to_string_lossy()
+        );
+    }
+    assert!(
+        errors > 0 && pending > 0 && valid > 0,
+        "{errors} error, {pending} pending, {valid} valid rows explained"
+    );
+}
+
+#[test]
+fn explain_shows_why_on_the_sla_rules_case() {
+    let dir = TempDir::new("explain-golden");
+    let data = dir.join("data");
+    materialise_golden(&repo_root().join("tests/golden/sla-rules"), &data);
+    let data = data.to_str().unwrap().to_string();
+    let flags = vec!["--as-of".to_string(), "2026-04-30".to_string()];
+    let expected =
+        std::fs::read_to_string(repo_root().join("tests/golden/sla-rules/expected/ledger.csv"))
+            .unwrap();
+
+    // Customer 3: every exemption source, and an unannounced window that exempts nothing.
+    let json = explain_json(&repo_root(), &data, &flags, "3", "2026-01");
+    assert_eq!(
+        json["ledger_csv"].as_str().unwrap(),
+        expected.lines().nth(3).unwrap()
+    );
+    assert_eq!(
+        json["exempt_by_clause"],
+        serde_json::json!({"5.12": 1, "5.6": 1, "5.9": 1})
+    );
+    let errors = json["system_errors"].as_array().unwrap();
+    let unannounced: Vec<_> = errors
+        .iter()
+        .filter(|e| !e["unannounced_windows"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(unannounced.len(), 1);
+    assert!(unannounced[0]["exempt_under"].is_null());
+
+    // Customer 2: the exact tier comparison, the rounding, and the claims one by one.
+    let output = sla_ledger(
+        &repo_root(),
+        &[
+            "explain",
+            "--data",
+            &data,
+            "--customer",
+            "2",
+            "--month",
+            "2026-01",
+            "--as-of",
+            "2026-04-30",
+        ],
+    );
+    assert_success(&output);
+    let shown = text(&output.stdout);
+    for line in [
+        "  1 unavailable / 199 counted: 198 × 100 < 99.50 × 199 → availability ≈99.4974 % < 99.50 %",
+        "  1 unavailable / 199 counted: 198 × 100 >= 99.00 × 199 → availability ≈99.4974 % >= 99.00 % → rate 0.10",
+        "compensation (SLA 3.1): 1000.05 × 0.10 = 100.005 → rounded half away from zero, to 2 decimals → 100.01",
+        "  T2-early by ticket submitted 2026-02-06T15:59:59Z (local 2026-02-06): submitted 2026-02-06, before the window opens on 2026-02-07",
+        "payout: 100.01 (ok)",
+    ] {
+        assert!(shown.contains(line), "missing `{line}` in\n{shown}");
+    }
+
+    // Customer 6: a burst the customer had announced does not exempt.
+    let json = explain_json(&repo_root(), &data, &flags, "6", "2026-01");
+    let error = &json["system_errors"][0];
+    assert_eq!(error["calls_in_second"], 5);
+    assert!(error["exempt_under"].is_null());
+    assert!(!error["burst_suspended_by_notice"].is_null());
+
+    // Customer 5: calls before and between its subscriptions are not counted.
+    let json = explain_json(&repo_root(), &data, &flags, "5", "2026-01");
+    assert_eq!(json["calls"]["outside_coverage_in_month"], 2);
+    assert_eq!(
+        json["calls"]["conflicting_duplicates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        json["ledger_csv"].as_str().unwrap(),
+        expected.lines().nth(5).unwrap()
+    );
+
+    let missing = sla_ledger(
+        &repo_root(),
+        &[
+            "explain",
+            "--data",
+            &data,
+            "--customer",
+            "99",
+            "--month",
+            "2026-01",
+            "--as-of",
+            "2026-04-30",
+        ],
+    );
+    assert_exit(&missing, 1);
+    assert!(text(&missing.stderr).contains("customer 99 has no service month 2026-01"));
+}
