@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod output;
 pub mod policy;
 pub mod quarantine;
+pub mod report;
 pub mod run;
 pub mod stages;
 pub mod time;

@@ -306,12 +306,25 @@ fn write_outputs(
         ledger::write_quarantine(quarantine, w)
     })?;
     verify_written_totals(&staged.path("ledger.csv"), totals)?;
+    staged.write("report.html", |w| {
+        let page = crate::report::render(&crate::report::Report {
+            job,
+            ledger: ledger_rows,
+            exemptions,
+            quarantine,
+            calls: &counts.rows,
+            totals,
+        });
+        std::io::Write::write_all(w, page.as_bytes())?;
+        Ok(())
+    })?;
 
     let outputs: Vec<(String, PathBuf)> = [
         "ledger.csv",
         "ledger.parquet",
         "exemptions.csv",
         "quarantine.csv",
+        "report.html",
     ]
     .iter()
     .map(|name| (name.to_string(), staged.path(name)))

@@ -2,6 +2,8 @@
 
 mod support;
 
+mod browser;
 mod conformance;
 mod golden;
+mod report_html;
 mod run_cli;
