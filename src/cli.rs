@@ -23,6 +23,14 @@ pub enum Command {
         sla-ledger run --data sample_data --out out/q1 --months 2026-01..2026-03 --as-of 2026-04-30\n  \
         sla-ledger run --job jobs/nightly.toml --as-of 2026-03-16 --out out/nightly --force")]
     Run(RunArgs),
+    /// Check every input against the contract and report every problem, without computing.
+    ///
+    /// Takes the same flags as `run`; `--out` is optional and, when set, is checked too.
+    /// Exit status 0 when the inputs are clean, 1 when a problem was found.
+    #[command(after_help = "Examples:\n  \
+        sla-ledger validate --data sample_data\n  \
+        sla-ledger validate --job jobs/month-end.toml --strict")]
+    Validate(RunArgs),
     /// Write a SPEC-shaped synthetic data set (call logs, subscriptions, billing, claims).
     #[command(after_help = "Example:\n  \
         sla-ledger generate --out sample_data --customers 40 --months 2026-01..2026-03 \

@@ -112,6 +112,23 @@ impl Job {
         args: &RunArgs,
         today: impl FnOnce(&Policy) -> NaiveDate,
     ) -> anyhow::Result<Job> {
+        Job::resolve_inner(args, today, true)
+    }
+
+    /// As [`Job::resolve`], for `validate`, which writes nothing: `--out` may be absent, and
+    /// `out_dir` is then empty (validate checks an output folder only when one is set).
+    pub fn resolve_for_validation(
+        args: &RunArgs,
+        today: impl FnOnce(&Policy) -> NaiveDate,
+    ) -> anyhow::Result<Job> {
+        Job::resolve_inner(args, today, false)
+    }
+
+    fn resolve_inner(
+        args: &RunArgs,
+        today: impl FnOnce(&Policy) -> NaiveDate,
+        out_required: bool,
+    ) -> anyhow::Result<Job> {
         let (file, base) = match &args.job {
             Some(path) => (read_job_file(path)?, path.parent().map(Path::to_path_buf)),
             None => (JobFile::default(), None),
@@ -133,15 +150,16 @@ impl Job {
                     "no data directory; pass `--data DIR` or set `data` in the job file",
                 )
             })?;
-        let out_dir = args
-            .out
-            .clone()
-            .or_else(|| from_file(&file.out))
-            .ok_or_else(|| {
-                UsageError::new(
+        let out_dir = match args.out.clone().or_else(|| from_file(&file.out)) {
+            Some(out) => out,
+            None if !out_required => PathBuf::new(),
+            None => {
+                return Err(UsageError::new(
                     "no output directory; pass `--out DIR` or set `out` in the job file",
                 )
-            })?;
+                .into())
+            }
+        };
 
         let as_of = match args.as_of.as_ref().or(file.as_of.as_ref()) {
             Some(text) => parse_date(text).map_err(|e| UsageError::new(format!("--as-of: {e}")))?,

@@ -29,3 +29,4 @@ pub mod report;
 pub mod run;
 pub mod stages;
 pub mod time;
+pub mod validate;

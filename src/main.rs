@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => sla_ledger::run::run_command(&args),
+        Command::Validate(args) => sla_ledger::validate::validate_command(&args),
         Command::Generate(args) => sla_ledger::generate::generate_command(&args),
     };
     match outcome {

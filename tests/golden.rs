@@ -9,7 +9,7 @@ use crate::support::*;
 
 /// Copies a case's data into a temp folder, writing its calls as Parquet split over three
 /// files with the three timestamp units.
-fn materialise(case: &Path, into: &Path) {
+pub(crate) fn materialise(case: &Path, into: &Path) {
     copy_dir(&case.join("data"), into);
     let compact = into.join("calls.csv");
     let rows = expand_calls_csv(&compact);

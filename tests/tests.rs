@@ -7,3 +7,4 @@ mod conformance;
 mod golden;
 mod report_html;
 mod run_cli;
+mod validate;

@@ -95,46 +95,15 @@ fn step_error(error: PolarsError, what: &str) -> anyhow::Error {
 
 /// Runs the heavy step with the embedded polars engine.
 pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
-    let all = input
-        .files
-        .scan()
-        .map_err(|e| step_error(e, "cannot plan the scan of `calls/`"))?;
-    let valid = valid_row();
-
-    let invalid = all
-        .clone()
-        .filter(valid.clone().not())
-        .select([
-            col(FILE),
-            col(ROW),
-            col(REQUEST_ID),
-            col(CUSTOMER_ID),
-            col(TS),
-            col(STATUS),
-        ])
-        .collect()
-        .map_err(|e| step_error(e, "cannot read `calls/`"))?;
-    let mut quarantine = quarantine_invalid_rows(&invalid, input.files)?;
-
-    let distinct = all
-        .filter(valid)
-        .select([
-            col(REQUEST_ID),
-            col(CUSTOMER_ID),
-            col(TS),
-            col(API),
-            col(STATUS),
-            col(ERROR_CODE),
-        ])
-        .unique(None, UniqueKeepStrategy::Any)
-        .with_column(len().over([col(REQUEST_ID)])?.alias(VARIANTS))
-        .collect()
-        .map_err(|e| step_error(e, "cannot de-duplicate calls"))?;
-    let (deduplicated, conflicts) = resolve_conflicts(distinct)?;
+    let Screened {
+        mut quarantine,
+        quarantined,
+        deduplicated,
+        conflicts,
+    } = screen_rows(input.files)?;
     quarantine.extend(conflicts);
 
     let read = input.files.rows();
-    let quarantined = invalid.height() as u64;
     let unique_calls = deduplicated.height() as u64;
 
     let counted = deduplicated
@@ -177,6 +146,86 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     Ok(CallCounts {
         months,
         rows,
+        quarantine,
+    })
+}
+
+/// The call rows after quarantine and de-duplication (SPEC §2), before any service month.
+struct Screened {
+    /// Row defects, one entry per quarantined row.
+    quarantine: Vec<Entry>,
+    quarantined: u64,
+    /// One row per request id.
+    deduplicated: DataFrame,
+    /// `conflicting_duplicate` entries, one per request id.
+    conflicts: Vec<Entry>,
+}
+
+/// Quarantine, then de-duplication: the part of the heavy step `validate` also runs.
+fn screen_rows(files: &CallFiles) -> anyhow::Result<Screened> {
+    let all = files
+        .scan()
+        .map_err(|e| step_error(e, "cannot plan the scan of `calls/`"))?;
+    let valid = valid_row();
+
+    let invalid = all
+        .clone()
+        .filter(valid.clone().not())
+        .select([
+            col(FILE),
+            col(ROW),
+            col(REQUEST_ID),
+            col(CUSTOMER_ID),
+            col(TS),
+            col(STATUS),
+        ])
+        .collect()
+        .map_err(|e| step_error(e, "cannot read `calls/`"))?;
+    let quarantine = quarantine_invalid_rows(&invalid, files)?;
+
+    let distinct = all
+        .filter(valid)
+        .select([
+            col(REQUEST_ID),
+            col(CUSTOMER_ID),
+            col(TS),
+            col(API),
+            col(STATUS),
+            col(ERROR_CODE),
+        ])
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_column(len().over([col(REQUEST_ID)])?.alias(VARIANTS))
+        .collect()
+        .map_err(|e| step_error(e, "cannot de-duplicate calls"))?;
+    let (deduplicated, conflicts) = resolve_conflicts(distinct)?;
+    Ok(Screened {
+        quarantine,
+        quarantined: invalid.height() as u64,
+        deduplicated,
+        conflicts,
+    })
+}
+
+/// What `validate` reports of the call rows, found exactly as a run finds them.
+#[derive(Debug, Clone)]
+pub struct CallScreen {
+    pub read: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+    /// Row defects and `conflicting_duplicate` entries.
+    pub quarantine: Vec<Entry>,
+}
+
+/// Quarantine and de-duplication of every call row, without computing the ledger.
+pub fn screen_calls(files: &CallFiles) -> anyhow::Result<CallScreen> {
+    let screened = screen_rows(files)?;
+    let read = files.rows();
+    let mut quarantine = screened.quarantine;
+    quarantine.extend(screened.conflicts);
+    Ok(CallScreen {
+        read,
+        quarantined: screened.quarantined,
+        duplicates: read - screened.quarantined - screened.deduplicated.height() as u64,
         quarantine,
     })
 }
