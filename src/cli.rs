@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,8 +12,46 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Example:\n  sla-ledger run --job jobs/month-end.toml --out out/month-end --force"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub output: Output,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// What the program tells its operator on stderr while it works (see `telemetry`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Output {
+    /// Only warnings and errors on stderr; stdout's summary is unchanged.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also log each stage's time and row counts.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// Log format on stderr: `text`, or `json` (one object per line, for schedulers).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +74,21 @@ pub enum Command {
         sla-ledger generate --out sample_data --customers 40 --months 2026-01..2026-03 \
         --calls 60000 --seed 7")]
     Generate(GenerateArgs),
+    /// Print a shell completion script on stdout.
+    #[command(after_help = "Examples:\n  \
+        sla-ledger completions bash > ~/.local/share/bash-completion/completions/sla-ledger\n  \
+        sla-ledger completions zsh > ~/.zfunc/_sla-ledger")]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = "Example:\n  sla-ledger man > sla-ledger.1 && man ./sla-ledger.1")]
+    Man,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -25,6 +25,7 @@ use crate::stages::calls::{count_calls, CallCounts, HeavyStepInput, MonthCallCou
 use crate::stages::claims::{decide, ClaimContext, ClaimStatus};
 use crate::stages::compensation::compensation;
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
+use crate::telemetry;
 use crate::time::YearMonth;
 
 /// What a finished run produced, for the summary and for tests.
@@ -43,6 +44,7 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         Utc::now().with_timezone(&policy.timezone).date_naive()
     })?;
     let outcome = execute(&job)?;
+    telemetry::finish();
     print!("{}", summary(&job, &outcome));
     Ok(())
 }
@@ -50,12 +52,27 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
 /// Runs every stage and writes the output folder atomically.
 pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
     crate::output::check_target(&job.out_dir, job.force)?;
+    let stage = telemetry::stage("inputs", "reading the data directory");
     let (calendar, calendar_name) = match &job.calendar {
         CalendarSource::Builtin => (Calendar::builtin(), calendar::source_name(None)),
         CalendarSource::File(path) => (Calendar::load(path)?, calendar::source_name(Some(path))),
     };
     let inputs = Inputs::load(&job.data_dir, &job.policy)?;
+    stage.done(&[
+        ("call_files", inputs.calls.files.len() as u64),
+        ("call_rows", inputs.calls.rows()),
+        (
+            "subscription_periods",
+            inputs.subscriptions.periods.len() as u64,
+        ),
+        ("billing_rows", inputs.billing.rows.len() as u64),
+        ("claims", inputs.claims.claims.len() as u64),
+    ]);
 
+    let stage = telemetry::stage(
+        "service_months",
+        "cutting subscriptions into service months",
+    );
     let months = service_months(
         &inputs.subscriptions.periods,
         job.months,
@@ -63,6 +80,11 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         job.as_of,
     );
     let coverage = coverage_intervals(&months, job.policy.timezone);
+    stage.done(&[("service_months", months.len() as u64)]);
+    let stage = telemetry::stage(
+        "calls",
+        "counting calls (quarantine, duplicates, exemptions)",
+    );
     let counts = count_calls(&HeavyStepInput {
         files: &inputs.calls,
         month_count: months.len(),
@@ -70,8 +92,22 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         exemptions: &inputs.exemptions,
         policy: &job.policy,
     })?;
+    stage.done(&[
+        ("read", counts.rows.read),
+        ("quarantined", counts.rows.quarantined),
+        ("duplicates", counts.rows.duplicates),
+        ("counted", counts.rows.counted),
+    ]);
 
+    let stage = telemetry::stage("price", "pricing months and deciding claims");
     let ledger = price_months(job, &inputs, &months, &counts, &calendar, &calendar_name)?;
+    stage.done(&[
+        ("ledger_rows", ledger.len() as u64),
+        (
+            "error_rows",
+            ledger.iter().filter(|r| r.priced.is_none()).count() as u64,
+        ),
+    ]);
     let exemptions = exemption_rows(&months, &counts.months);
     let mut quarantine = inputs.quarantine;
     quarantine.extend(counts.quarantine.iter().cloned());
@@ -87,6 +123,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         }
     }
     let totals = totals_by_currency(&ledger);
+    let stage = telemetry::stage("write", "writing the output folder");
     write_outputs(
         job,
         &calendar_name,
@@ -97,6 +134,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         &counts,
         &totals,
     )?;
+    stage.done(&[("quarantine_entries", quarantine.len() as u64)]);
     Ok(RunOutcome {
         ledger,
         exemptions,

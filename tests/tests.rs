@@ -5,6 +5,7 @@ mod support;
 mod browser;
 mod conformance;
 mod golden;
+mod operator_cli;
 mod report_html;
 mod run_cli;
 mod validate;

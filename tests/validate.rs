@@ -128,8 +128,12 @@ fn run_on_the_same_broken_data_fails_on_the_first_problem_as_before() {
     );
     assert_exit(&output, 1);
     let stderr = text(&output.stderr);
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line\n{stderr}"));
     assert!(
-        stderr.starts_with("error: `calls/b/broken.parquet`: is not a readable Parquet file"),
+        error.starts_with("error: `calls/b/broken.parquet`: is not a readable Parquet file"),
         "{stderr}"
     );
     assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
