@@ -12,8 +12,46 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Example:\n  sla-ledger run --job jobs/month-end.toml --out out/month-end --force"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub output: Output,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// What the program tells its operator on stderr while it works (see `telemetry`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Output {
+    /// Only warnings and errors on stderr; stdout's summary is unchanged.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also log each stage's time and row counts.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// Log format on stderr: `text`, or `json` (one object per line, for schedulers).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +61,14 @@ pub enum Command {
         sla-ledger run --data sample_data --out out/q1 --months 2026-01..2026-03 --as-of 2026-04-30\n  \
         sla-ledger run --job jobs/nightly.toml --as-of 2026-03-16 --out out/nightly --force")]
     Run(RunArgs),
+    /// Check every input against the contract and report every problem, without computing.
+    ///
+    /// Takes the same flags as `run`; `--out` is optional and, when set, is checked too.
+    /// Exit status 0 when the inputs are clean, 1 when a problem was found.
+    #[command(after_help = "Examples:\n  \
+        sla-ledger validate --data sample_data\n  \
+        sla-ledger validate --job jobs/month-end.toml --strict")]
+    Validate(RunArgs),
     /// Write a SPEC-shaped synthetic data set (call logs, subscriptions, billing, claims).
     #[command(after_help = "Example:\n  \
         sla-ledger generate --out sample_data --customers 40 --months 2026-01..2026-03 \
@@ -36,6 +82,21 @@ pub enum Command {
     #[command(after_help = "Example:\n  \
         sla-ledger explain --job jobs/month-end.toml --customer 100023757 --month 2026-02")]
     Explain(ExplainArgs),
+    /// Print a shell completion script on stdout.
+    #[command(after_help = "Examples:\n  \
+        sla-ledger completions bash > ~/.local/share/bash-completion/completions/sla-ledger\n  \
+        sla-ledger completions zsh > ~/.zfunc/_sla-ledger")]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = "Example:\n  sla-ledger man > sla-ledger.1 && man ./sla-ledger.1")]
+    Man,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -3,23 +3,34 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sla_ledger::cli::{Cli, Command};
+use sla_ledger::cli::{Cli, Command, LogFormat};
 use sla_ledger::error::UsageError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    sla_ledger::telemetry::init(&cli.output);
     let outcome = match cli.command {
         Command::Run(args) => sla_ledger::run::run_command(&args),
+        Command::Validate(args) => sla_ledger::validate::validate_command(&args),
         Command::Generate(args) => sla_ledger::generate::generate_command(&args),
         Command::Diff(args) => sla_ledger::adjustments::diff_command(&args),
         Command::Explain(args) => sla_ledger::explain::explain_command(&args),
+        Command::Completions(args) => sla_ledger::manual::completions(args.shell),
+        Command::Man => sla_ledger::manual::man_page(),
     };
+    sla_ledger::telemetry::finish();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            if cli.output.log_format == LogFormat::Json {
+                // Schedulers parse every stderr line: the error is one JSON object too.
+                let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+                tracing::error!(error = %chain.join(": "), "failed");
+            } else {
+                eprintln!("error: {err}");
+                for cause in err.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
             }
             if err.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)

@@ -26,6 +26,7 @@ use crate::stages::claims::{decide, ClaimContext, ClaimStatus};
 use crate::stages::compensation::compensation;
 use crate::stages::error_budget::{self, AtRisk};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
+use crate::telemetry;
 use crate::time::YearMonth;
 
 /// What a finished run produced, for the summary and for tests.
@@ -49,6 +50,7 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         use_threads(threads)?;
     }
     let outcome = execute(&job)?;
+    telemetry::finish();
     print!("{}", summary(&job, &outcome));
     Ok(())
 }
@@ -69,12 +71,27 @@ fn use_threads(threads: usize) -> anyhow::Result<()> {
 /// Runs every stage and writes the output folder atomically.
 pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
     crate::output::check_target(&job.out_dir, job.force)?;
+    let stage = telemetry::stage("inputs", "reading the data directory");
     let (calendar, calendar_name) = match &job.calendar {
         CalendarSource::Builtin => (Calendar::builtin(), calendar::source_name(None)),
         CalendarSource::File(path) => (Calendar::load(path)?, calendar::source_name(Some(path))),
     };
     let inputs = Inputs::load(&job.data_dir, &job.policy)?;
+    stage.done(&[
+        ("call_files", inputs.calls.files.len() as u64),
+        ("call_rows", inputs.calls.rows()),
+        (
+            "subscription_periods",
+            inputs.subscriptions.periods.len() as u64,
+        ),
+        ("billing_rows", inputs.billing.rows.len() as u64),
+        ("claims", inputs.claims.claims.len() as u64),
+    ]);
 
+    let stage = telemetry::stage(
+        "service_months",
+        "cutting subscriptions into service months",
+    );
     let months = service_months(
         &inputs.subscriptions.periods,
         job.months,
@@ -82,6 +99,11 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         job.as_of,
     );
     let coverage = coverage_intervals(&months, job.policy.timezone);
+    stage.done(&[("service_months", months.len() as u64)]);
+    let stage = telemetry::stage(
+        "calls",
+        "counting calls (quarantine, duplicates, exemptions)",
+    );
     let counts = count_calls(&HeavyStepInput {
         files: &inputs.calls,
         month_count: months.len(),
@@ -91,8 +113,22 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         memory_budget: job.memory_budget_mib * 1024 * 1024,
         spill_dir: spill_dir(&job.out_dir),
     })?;
+    stage.done(&[
+        ("read", counts.rows.read),
+        ("quarantined", counts.rows.quarantined),
+        ("duplicates", counts.rows.duplicates),
+        ("counted", counts.rows.counted),
+    ]);
 
+    let stage = telemetry::stage("price", "pricing months and deciding claims");
     let ledger = price_months(job, &inputs, &months, &counts, &calendar, &calendar_name)?;
+    stage.done(&[
+        ("ledger_rows", ledger.len() as u64),
+        (
+            "error_rows",
+            ledger.iter().filter(|r| r.priced.is_none()).count() as u64,
+        ),
+    ]);
     let exemptions = exemption_rows(&months, &counts.months);
     let mut quarantine = inputs.quarantine;
     quarantine.extend(counts.quarantine.iter().cloned());
@@ -109,6 +145,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
     }
     let totals = totals_by_currency(&ledger);
     let at_risk = error_budget::at_risk_rows(&ledger, &job.policy);
+    let stage = telemetry::stage("write", "writing the output folder");
     write_outputs(
         job,
         &calendar_name,
@@ -120,6 +157,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         &totals,
         &at_risk,
     )?;
+    stage.done(&[("quarantine_entries", quarantine.len() as u64)]);
     Ok(RunOutcome {
         ledger,
         exemptions,
@@ -335,6 +373,18 @@ fn write_outputs(
     })?;
     staged.write("at_risk.csv", |w| error_budget::write_csv(at_risk, w))?;
     verify_written_totals(&staged.path("ledger.csv"), totals)?;
+    staged.write("report.html", |w| {
+        let page = crate::report::render(&crate::report::Report {
+            job,
+            ledger: ledger_rows,
+            exemptions,
+            quarantine,
+            calls: &counts.rows,
+            totals,
+        });
+        std::io::Write::write_all(w, page.as_bytes())?;
+        Ok(())
+    })?;
 
     let outputs: Vec<(String, PathBuf)> = [
         "ledger.csv",
@@ -342,6 +392,7 @@ fn write_outputs(
         "exemptions.csv",
         "quarantine.csv",
         "at_risk.csv",
+        "report.html",
     ]
     .iter()
     .map(|name| (name.to_string(), staged.path(name)))

@@ -8,6 +8,7 @@ use sla_ledger::inputs::billing::{parse_amount, Billing};
 use sla_ledger::inputs::calendar::Calendar;
 use sla_ledger::inputs::claims::Claims;
 use sla_ledger::inputs::exemptions::ExemptionTables;
+use sla_ledger::inputs::problems::Problems;
 use sla_ledger::inputs::subscriptions::Subscriptions;
 use sla_ledger::job::{Job, MonthRange};
 use sla_ledger::policy::{Clause, Policy};
@@ -67,14 +68,17 @@ proptest! {
         fs::write(dir.join("claims.csv"), with_header("claim_id,customer_id,service_month,submitted_at,channel", &claims)).unwrap();
         fs::write(dir.join("exemptions/windows.csv"), with_header("window_id,clause,start,end,customer_id,announced_at", &windows)).unwrap();
         fs::write(dir.join("calendar.csv"), with_header("date,kind", &calendar)).unwrap();
-        let mut quarantine = Quarantine::default();
-        let _ = Subscriptions::load(&dir.path, &mut quarantine);
-        let _ = Billing::load(&dir.path, &mut quarantine);
-        let _ = Claims::load(&dir.path);
-        let _ = ExemptionTables::load(&dir.path, &Policy::ccc(), &mut quarantine);
+        // Both modes: a run stops at the first fatal problem, validate collects them all.
+        for mut problems in [Problems::first_fatal(), Problems::collect_all()] {
+            let mut quarantine = Quarantine::default();
+            let _ = Subscriptions::load(&dir.path, &mut quarantine, &mut problems);
+            let _ = Billing::load(&dir.path, &mut quarantine, &mut problems);
+            let _ = Claims::load(&dir.path, &mut problems);
+            let _ = ExemptionTables::load(&dir.path, &Policy::ccc(), &mut quarantine, &mut problems);
+        }
         let _ = Calendar::load(&dir.join("calendar.csv"));
         // Raw bytes without a header, too.
         fs::write(dir.join("billing.csv"), &billing).unwrap();
-        let _ = Billing::load(&dir.path, &mut quarantine);
+        let _ = Billing::load(&dir.path, &mut Quarantine::default(), &mut Problems::first_fatal());
     }
 }

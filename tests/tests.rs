@@ -4,11 +4,15 @@ mod support;
 
 mod auditor;
 mod bad_input;
+mod browser;
 mod conformance;
 mod determinism;
 mod explain;
 mod fuzz;
 mod golden;
+mod operator_cli;
 mod properties;
 mod reconcile;
+mod report_html;
 mod run_cli;
+mod validate;

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 
 use super::{parse_customer_id, read_optional};
 use crate::error::InputError;
+use crate::inputs::problems::Problems;
 use crate::quarantine::{Quarantine, Reason};
 use crate::time::YearMonth;
 
@@ -70,12 +71,21 @@ pub fn parse_amount(text: &str) -> Option<Decimal> {
 }
 
 impl Billing {
-    pub fn load(data_dir: &Path, quarantine: &mut Quarantine) -> Result<Billing, InputError> {
-        let records = read_optional(data_dir, "billing", COLUMNS)?;
+    pub fn load(
+        data_dir: &Path,
+        quarantine: &mut Quarantine,
+        problems: &mut Problems,
+    ) -> Result<Billing, InputError> {
+        let records = read_optional(data_dir, "billing", COLUMNS, problems)?;
         let mut billing = Billing::default();
         for record in &records.rows {
-            let customer_id = records.parse(record, "customer_id", parse_customer_id)?;
-            let period = records.parse(record, "period", |t| t.parse::<YearMonth>())?;
+            let customer_id =
+                problems.check(records.parse(record, "customer_id", parse_customer_id))?;
+            let period =
+                problems.check(records.parse(record, "period", |t| t.parse::<YearMonth>()))?;
+            let (Some(customer_id), Some(period)) = (customer_id, period) else {
+                continue;
+            };
             let kind_text = records.cell(record, "kind").unwrap_or("");
             let amount_text = records.cell(record, "amount").unwrap_or("");
             let currency = records.cell(record, "currency").unwrap_or("");

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{Datelike, NaiveDate, Weekday};
 
 use crate::error::{InputError, Location, Position};
+use crate::inputs::problems::Problems;
 use crate::inputs::table::{read_table, TableFile, TableFormat};
 use crate::time::parse_date;
 
@@ -35,25 +36,33 @@ impl Calendar {
     }
 
     pub fn load(path: &Path) -> Result<Calendar, InputError> {
+        Calendar::load_with(path, &mut Problems::first_fatal())
+    }
+
+    /// Loads a calendar file, handing each malformed row to `problems`.
+    pub fn load_with(path: &Path, problems: &mut Problems) -> Result<Calendar, InputError> {
         let table = TableFile {
             path: path.to_path_buf(),
             shown: path.to_path_buf(),
             format: TableFormat::Csv,
         };
         if !path.is_file() {
-            return Err(InputError::new(
+            problems.report(InputError::new(
                 Location::file(path),
                 "does not exist; expected a calendar CSV `date,kind`",
-            ));
+            ))?;
+            return Ok(Calendar::default());
         }
-        let records = read_table(&table, &["date", "kind"])?;
+        let records = read_table(&table, &["date", "kind"], problems)?;
         let mut rows = Vec::with_capacity(records.rows.len());
         for record in &records.rows {
-            let date = records.parse(record, "date", parse_date)?;
-            let kind = records.parse(record, "kind", parse_kind)?;
-            rows.push((record.position, date, kind));
+            let date = problems.check(records.parse(record, "date", parse_date))?;
+            let kind = problems.check(records.parse(record, "kind", parse_kind))?;
+            if let (Some(date), Some(kind)) = (date, kind) {
+                rows.push((record.position, date, kind));
+            }
         }
-        Calendar::from_rows(path, rows)
+        Calendar::from_rows(path, rows, problems)
     }
 
     fn parse_csv_text(text: &str, shown: &Path) -> Result<Calendar, InputError> {
@@ -68,21 +77,22 @@ impl Calendar {
             let kind = parse_kind(kind).map_err(|p| InputError::new(at().column("kind"), p))?;
             rows.push((position, date, kind));
         }
-        Calendar::from_rows(shown, rows)
+        Calendar::from_rows(shown, rows, &mut Problems::first_fatal())
     }
 
     fn from_rows(
         shown: &Path,
         rows: Vec<(Position, NaiveDate, DayKind)>,
+        problems: &mut Problems,
     ) -> Result<Calendar, InputError> {
         let mut calendar = Calendar::default();
         for (position, date, kind) in rows {
             if let Some(previous) = calendar.exceptions.insert(date, kind) {
                 if previous != kind {
-                    return Err(InputError::new(
+                    problems.report(InputError::new(
                         Location::file(shown).at(position).column("date"),
                         format!("{date} is listed both as holiday and as workday; expected one kind per date"),
-                    ));
+                    ))?;
                 }
             }
             calendar.years.insert(date.year());

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::error::{InputError, Location};
+use crate::inputs::problems::Problems;
 
 /// Column names of the normalised call frame, in one place.
 pub mod columns {
@@ -71,35 +72,56 @@ pub struct CallFiles {
 impl CallFiles {
     /// Finds and checks every call file under `data_dir/calls`.
     pub fn discover(data_dir: &Path) -> Result<CallFiles, InputError> {
+        CallFiles::discover_with(data_dir, &mut Problems::first_fatal())
+    }
+
+    /// Finds and checks every call file, handing each problem to `problems`; files with a
+    /// problem are left out.
+    pub fn discover_with(
+        data_dir: &Path,
+        problems: &mut Problems,
+    ) -> Result<CallFiles, InputError> {
+        let none = CallFiles { files: Vec::new() };
         let root = data_dir.join("calls");
         if !root.is_dir() {
-            return Err(InputError::new(
-                Location::file("calls/"),
-                format!(
-                    "is missing from the data directory `{}`; it is required",
-                    data_dir.display()
-                ),
-            )
-            .hint("put the call logs as Parquet files under `calls/` (any folder layout)"));
+            problems.report(
+                InputError::new(
+                    Location::file("calls/"),
+                    format!(
+                        "is missing from the data directory `{}`; it is required",
+                        data_dir.display()
+                    ),
+                )
+                .hint("put the call logs as Parquet files under `calls/` (any folder layout)"),
+            )?;
+            return Ok(none);
         }
         let mut paths = Vec::new();
-        collect_parquet_files(&root, &mut paths).map_err(|e| {
+        let listed = collect_parquet_files(&root, &mut paths).map_err(|e| {
             InputError::new(Location::file("calls/"), format!("cannot be listed: {e}"))
-        })?;
-        if paths.is_empty() {
-            return Err(InputError::new(
-                Location::file("calls/"),
-                "holds no `*.parquet` file; expected at least one",
-            )
-            .hint("call logs must be Parquet files; CSV call logs are not read"));
+        });
+        if problems.check(listed)?.is_none() {
+            return Ok(none);
         }
-        let mut files = paths
-            .into_iter()
-            .map(|path| {
-                let shown = path.strip_prefix(data_dir).unwrap_or(&path).to_path_buf();
-                check_file(path, shown)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        if paths.is_empty() {
+            problems.report(
+                InputError::new(
+                    Location::file("calls/"),
+                    "holds no `*.parquet` file; expected at least one",
+                )
+                .hint("call logs must be Parquet files; CSV call logs are not read"),
+            )?;
+            return Ok(none);
+        }
+        // Checked in path order, so the first problem reported is the same on every machine.
+        paths.sort();
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let shown = path.strip_prefix(data_dir).unwrap_or(&path).to_path_buf();
+            if let Some(file) = check_file(path, shown, problems)? {
+                files.push(file);
+            }
+        }
         files.sort_by(|a, b| a.shown.cmp(&b.shown));
         Ok(CallFiles { files })
     }
@@ -241,25 +263,36 @@ fn collect_parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<
     Ok(())
 }
 
-/// Reads a file's Parquet footer and checks every required column's type (SPEC §2).
-fn check_file(path: PathBuf, shown: PathBuf) -> Result<CallFile, InputError> {
+/// Reads a file's Parquet footer and checks every required column's type (SPEC §2). Each
+/// problem is handed to `problems`; `None` when the file has any.
+fn check_file(
+    path: PathBuf,
+    shown: PathBuf,
+    problems: &mut Problems,
+) -> Result<Option<CallFile>, InputError> {
     let location = || Location::file(&shown);
-    let file =
-        File::open(&path).map_err(|e| InputError::new(location(), format!("cannot open: {e}")))?;
-    let mut reader = ParquetReader::new(file);
     let corrupt = |e: PolarsError| {
         InputError::new(location(), format!("is not a readable Parquet file: {e}"))
             .hint("the file may be truncated or still being written; re-export it")
     };
-    let schema = reader.schema().map_err(corrupt)?;
-    let rows = reader.num_rows().map_err(corrupt)? as u64;
-    let row_groups = reader
-        .get_metadata()
-        .map_err(corrupt)?
-        .row_groups
-        .iter()
-        .map(|g| g.num_rows() as u64)
-        .collect();
+    let footer = File::open(&path)
+        .map_err(|e| InputError::new(location(), format!("cannot open: {e}")))
+        .and_then(|file| {
+            let mut reader = ParquetReader::new(file);
+            let schema = reader.schema().map_err(corrupt)?;
+            let rows = reader.num_rows().map_err(corrupt)? as u64;
+            let row_groups: Vec<u64> = reader
+                .get_metadata()
+                .map_err(corrupt)?
+                .row_groups
+                .iter()
+                .map(|g| g.num_rows() as u64)
+                .collect();
+            Ok((schema, rows, row_groups))
+        });
+    let Some((schema, rows, row_groups)) = problems.check(footer)? else {
+        return Ok(None);
+    };
     let column = |name: &str| {
         schema.get(name).map(|f| f.dtype.clone()).ok_or_else(|| {
             InputError::new(
@@ -268,52 +301,62 @@ fn check_file(path: PathBuf, shown: PathBuf) -> Result<CallFile, InputError> {
             )
         })
     };
+    let mut good = true;
     for (name, which) in [
         (columns::REQUEST_ID, StringColumn::RequestId),
         (columns::API, StringColumn::Api),
         (columns::STATUS, StringColumn::Status),
         (columns::ERROR_CODE, StringColumn::ErrorCode),
     ] {
-        let dtype = column(name)?;
-        if !is_string(&dtype) {
-            return Err(InputError::new(
-                location().column(name),
-                format!("has type {dtype:?}; expected a string ({which:?})"),
-            ));
+        let checked = column(name).and_then(|dtype| {
+            if is_string(&dtype) {
+                Ok(())
+            } else {
+                Err(InputError::new(
+                    location().column(name),
+                    format!("has type {dtype:?}; expected a string ({which:?})"),
+                ))
+            }
+        });
+        good &= problems.check(checked)?.is_some();
+    }
+    let customer = column(columns::CUSTOMER_ID).and_then(|customer| {
+        if customer == ArrowDataType::Int64 {
+            Ok(())
+        } else {
+            Err(InputError::new(
+                location().column(columns::CUSTOMER_ID),
+                format!("has type {customer:?}; expected int64"),
+            )
+            .hint("customer ids must be stored as 64-bit integers"))
         }
-    }
-    let customer = column(columns::CUSTOMER_ID)?;
-    if customer != ArrowDataType::Int64 {
-        return Err(InputError::new(
-            location().column(columns::CUSTOMER_ID),
-            format!("has type {customer:?}; expected int64"),
-        )
-        .hint("customer ids must be stored as 64-bit integers"));
-    }
-    let ts = column(columns::TS)?;
-    let ts_nanos_per_unit = match &ts {
-        ArrowDataType::Timestamp(unit, tz) if tz.as_deref().is_none_or(is_utc) => match unit {
+    });
+    good &= problems.check(customer)?.is_some();
+    let ts = column(columns::TS).and_then(|ts| match &ts {
+        ArrowDataType::Timestamp(unit, tz) if tz.as_deref().is_none_or(is_utc) => Ok(match unit {
             ArrowTimeUnit::Second => 1_000_000_000,
             ArrowTimeUnit::Millisecond => 1_000_000,
             ArrowTimeUnit::Microsecond => 1_000,
             ArrowTimeUnit::Nanosecond => 1,
-        },
-        other => {
-            return Err(InputError::new(
-                location().column(columns::TS),
-                format!(
+        }),
+        other => Err(InputError::new(
+            location().column(columns::TS),
+            format!(
                 "has type {other:?}; expected a timestamp (ms, us or ns) in UTC or without zone"
             ),
-            ))
-        }
-    };
-    Ok(CallFile {
-        path,
-        shown,
-        rows,
-        row_groups,
-        ts_nanos_per_unit,
-    })
+        )),
+    });
+    let ts_nanos_per_unit = problems.check(ts)?;
+    match (good, ts_nanos_per_unit) {
+        (true, Some(ts_nanos_per_unit)) => Ok(Some(CallFile {
+            path,
+            shown,
+            rows,
+            row_groups,
+            ts_nanos_per_unit,
+        })),
+        _ => Ok(None),
+    }
 }
 
 fn is_utc(zone: &str) -> bool {

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::{parse_customer_id, read_optional};
 use crate::error::InputError;
+use crate::inputs::problems::Problems;
 use crate::time::{parse_instant, YearMonth};
 
 pub const COLUMNS: &[&str] = &[
@@ -30,21 +31,36 @@ pub struct Claims {
 }
 
 impl Claims {
-    pub fn load(data_dir: &Path) -> Result<Claims, InputError> {
-        let records = read_optional(data_dir, "claims", COLUMNS)?;
-        let claims = records
-            .rows
-            .iter()
-            .map(|record| {
-                Ok(Claim {
-                    claim_id: records.required(record, "claim_id")?.to_string(),
-                    customer_id: records.parse(record, "customer_id", parse_customer_id)?,
-                    service_month: records.parse(record, "service_month", |t| t.parse())?,
-                    submitted_at: records.parse(record, "submitted_at", parse_instant)?,
-                    channel: records.required(record, "channel")?.to_string(),
-                })
-            })
-            .collect::<Result<_, InputError>>()?;
+    pub fn load(data_dir: &Path, problems: &mut Problems) -> Result<Claims, InputError> {
+        let records = read_optional(data_dir, "claims", COLUMNS, problems)?;
+        let mut claims = Vec::with_capacity(records.rows.len());
+        for record in &records.rows {
+            let claim_id = problems.check(records.required(record, "claim_id"))?;
+            let customer_id =
+                problems.check(records.parse(record, "customer_id", parse_customer_id))?;
+            let service_month =
+                problems.check(records.parse(record, "service_month", |t| t.parse()))?;
+            let submitted_at =
+                problems.check(records.parse(record, "submitted_at", parse_instant))?;
+            let channel = problems.check(records.required(record, "channel"))?;
+            let (
+                Some(claim_id),
+                Some(customer_id),
+                Some(service_month),
+                Some(submitted_at),
+                Some(channel),
+            ) = (claim_id, customer_id, service_month, submitted_at, channel)
+            else {
+                continue;
+            };
+            claims.push(Claim {
+                claim_id: claim_id.to_string(),
+                customer_id,
+                service_month,
+                submitted_at,
+                channel: channel.to_string(),
+            });
+        }
         Ok(Claims { claims })
     }
 }

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use super::{parse_customer_id, read_optional};
 use crate::error::InputError;
-use crate::inputs::table::Records;
+use crate::inputs::problems::Problems;
+use crate::inputs::table::{Record, Records};
 use crate::policy::{Clause, Policy};
 use crate::quarantine::{Quarantine, Reason};
 use crate::time::{format_instant, parse_instant};
@@ -56,7 +57,7 @@ fn keep_smallest(map: &mut BTreeMap<String, Clause>, key: String, clause: Clause
         .or_insert(clause);
 }
 
-fn clause(records: &Records, record: &crate::inputs::table::Record) -> Result<Clause, InputError> {
+fn clause(records: &Records, record: &Record) -> Result<Clause, InputError> {
     records
         .parse(record, "clause", |t| t.parse::<Clause>())
         .map_err(|e| e.hint("clauses are written `5.N`, as numbered in the SLA's section 5"))
@@ -64,7 +65,7 @@ fn clause(records: &Records, record: &crate::inputs::table::Record) -> Result<Cl
 
 fn optional_instant(
     records: &Records,
-    record: &crate::inputs::table::Record,
+    record: &Record,
     column: &str,
 ) -> Result<Option<i64>, InputError> {
     records
@@ -75,12 +76,7 @@ fn optional_instant(
         .transpose()
 }
 
-fn check_order(
-    records: &Records,
-    record: &crate::inputs::table::Record,
-    start: i64,
-    end: i64,
-) -> Result<(), InputError> {
+fn check_order(records: &Records, record: &Record, start: i64, end: i64) -> Result<(), InputError> {
     if end <= start {
         return Err(InputError::new(
             records.location(record, "end"),
@@ -99,20 +95,32 @@ impl ExemptionTables {
         data_dir: &Path,
         policy: &Policy,
         quarantine: &mut Quarantine,
+        problems: &mut Problems,
     ) -> Result<ExemptionTables, InputError> {
         let dir = data_dir;
         let mut tables = ExemptionTables::default();
 
-        let error_codes = read_optional(dir, "exemptions/error_codes", &["error_code", "clause"])?;
+        let error_codes = read_optional(
+            dir,
+            "exemptions/error_codes",
+            &["error_code", "clause"],
+            problems,
+        )?;
         for record in &error_codes.rows {
-            let code = error_codes.required(record, "error_code")?.to_string();
-            keep_smallest(&mut tables.error_codes, code, clause(&error_codes, record)?);
+            let code = problems.check(error_codes.required(record, "error_code"))?;
+            let clause = problems.check(clause(&error_codes, record))?;
+            if let (Some(code), Some(clause)) = (code, clause) {
+                keep_smallest(&mut tables.error_codes, code.to_string(), clause);
+            }
         }
 
-        let calls = read_optional(dir, "exemptions/calls", &["request_id", "clause"])?;
+        let calls = read_optional(dir, "exemptions/calls", &["request_id", "clause"], problems)?;
         for record in &calls.rows {
-            let request_id = calls.required(record, "request_id")?.to_string();
-            keep_smallest(&mut tables.calls, request_id, clause(&calls, record)?);
+            let request_id = problems.check(calls.required(record, "request_id"))?;
+            let clause = problems.check(clause(&calls, record))?;
+            if let (Some(request_id), Some(clause)) = (request_id, clause) {
+                keep_smallest(&mut tables.calls, request_id.to_string(), clause);
+            }
         }
 
         let windows = read_optional(
@@ -126,84 +134,148 @@ impl ExemptionTables {
                 "customer_id",
                 "announced_at",
             ],
+            problems,
         )?;
         for record in &windows.rows {
-            let window_id = windows.required(record, "window_id")?.to_string();
-            let clause = clause(&windows, record)?;
-            let start = windows.parse(record, "start", parse_instant)?;
-            let end = windows.parse(record, "end", parse_instant)?;
-            check_order(&windows, record, start, end)?;
-            let customer_id = windows
-                .cell(record, "customer_id")
-                .map(|t| {
-                    parse_customer_id(t)
-                        .map_err(|p| InputError::new(windows.location(record, "customer_id"), p))
-                })
-                .transpose()?;
-            let announced_at = optional_instant(&windows, record, "announced_at")?;
-            if policy.requires_notice(clause) && announced_at.is_none_or(|at| at >= start) {
-                let when = announced_at.map_or("never announced".to_string(), |at| {
-                    format!("announced {}", format_instant(at))
-                });
-                quarantine.add(
-                    &windows.file,
-                    Some(record.position),
-                    Reason::UnannouncedWindow,
-                    format!("window {window_id} (clause {clause}) starts {} but was {when}; it exempts nothing", format_instant(start)),
-                );
-                tables.unannounced_windows.push(Window {
-                    window_id,
-                    clause,
-                    start,
-                    end,
-                    customer_id,
-                });
-                continue;
+            if let Some(window) = read_window(&windows, record, problems)? {
+                let (window, announced_at) = window;
+                if policy.requires_notice(window.clause)
+                    && announced_at.is_none_or(|at| at >= window.start)
+                {
+                    let when = announced_at.map_or("never announced".to_string(), |at| {
+                        format!("announced {}", format_instant(at))
+                    });
+                    quarantine.add(
+                        &windows.file,
+                        Some(record.position),
+                        Reason::UnannouncedWindow,
+                        format!(
+                            "window {} (clause {}) starts {} but was {when}; it exempts nothing",
+                            window.window_id,
+                            window.clause,
+                            format_instant(window.start)
+                        ),
+                    );
+                    tables.unannounced_windows.push(window);
+                    continue;
+                }
+                tables.windows.push(window);
             }
-            tables.windows.push(Window {
-                window_id,
-                clause,
-                start,
-                end,
-                customer_id,
-            });
         }
 
         let notices = read_optional(
             dir,
             "exemptions/notices",
             &["customer_id", "start", "end", "notified_at"],
+            problems,
         )?;
         for record in &notices.rows {
-            let customer_id = notices.parse(record, "customer_id", parse_customer_id)?;
-            let start = notices.parse(record, "start", parse_instant)?;
-            let end = notices.parse(record, "end", parse_instant)?;
-            check_order(&notices, record, start, end)?;
-            let notified_at = optional_instant(&notices, record, "notified_at")?;
-            if notified_at.is_none_or(|at| at >= start) {
+            let Some((notice, notified_at)) = read_notice(&notices, record, problems)? else {
+                continue;
+            };
+            if notified_at.is_none_or(|at| at >= notice.start) {
                 let when = notified_at.map_or("never".to_string(), format_instant);
                 quarantine.add(
                     &notices.file,
                     Some(record.position),
                     Reason::LateNotice,
                     format!(
-                        "customer {customer_id}: notice for {} notified {when}; it does not count",
-                        format_instant(start)
+                        "customer {}: notice for {} notified {when}; it does not count",
+                        notice.customer_id,
+                        format_instant(notice.start)
                     ),
                 );
-                tables.late_notices.push(Notice {
-                    customer_id,
-                    start,
-                    end,
-                });
+                tables.late_notices.push(notice);
                 continue;
             }
-            tables.notices.push(Notice {
-                customer_id,
-                start,
-                end,
-            });
+            tables.notices.push(notice);
         }
         Ok(tables)
     }
+}
+
+/// One row of `windows.csv` and its `announced_at`; `None` when a problem was kept.
+fn read_window(
+    windows: &Records,
+    record: &Record,
+    problems: &mut Problems,
+) -> Result<Option<(Window, Option<i64>)>, InputError> {
+    let window_id = problems.check(windows.required(record, "window_id"))?;
+    let clause = problems.check(clause(windows, record))?;
+    let start = problems.check(windows.parse(record, "start", parse_instant))?;
+    let end = problems.check(windows.parse(record, "end", parse_instant))?;
+    let ordered = match (start, end) {
+        (Some(start), Some(end)) => problems
+            .check(check_order(windows, record, start, end))?
+            .is_some(),
+        _ => false,
+    };
+    let customer_id = windows
+        .cell(record, "customer_id")
+        .map(|t| {
+            parse_customer_id(t)
+                .map_err(|p| InputError::new(windows.location(record, "customer_id"), p))
+        })
+        .transpose();
+    let customer_id = problems.check(customer_id)?;
+    let announced_at = problems.check(optional_instant(windows, record, "announced_at"))?;
+    let (
+        Some(window_id),
+        Some(clause),
+        Some(start),
+        Some(end),
+        true,
+        Some(customer_id),
+        Some(announced_at),
+    ) = (
+        window_id,
+        clause,
+        start,
+        end,
+        ordered,
+        customer_id,
+        announced_at,
+    )
+    else {
+        return Ok(None);
+    };
+    let window = Window {
+        window_id: window_id.to_string(),
+        clause,
+        start,
+        end,
+        customer_id,
+    };
+    Ok(Some((window, announced_at)))
+}
+
+/// One row of `notices.csv` and its `notified_at`; `None` when a problem was kept.
+fn read_notice(
+    notices: &Records,
+    record: &Record,
+    problems: &mut Problems,
+) -> Result<Option<(Notice, Option<i64>)>, InputError> {
+    let customer_id = problems.check(notices.parse(record, "customer_id", parse_customer_id))?;
+    let start = problems.check(notices.parse(record, "start", parse_instant))?;
+    let end = problems.check(notices.parse(record, "end", parse_instant))?;
+    let ordered = match (start, end) {
+        (Some(start), Some(end)) => problems
+            .check(check_order(notices, record, start, end))?
+            .is_some(),
+        _ => false,
+    };
+    let notified_at = problems.check(optional_instant(notices, record, "notified_at"))?;
+    let (Some(customer_id), Some(start), Some(end), true, Some(notified_at)) =
+        (customer_id, start, end, ordered, notified_at)
+    else {
+        return Ok(None);
+    };
+    Ok(Some((
+        Notice {
+            customer_id,
+            start,
+            end,
+        },
+        notified_at,
+    )))
 }

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod calls;
 pub mod claims;
 pub mod exemptions;
+pub mod problems;
 pub mod subscriptions;
 pub mod table;
 
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use crate::error::{InputError, Location};
 use crate::quarantine::Quarantine;
+use problems::Problems;
 use table::{find_table, read_table, Records};
 
 /// Reads an optional small table; a missing file is an empty table.
@@ -20,10 +22,12 @@ pub(crate) fn read_optional(
     data_dir: &Path,
     stem: &str,
     columns: &[&'static str],
+    problems: &mut Problems,
 ) -> Result<Records, InputError> {
-    match find_table(data_dir, stem)? {
-        Some(table) => read_table(&table, columns),
-        None => Ok(Records::empty(format!("{stem}.csv").into(), columns)),
+    let empty = || Records::empty(format!("{stem}.csv").into(), columns);
+    match problems.check(find_table(data_dir, stem))?.flatten() {
+        Some(table) => read_table(&table, columns, problems),
+        None => Ok(empty()),
     }
 }
 
@@ -32,20 +36,30 @@ pub(crate) fn read_required(
     data_dir: &Path,
     stem: &str,
     columns: &[&'static str],
+    problems: &mut Problems,
 ) -> Result<Records, InputError> {
-    match find_table(data_dir, stem)? {
-        Some(table) => read_table(&table, columns),
-        None => Err(InputError::new(
-            Location::file(format!("{stem}.csv")),
-            format!(
-                "is missing from the data directory `{}`; it is required",
-                data_dir.display()
-            ),
-        )
-        .hint(format!(
-            "add `{stem}.csv` (or `.parquet`) with columns `{}`",
-            columns.join(",")
-        ))),
+    let empty = || Records::empty(format!("{stem}.csv").into(), columns);
+    let table = match find_table(data_dir, stem) {
+        Ok(table) => table,
+        Err(problem) => return problems.report(problem).map(|()| empty()),
+    };
+    match table {
+        Some(table) => read_table(&table, columns, problems),
+        None => problems
+            .report(
+                InputError::new(
+                    Location::file(format!("{stem}.csv")),
+                    format!(
+                        "is missing from the data directory `{}`; it is required",
+                        data_dir.display()
+                    ),
+                )
+                .hint(format!(
+                    "add `{stem}.csv` (or `.parquet`) with columns `{}`",
+                    columns.join(",")
+                )),
+            )
+            .map(|()| empty()),
     }
 }
 
@@ -66,14 +80,26 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// Loads and validates every table; small-table quarantine entries are collected.
+    /// Loads and validates every table, failing on the first fatal problem; small-table
+    /// quarantine entries are collected.
     pub fn load(data_dir: &Path, policy: &crate::policy::Policy) -> Result<Inputs, InputError> {
+        Inputs::load_with(data_dir, policy, &mut Problems::first_fatal())
+    }
+
+    /// Loads every table, handing each fatal problem to `problems` (see [`Problems`]).
+    pub fn load_with(
+        data_dir: &Path,
+        policy: &crate::policy::Policy,
+        problems: &mut Problems,
+    ) -> Result<Inputs, InputError> {
         let mut quarantine = Quarantine::default();
-        let calls = calls::CallFiles::discover(data_dir)?;
-        let subscriptions = subscriptions::Subscriptions::load(data_dir, &mut quarantine)?;
-        let billing = billing::Billing::load(data_dir, &mut quarantine)?;
-        let exemptions = exemptions::ExemptionTables::load(data_dir, policy, &mut quarantine)?;
-        let claims = claims::Claims::load(data_dir)?;
+        let calls = calls::CallFiles::discover_with(data_dir, problems)?;
+        let subscriptions =
+            subscriptions::Subscriptions::load(data_dir, &mut quarantine, problems)?;
+        let billing = billing::Billing::load(data_dir, &mut quarantine, problems)?;
+        let exemptions =
+            exemptions::ExemptionTables::load(data_dir, policy, &mut quarantine, problems)?;
+        let claims = claims::Claims::load(data_dir, problems)?;
         Ok(Inputs {
             calls,
             subscriptions,

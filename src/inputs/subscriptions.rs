@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 
 use super::{parse_customer_id, read_required};
 use crate::error::InputError;
+use crate::inputs::problems::Problems;
 use crate::quarantine::{Quarantine, Reason};
 use crate::time::parse_date;
 
@@ -28,17 +29,28 @@ pub struct Subscriptions {
 }
 
 impl Subscriptions {
-    pub fn load(data_dir: &Path, quarantine: &mut Quarantine) -> Result<Subscriptions, InputError> {
-        let records = read_required(data_dir, "subscriptions", COLUMNS)?;
+    pub fn load(
+        data_dir: &Path,
+        quarantine: &mut Quarantine,
+        problems: &mut Problems,
+    ) -> Result<Subscriptions, InputError> {
+        let records = read_required(data_dir, "subscriptions", COLUMNS, problems)?;
         let mut periods = Vec::with_capacity(records.rows.len());
         for record in &records.rows {
-            let customer_id = records.parse(record, "customer_id", parse_customer_id)?;
-            let start = records.parse(record, "start_date", parse_date)?;
-            let end = match records.cell(record, "end_date") {
-                Some(text) => Some(parse_date(text).map_err(|problem| {
-                    InputError::new(records.location(record, "end_date"), problem)
-                })?),
-                None => None,
+            let customer_id =
+                problems.check(records.parse(record, "customer_id", parse_customer_id))?;
+            let start = problems.check(records.parse(record, "start_date", parse_date))?;
+            let end = records
+                .cell(record, "end_date")
+                .map(|text| {
+                    parse_date(text).map_err(|problem| {
+                        InputError::new(records.location(record, "end_date"), problem)
+                    })
+                })
+                .transpose();
+            let end = problems.check(end)?;
+            let (Some(customer_id), Some(start), Some(end)) = (customer_id, start, end) else {
+                continue;
             };
             if end.is_some_and(|end| start > end) {
                 quarantine.add(

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::error::{InputError, Location, Position};
+use crate::inputs::problems::Problems;
 
 /// A small table file found in the data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,15 +113,30 @@ impl Records {
     }
 }
 
-/// Reads a table's required columns; extra columns are ignored.
-pub fn read_table(table: &TableFile, columns: &[&'static str]) -> Result<Records, InputError> {
-    match table.format {
-        TableFormat::Csv => read_csv(table, columns),
-        TableFormat::Parquet => read_parquet(table, columns),
+/// Reads a table's required columns; extra columns are ignored. A row that cannot be read is
+/// handed to `problems` and skipped; a file that cannot be read at all (or lacks a column)
+/// gives no rows.
+pub fn read_table(
+    table: &TableFile,
+    columns: &[&'static str],
+    problems: &mut Problems,
+) -> Result<Records, InputError> {
+    let empty = || Records::empty(table.shown.clone(), columns);
+    let read = match table.format {
+        TableFormat::Csv => read_csv(table, columns, problems),
+        TableFormat::Parquet => read_parquet(table, columns, problems),
+    };
+    match read {
+        Ok(records) => Ok(records.unwrap_or_else(empty)),
+        Err(problem) => problems.report(problem).map(|()| empty()),
     }
 }
 
-fn read_csv(table: &TableFile, columns: &[&'static str]) -> Result<Records, InputError> {
+fn read_csv(
+    table: &TableFile,
+    columns: &[&'static str],
+    problems: &mut Problems,
+) -> Result<Option<Records>, InputError> {
     let at = |line: u64| Location::file(&table.shown).at(Position::Line(line));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -135,29 +151,44 @@ fn read_csv(table: &TableFile, columns: &[&'static str]) -> Result<Records, Inpu
         .iter()
         .map(|h| h.trim_start_matches('\u{feff}'))
         .collect();
-    let indexes = columns
-        .iter()
-        .map(|column| {
-            header_names
-                .iter()
-                .position(|h| h == column)
-                .ok_or_else(|| {
-                    InputError::new(
-                        at(1),
-                        format!(
-                            "has no column `{column}`; expected columns `{}`",
-                            columns.join(",")
-                        ),
-                    )
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut indexes = Vec::with_capacity(columns.len());
+    for column in columns {
+        let found = header_names
+            .iter()
+            .position(|h| h == column)
+            .ok_or_else(|| {
+                InputError::new(
+                    at(1),
+                    format!(
+                        "has no column `{column}`; expected columns `{}`",
+                        columns.join(",")
+                    ),
+                )
+            });
+        if let Some(index) = problems.check(found)? {
+            indexes.push(index);
+        }
+    }
+    if indexes.len() < columns.len() {
+        return Ok(None);
+    }
     let mut rows = Vec::new();
     for result in reader.records() {
-        let record = result.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            InputError::new(at(line), csv_problem(&e))
-        })?;
+        let record = match result {
+            Ok(record) => record,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                let recoverable = matches!(
+                    e.kind(),
+                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
+                );
+                problems.report(InputError::new(at(line), csv_problem(&e)))?;
+                if recoverable {
+                    continue;
+                }
+                break;
+            }
+        };
         let line = record.position().map_or(0, |p| p.line());
         let cells = indexes
             .iter()
@@ -168,11 +199,11 @@ fn read_csv(table: &TableFile, columns: &[&'static str]) -> Result<Records, Inpu
             cells,
         });
     }
-    Ok(Records {
+    Ok(Some(Records {
         file: table.shown.clone(),
         columns: columns.to_vec(),
         rows,
-    })
+    }))
 }
 
 fn csv_problem(error: &csv::Error) -> String {
@@ -187,7 +218,11 @@ fn csv_problem(error: &csv::Error) -> String {
     }
 }
 
-fn read_parquet(table: &TableFile, columns: &[&'static str]) -> Result<Records, InputError> {
+fn read_parquet(
+    table: &TableFile,
+    columns: &[&'static str],
+    problems: &mut Problems,
+) -> Result<Option<Records>, InputError> {
     let file_location = || Location::file(&table.shown);
     let unreadable = |e: PolarsError| {
         InputError::new(file_location(), format!("cannot be read as Parquet: {e}"))
@@ -205,12 +240,16 @@ fn read_parquet(table: &TableFile, columns: &[&'static str]) -> Result<Records, 
                     columns.join(",")
                 ),
             )
-        })?;
-        text_columns.push(column_as_text(
-            series.as_materialized_series(),
-            column,
-            &table.shown,
-        )?);
+        });
+        let text = series.and_then(|series| {
+            column_as_text(series.as_materialized_series(), column, &table.shown)
+        });
+        if let Some(text) = problems.check(text)? {
+            text_columns.push(text);
+        }
+    }
+    if text_columns.len() < columns.len() {
+        return Ok(None);
     }
     let rows = (0..frame.height())
         .map(|i| Record {
@@ -218,11 +257,11 @@ fn read_parquet(table: &TableFile, columns: &[&'static str]) -> Result<Records, 
             cells: text_columns.iter().map(|c| c[i].clone()).collect(),
         })
         .collect();
-    Ok(Records {
+    Ok(Some(Records {
         file: table.shown.clone(),
         columns: columns.to_vec(),
         rows,
-    })
+    }))
 }
 
 /// Renders a Parquet column as the text its CSV twin would hold. Money must never arrive as

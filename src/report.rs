@@ -1,0 +1,862 @@
+//! `report.html`: one self-contained page a reader can open from the output folder.
+//!
+//! Takes the finished ledger, its side tables and the job; gives an HTML page with inline CSS
+//! and inline SVG charts (no scripts, no fonts, nothing fetched). Every number shown is derived
+//! from the same rows the ledger files are written from, and carries a stable `id` or
+//! `data-*` attribute so tests (and scripts) can read it back. The page depends only on the
+//! inputs and arguments: it never shows the wall-clock time of the run, so the same inputs give
+//! the same bytes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+use crate::job::Job;
+use crate::ledger::{fixed, LedgerRow};
+use crate::manifest::Totals;
+use crate::policy::{Clause, Policy};
+use crate::quarantine::Entry;
+use crate::stages::calls::RowCounts;
+use crate::stages::claims::ClaimStatus;
+use crate::time::YearMonth;
+
+/// Everything the page shows.
+pub struct Report<'a> {
+    pub job: &'a Job,
+    pub ledger: &'a [LedgerRow],
+    pub exemptions: &'a [(i64, YearMonth, Clause, u64)],
+    pub quarantine: &'a [Entry],
+    pub calls: &'a RowCounts,
+    pub totals: &'a BTreeMap<String, Totals>,
+}
+
+/// How many customers the "largest payouts" table lists.
+const TOP_CUSTOMERS: usize = 10;
+/// Bins of the availability histogram between its lower edge and 100 %.
+const HISTOGRAM_BINS: u32 = 20;
+/// Tier colours, best tier first; the policy's tiers take them in order.
+const TIER_COLOURS: [&str; 6] = [
+    "#2e7d32", "#f9a825", "#ef6c00", "#c62828", "#6a1b9a", "#37474f",
+];
+
+pub fn render(report: &Report) -> String {
+    let mut page = String::with_capacity(64 * 1024);
+    head(&mut page, report);
+    overview(&mut page, report);
+    totals_section(&mut page, report);
+    histogram_section(&mut page, report);
+    tiers_section(&mut page, report);
+    exemptions_section(&mut page, report);
+    top_payouts_section(&mut page, report);
+    claims_section(&mut page, report);
+    quarantine_section(&mut page, report);
+    errors_section(&mut page, report);
+    page.push_str("</main>\n</body>\n</html>\n");
+    page
+}
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn money(value: Decimal) -> String {
+    fixed(value, 2)
+}
+
+fn tier_colour(policy: &Policy, rate: Decimal) -> &'static str {
+    let index = policy
+        .tiers
+        .iter()
+        .position(|t| t.rate == rate)
+        .unwrap_or(TIER_COLOURS.len() - 1);
+    TIER_COLOURS[index.min(TIER_COLOURS.len() - 1)]
+}
+
+const STYLE: &str = "\
+:root{--ink:#1f2933;--muted:#52606d;--line:#d9e2ec;--bg:#f5f7fa;--card:#fff;--accent:#0b6bcb}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'Noto Sans','Helvetica Neue',Arial,sans-serif;color:var(--ink);background:var(--bg)}
+header{background:#102a43;color:#f0f4f8;padding:20px 32px}
+header h1{margin:0 0 4px;font-size:22px}
+header p{margin:0;color:#bcccdc}
+main{max-width:1040px;margin:0 auto;padding:16px 24px 48px}
+section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin:16px 0}
+h2{font-size:17px;margin:0 0 10px}
+p.note{color:var(--muted);margin:4px 0 10px}
+table{border-collapse:collapse;width:100%;margin:6px 0}
+th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:12px}
+.card{flex:1 1 120px;border:1px solid var(--line);border-radius:8px;padding:10px 14px;background:#fbfcfe}
+.card .label{color:var(--muted);font-size:12px}
+.card .value{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}
+.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;vertical-align:middle}
+svg{display:block;max-width:100%;height:auto}
+#availability-histogram{width:100%}
+svg text{font:11px system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;fill:#334e68}
+.empty{color:var(--muted);font-style:italic}
+";
+
+fn head(page: &mut String, report: &Report) {
+    let job = report.job;
+    let title = format!(
+        "SLA ledger {}..{} as of {}",
+        job.months.first, job.months.last, job.as_of
+    );
+    writeln!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<header>\n\
+         <h1 id=\"title\">{}</h1>\n<p>Policy <span id=\"policy\">{}</span> · months \
+         <span id=\"months\" data-first=\"{}\" data-last=\"{}\">{}..{}</span> · as of \
+         <span id=\"as-of\">{}</span> · {} {}</p>\n</header>\n<main>",
+        escape(&title),
+        escape(&title),
+        escape(&job.policy.name),
+        job.months.first,
+        job.months.last,
+        job.months.first,
+        job.months.last,
+        job.as_of,
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+    )
+    .ok();
+}
+
+fn card(page: &mut String, id: &str, label: &str, value: impl std::fmt::Display) {
+    writeln!(
+        page,
+        "<div class=\"card\"><div class=\"label\">{label}</div>\
+         <div class=\"value\" id=\"{id}\">{value}</div></div>"
+    )
+    .ok();
+}
+
+fn overview(page: &mut String, report: &Report) {
+    let rows = report.ledger;
+    page.push_str("<section id=\"overview\">\n<h2>Overview</h2>\n<div class=\"cards\">\n");
+    card(page, "service-months", "service months", rows.len());
+    card(
+        page,
+        "provisional-months",
+        "provisional",
+        rows.iter().filter(|r| r.provisional).count(),
+    );
+    card(
+        page,
+        "below-standard-months",
+        "below the standard",
+        rows.iter().filter(|r| !r.tier_rate.is_zero()).count(),
+    );
+    card(
+        page,
+        "error-months",
+        "error rows",
+        rows.iter().filter(|r| r.priced.is_none()).count(),
+    );
+    card(page, "calls-counted", "calls counted", report.calls.counted);
+    card(
+        page,
+        "quarantine-entries",
+        "quarantine entries",
+        report.quarantine.len(),
+    );
+    page.push_str("</div>\n</section>\n");
+}
+
+#[derive(Default)]
+struct Money {
+    months: usize,
+    fee: Decimal,
+    compensation: Decimal,
+    payout: Decimal,
+}
+
+fn money_by_currency<'r>(rows: impl Iterator<Item = &'r LedgerRow>) -> BTreeMap<String, Money> {
+    let mut sums: BTreeMap<String, Money> = BTreeMap::new();
+    for row in rows {
+        if let Some(priced) = &row.priced {
+            if let Some(currency) = &priced.currency {
+                let m = sums.entry(currency.clone()).or_default();
+                m.months += 1;
+                m.fee += priced.monthly_fee;
+                m.compensation += priced.compensation;
+                m.payout += row.payout;
+            }
+        }
+    }
+    sums
+}
+
+fn totals_section(page: &mut String, report: &Report) {
+    page.push_str(
+        "<section id=\"totals\">\n<h2>Totals per currency</h2>\n\
+         <p class=\"note\">Over <code>ok</code> rows with billing. Payout is owed only where a \
+         valid claim was filed; compensation is what the availability earned.</p>\n",
+    );
+    let sums = money_by_currency(report.ledger.iter());
+    if sums.is_empty() {
+        page.push_str("<p class=\"empty\">No billed service months.</p>\n</section>\n");
+        return;
+    }
+    page.push_str(
+        "<table id=\"totals-table\">\n<thead><tr><th>Currency</th><th class=\"num\">Months</th>\
+         <th class=\"num\">Fees paid</th><th class=\"num\">Compensation</th>\
+         <th class=\"num\">Payout</th></tr></thead>\n<tbody>\n",
+    );
+    for (currency, m) in &sums {
+        // The manifest's totals are the contract; the page must agree with them.
+        debug_assert!(report.totals.get(currency).is_some_and(|t| {
+            t.compensation == money(m.compensation) && t.payout == money(m.payout)
+        }));
+        let c = escape(currency);
+        writeln!(
+            page,
+            "<tr class=\"total\" data-currency=\"{c}\"><th>{c}</th>\
+             <td class=\"num\" data-field=\"months\">{}</td>\
+             <td class=\"num\" data-field=\"monthly_fee\">{}</td>\
+             <td class=\"num\" data-field=\"compensation\">{}</td>\
+             <td class=\"num\" data-field=\"payout\">{}</td></tr>",
+            m.months,
+            money(m.fee),
+            money(m.compensation),
+            money(m.payout)
+        )
+        .ok();
+    }
+    page.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// The histogram's x range: from a little below the lowest non-zero tier bound up to 100 %.
+fn histogram_floor(policy: &Policy) -> Decimal {
+    let lowest = policy
+        .tiers
+        .iter()
+        .map(|t| t.at_least_pct)
+        .filter(|b| !b.is_zero())
+        .min()
+        .unwrap_or(Decimal::ONE_HUNDRED);
+    (lowest.floor() - Decimal::from(5)).max(Decimal::ZERO)
+}
+
+/// Counts per bin: index 0 holds everything below `floor`, then `HISTOGRAM_BINS` equal bins
+/// up to 100 (the last one closed at 100).
+fn histogram_counts(rows: &[LedgerRow], floor: Decimal) -> Vec<usize> {
+    let width = (Decimal::ONE_HUNDRED - floor) / Decimal::from(HISTOGRAM_BINS);
+    let mut counts = vec![0usize; HISTOGRAM_BINS as usize + 1];
+    for row in rows {
+        let pct = row.availability_pct;
+        let index = if pct < floor {
+            0
+        } else {
+            let bin = ((pct - floor) / width).floor().to_u32().unwrap_or(0);
+            1 + bin.min(HISTOGRAM_BINS - 1) as usize
+        };
+        counts[index] += 1;
+    }
+    counts
+}
+
+fn histogram_section(page: &mut String, report: &Report) {
+    let policy = &report.job.policy;
+    let floor = histogram_floor(policy);
+    let width = (Decimal::ONE_HUNDRED - floor) / Decimal::from(HISTOGRAM_BINS);
+    let counts = histogram_counts(report.ledger, floor);
+    let max = counts.iter().copied().max().unwrap_or(0).max(1);
+
+    // Geometry in SVG user units.
+    let (svg_w, svg_h) = (760.0_f64, 296.0_f64);
+    let (left, right, top, bottom) = (48.0, 16.0, 44.0, 44.0);
+    let plot_h = svg_h - top - bottom;
+    let under_w = 30.0; // the "below the floor" bar, set apart on the left
+    let x0 = left + under_w + 26.0;
+    let x1 = svg_w - right;
+    let floor_f: f64 = floor.try_into().unwrap_or(0.0);
+    let x_of = |pct: f64| x0 + (pct - floor_f) / (100.0 - floor_f) * (x1 - x0);
+    let y_of = |n: usize| top + plot_h - n as f64 / max as f64 * plot_h;
+
+    writeln!(
+        page,
+        "<section id=\"availability\">\n<h2>Availability across customer-months</h2>\n\
+         <p class=\"note\">Each bar counts service months by availability (rounded down, as in the \
+         ledger). Dashed lines are the policy's tier bounds; bars are coloured by the tier \
+         they fall in. The bar on the left gathers every month below {}%.</p>",
+        fixed(floor, 2)
+    )
+    .ok();
+    writeln!(
+        page,
+        "<svg id=\"availability-histogram\" xmlns=\"http://www.w3.org/2000/svg\" \
+         viewBox=\"0 0 {svg_w} {svg_h}\" width=\"{svg_w}\" height=\"{svg_h}\" role=\"img\" \
+         aria-label=\"Histogram of availability across {} customer-months\">",
+        report.ledger.len()
+    )
+    .ok();
+    // Y axis with three ticks.
+    for n in [0, max / 2, max] {
+        let y = y_of(n);
+        writeln!(
+            page,
+            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{x1}\" y2=\"{y:.1}\" stroke=\"#e4e7eb\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{n}</text>",
+            left - 6.0,
+            y + 4.0
+        )
+        .ok();
+    }
+    // Bars.
+    let bar = |page: &mut String, x: f64, w: f64, n: usize, from: &str, to: &str, colour: &str| {
+        let y = y_of(n);
+        writeln!(
+            page,
+            "<rect class=\"bar\" data-bin-from=\"{from}\" data-bin-to=\"{to}\" data-count=\"{n}\" \
+             x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{colour}\">\
+             <title>{from}–{to}%: {n} month(s)</title></rect>",
+            top + plot_h - y
+        )
+        .ok();
+        if n > 0 {
+            writeln!(
+                page,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{n}</text>",
+                x + w / 2.0,
+                y - 4.0
+            )
+            .ok();
+        }
+    };
+    let rate_below_floor = policy.tier_for(0, 1).rate;
+    bar(
+        page,
+        left + 4.0,
+        under_w - 4.0,
+        counts[0],
+        "0.00",
+        &fixed(floor, 2),
+        tier_colour(policy, rate_below_floor),
+    );
+    for bin in 0..HISTOGRAM_BINS {
+        let from = floor + width * Decimal::from(bin);
+        let to = from + width;
+        let from_f: f64 = from.try_into().unwrap_or(0.0);
+        let to_f: f64 = to.try_into().unwrap_or(0.0);
+        let rate = policy
+            .tiers
+            .iter()
+            .find(|t| from >= t.at_least_pct)
+            .map_or(Decimal::ZERO, |t| t.rate);
+        let x = x_of(from_f) + 1.0;
+        let w = (x_of(to_f) - x_of(from_f) - 2.0).max(1.0);
+        bar(
+            page,
+            x,
+            w,
+            counts[bin as usize + 1],
+            &fixed(from, 2),
+            &fixed(to, 2),
+            tier_colour(policy, rate),
+        );
+    }
+    // X axis: a label at every whole percent that fits, plus the floor's own bar.
+    let base = top + plot_h;
+    writeln!(
+        page,
+        "<line x1=\"{left}\" y1=\"{base:.1}\" x2=\"{x1}\" y2=\"{base:.1}\" stroke=\"#52606d\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">&lt;{}</text>",
+        left + under_w / 2.0,
+        base + 16.0,
+        fixed(floor, 0)
+    )
+    .ok();
+    let span = 100.0 - floor_f;
+    let step = if span <= 12.0 {
+        1.0
+    } else {
+        (span / 10.0).ceil()
+    };
+    let mut tick = floor_f;
+    while tick <= 100.0 + f64::EPSILON {
+        writeln!(
+            page,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{tick:.0}</text>",
+            x_of(tick),
+            base + 16.0
+        )
+        .ok();
+        tick += step;
+    }
+    writeln!(
+        page,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">availability (%)</text>",
+        (x0 + x1) / 2.0,
+        base + 34.0
+    )
+    .ok();
+    // Tier bounds.
+    for (i, tier) in policy
+        .tiers
+        .iter()
+        .filter(|t| t.at_least_pct > floor)
+        .enumerate()
+    {
+        let bound: f64 = tier.at_least_pct.try_into().unwrap_or(0.0);
+        let x = x_of(bound);
+        // Stagger the labels so bounds that sit close together stay readable.
+        let label_y = top - 26.0 + (i % 2) as f64 * 12.0;
+        writeln!(
+            page,
+            "<line class=\"tier-bound\" data-bound=\"{}\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" \
+             y2=\"{base:.1}\" stroke=\"#102a43\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/>\
+             <text x=\"{:.1}\" y=\"{label_y:.1}\" text-anchor=\"end\">{}%</text>",
+            fixed(tier.at_least_pct, 2),
+            label_y + 4.0,
+            x - 3.0,
+            fixed(tier.at_least_pct, 2)
+        )
+        .ok();
+    }
+    page.push_str("</svg>\n");
+    tier_legend(page, policy);
+    page.push_str("</section>\n");
+}
+
+fn tier_range(policy: &Policy, index: usize) -> String {
+    let tier = &policy.tiers[index];
+    match index {
+        0 => format!("A ≥ {}%", fixed(tier.at_least_pct, 2)),
+        _ => format!(
+            "{}% ≤ A &lt; {}%",
+            fixed(tier.at_least_pct, 2),
+            fixed(policy.tiers[index - 1].at_least_pct, 2)
+        ),
+    }
+}
+
+fn tier_legend(page: &mut String, policy: &Policy) {
+    page.push_str("<p class=\"note\" id=\"tier-legend\">");
+    for (i, tier) in policy.tiers.iter().enumerate() {
+        write!(
+            page,
+            "<span class=\"swatch\" style=\"background:{}\"></span>{} → rate {} &nbsp; ",
+            tier_colour(policy, tier.rate),
+            tier_range(policy, i),
+            fixed(tier.rate, 2)
+        )
+        .ok();
+    }
+    page.push_str("</p>\n");
+}
+
+/// A horizontal bar chart: one labelled bar per item.
+fn bar_chart(page: &mut String, id: &str, label: &str, items: &[(String, u64, &str)]) {
+    let row_h = 22.0_f64;
+    let (label_w, value_w, svg_w) = (120.0_f64, 60.0_f64, 760.0_f64);
+    let svg_h = row_h * items.len() as f64 + 8.0;
+    let max = items.iter().map(|i| i.1).max().unwrap_or(0).max(1);
+    writeln!(
+        page,
+        "<svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {svg_w} {svg_h}\" \
+         width=\"{svg_w}\" height=\"{svg_h}\" role=\"img\" aria-label=\"{}\">",
+        escape(label)
+    )
+    .ok();
+    for (i, (name, value, colour)) in items.iter().enumerate() {
+        let y = 4.0 + i as f64 * row_h;
+        let w = *value as f64 / max as f64 * (svg_w - label_w - value_w);
+        writeln!(
+            page,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
+             <rect class=\"bar\" data-label=\"{}\" data-value=\"{value}\" x=\"{label_w}\" y=\"{y:.1}\" \
+             width=\"{w:.1}\" height=\"{:.1}\" fill=\"{colour}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\">{value}</text>",
+            label_w - 8.0,
+            y + 15.0,
+            escape(name),
+            escape(name),
+            row_h - 6.0,
+            label_w + w + 6.0,
+            y + 15.0
+        )
+        .ok();
+    }
+    page.push_str("</svg>\n");
+}
+
+fn tiers_section(page: &mut String, report: &Report) {
+    let policy = &report.job.policy;
+    let currencies: Vec<String> = money_by_currency(report.ledger.iter())
+        .into_keys()
+        .collect();
+    page.push_str(
+        "<section id=\"tiers\">\n<h2>Payout by tier</h2>\n\
+         <p class=\"note\">Service months per compensation tier, with what they earned and what \
+         is paid out, per currency.</p>\n",
+    );
+    let items: Vec<(String, u64, &str)> = policy
+        .tiers
+        .iter()
+        .map(|t| {
+            let months = report
+                .ledger
+                .iter()
+                .filter(|r| r.tier_rate == t.rate)
+                .count() as u64;
+            (
+                format!("rate {}", fixed(t.rate, 2)),
+                months,
+                tier_colour(policy, t.rate),
+            )
+        })
+        .collect();
+    bar_chart(page, "tier-chart", "Service months per tier", &items);
+    page.push_str(
+        "<table id=\"tier-table\">\n<thead><tr><th>Tier</th><th>Availability</th>\
+         <th class=\"num\">Months</th><th>Currency</th><th class=\"num\">Compensation</th>\
+         <th class=\"num\">Payout</th></tr></thead>\n<tbody>\n",
+    );
+    for (i, tier) in policy.tiers.iter().enumerate() {
+        let rate = fixed(tier.rate, 2);
+        let in_tier: Vec<&LedgerRow> = report
+            .ledger
+            .iter()
+            .filter(|r| r.tier_rate == tier.rate)
+            .collect();
+        let sums = money_by_currency(in_tier.iter().copied());
+        writeln!(
+            page,
+            "<tr data-tier-rate=\"{rate}\"><td><span class=\"swatch\" style=\"background:{}\">\
+             </span>{rate}</td><td>{}</td><td class=\"num\" data-field=\"months\">{}</td>\
+             <td colspan=\"3\"></td></tr>",
+            tier_colour(policy, tier.rate),
+            tier_range(policy, i),
+            in_tier.len()
+        )
+        .ok();
+        for currency in &currencies {
+            let Some(m) = sums.get(currency) else {
+                continue;
+            };
+            let c = escape(currency);
+            writeln!(
+                page,
+                "<tr data-tier-rate=\"{rate}\" data-currency=\"{c}\"><td></td><td></td>\
+                 <td></td><td>{c}</td>\
+                 <td class=\"num\" data-field=\"compensation\">{}</td>\
+                 <td class=\"num\" data-field=\"payout\">{}</td></tr>",
+                money(m.compensation),
+                money(m.payout)
+            )
+            .ok();
+        }
+    }
+    page.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn exemptions_section(page: &mut String, report: &Report) {
+    let mut by_clause: BTreeMap<Clause, u64> = BTreeMap::new();
+    for (_, _, clause, calls) in report.exemptions {
+        *by_clause.entry(*clause).or_default() += calls;
+    }
+    let total: u64 = by_clause.values().sum();
+    writeln!(
+        page,
+        "<section id=\"exemptions\">\n<h2>Exemptions by clause</h2>\n\
+         <p class=\"note\">System errors the SLA's section 5 exempts, each attributed to its \
+         smallest matching clause: <strong id=\"exempt-total\" data-value=\"{total}\">{total}\
+         </strong> call(s).</p>"
+    )
+    .ok();
+    if by_clause.is_empty() {
+        page.push_str("<p class=\"empty\">No exempt system errors.</p>\n</section>\n");
+        return;
+    }
+    let items: Vec<(String, u64, &str)> = by_clause
+        .iter()
+        .map(|(clause, n)| (format!("clause {clause}"), *n, "#0b6bcb"))
+        .collect();
+    bar_chart(page, "exemptions-chart", "Exempt calls per clause", &items);
+    page.push_str(
+        "<table id=\"exemptions-table\">\n<thead><tr><th>Clause</th>\
+         <th class=\"num\">Exempt calls</th></tr></thead>\n<tbody>\n",
+    );
+    for (clause, n) in &by_clause {
+        writeln!(
+            page,
+            "<tr data-clause=\"{clause}\"><td>{clause}</td>\
+             <td class=\"num\" data-field=\"calls\">{n}</td></tr>"
+        )
+        .ok();
+    }
+    page.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn top_payouts_section(page: &mut String, report: &Report) {
+    // Per customer and currency: payout, then compensation owed.
+    let mut per_customer: BTreeMap<(i64, String), (Decimal, Decimal, usize)> = BTreeMap::new();
+    for row in report.ledger {
+        if let Some(p) = &row.priced {
+            if let Some(currency) = &p.currency {
+                let entry = per_customer
+                    .entry((row.customer_id, currency.clone()))
+                    .or_default();
+                entry.0 += row.payout;
+                entry.1 += p.compensation;
+                entry.2 += usize::from(!p.compensation.is_zero());
+            }
+        }
+    }
+    let mut ranked: Vec<_> = per_customer
+        .into_iter()
+        .filter(|(_, (payout, compensation, _))| !payout.is_zero() || !compensation.is_zero())
+        .collect();
+    // Largest payout first, then largest compensation; ties by customer and currency.
+    ranked.sort_by(|a, b| {
+        (b.1 .0, b.1 .1)
+            .cmp(&(a.1 .0, a.1 .1))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    writeln!(
+        page,
+        "<section id=\"top-payouts\">\n<h2>Largest payouts</h2>\n<p class=\"note\">The {TOP_CUSTOMERS} \
+         customers with the largest payout (then compensation owed) over the run's months.</p>"
+    )
+    .ok();
+    if ranked.is_empty() {
+        page.push_str("<p class=\"empty\">No customer is owed compensation.</p>\n</section>\n");
+        return;
+    }
+    page.push_str(
+        "<table id=\"top-payouts-table\">\n<thead><tr><th>Customer</th><th>Currency</th>\
+         <th class=\"num\">Months owed</th><th class=\"num\">Compensation</th>\
+         <th class=\"num\">Payout</th></tr></thead>\n<tbody>\n",
+    );
+    for ((customer, currency), (payout, compensation, months)) in ranked.iter().take(TOP_CUSTOMERS)
+    {
+        let c = escape(currency);
+        writeln!(
+            page,
+            "<tr data-customer=\"{customer}\" data-currency=\"{c}\"><td>{customer}</td><td>{c}</td>\
+             <td class=\"num\">{months}</td>\
+             <td class=\"num\" data-field=\"compensation\">{}</td>\
+             <td class=\"num\" data-field=\"payout\">{}</td></tr>",
+            money(*compensation),
+            money(*payout)
+        )
+        .ok();
+    }
+    page.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+const CLAIM_STATUSES: [ClaimStatus; 5] = [
+    ClaimStatus::Valid,
+    ClaimStatus::Open,
+    ClaimStatus::Pending,
+    ClaimStatus::Forfeited,
+    ClaimStatus::NotDue,
+];
+
+fn claim_colour(status: ClaimStatus) -> &'static str {
+    match status {
+        ClaimStatus::Valid => "#2e7d32",
+        ClaimStatus::Open => "#0b6bcb",
+        ClaimStatus::Pending => "#829ab1",
+        ClaimStatus::Forfeited => "#c62828",
+        ClaimStatus::NotDue => "#bcccdc",
+    }
+}
+
+fn claims_section(page: &mut String, report: &Report) {
+    let as_of = report.job.as_of;
+    page.push_str(
+        "<section id=\"claims\">\n<h2>Claims by status</h2>\n<p class=\"note\">SLA 3.2: \
+         compensation is paid only on a valid ticket claim inside its window. \
+         <code>open</code> months can still be claimed until their deadline.</p>\n",
+    );
+    let count = |status: ClaimStatus| {
+        report
+            .ledger
+            .iter()
+            .filter(|r| r.priced.as_ref().is_some_and(|p| p.claim_status == status))
+            .count() as u64
+    };
+    let items: Vec<(String, u64, &str)> = CLAIM_STATUSES
+        .iter()
+        .map(|s| (s.as_str().to_string(), count(*s), claim_colour(*s)))
+        .collect();
+    bar_chart(
+        page,
+        "claims-chart",
+        "Service months per claim status",
+        &items,
+    );
+    page.push_str(
+        "<table id=\"claims-table\">\n<thead><tr><th>Status</th><th class=\"num\">Months</th>\
+         </tr></thead>\n<tbody>\n",
+    );
+    for (name, n, _) in &items {
+        writeln!(
+            page,
+            "<tr data-claim-status=\"{name}\"><td>{name}</td>\
+             <td class=\"num\" data-field=\"months\">{n}</td></tr>"
+        )
+        .ok();
+    }
+    page.push_str("</tbody>\n</table>\n");
+
+    let mut open: Vec<&LedgerRow> = report
+        .ledger
+        .iter()
+        .filter(|r| {
+            r.priced
+                .as_ref()
+                .is_some_and(|p| p.claim_status == ClaimStatus::Open)
+        })
+        .collect();
+    open.sort_by_key(|r| {
+        (
+            r.priced.as_ref().and_then(|p| p.claim_deadline),
+            r.customer_id,
+            r.service_month,
+        )
+    });
+    page.push_str("<h2>Open claims and their deadlines</h2>\n");
+    if open.is_empty() {
+        page.push_str("<p class=\"empty\">No open claim.</p>\n</section>\n");
+        return;
+    }
+    page.push_str(
+        "<table id=\"open-claims\">\n<thead><tr><th>Customer</th><th>Month</th><th>Currency</th>\
+         <th class=\"num\">Compensation</th><th>Opens</th><th>Deadline</th>\
+         <th class=\"num\">Days left</th></tr></thead>\n<tbody>\n",
+    );
+    for row in open {
+        let p = row.priced.as_ref().expect("open rows are priced");
+        let deadline = p.claim_deadline;
+        let days_left = deadline.map_or(String::new(), |d| (d - as_of).num_days().to_string());
+        let date = |d: Option<chrono::NaiveDate>| d.map_or(String::new(), |d| d.to_string());
+        writeln!(
+            page,
+            "<tr data-customer=\"{}\" data-month=\"{}\"><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"num\" data-field=\"compensation\">{}</td><td>{}</td>\
+             <td data-field=\"claim_deadline\">{}</td><td class=\"num\">{days_left}</td></tr>",
+            row.customer_id,
+            row.service_month,
+            row.customer_id,
+            row.service_month,
+            escape(p.currency.as_deref().unwrap_or("")),
+            money(p.compensation),
+            date(p.claim_opens),
+            date(deadline),
+        )
+        .ok();
+    }
+    page.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn quarantine_section(page: &mut String, report: &Report) {
+    let c = report.calls;
+    writeln!(
+        page,
+        "<section id=\"quarantine\">\n<h2>Quarantine</h2>\n<p class=\"note\">Call rows: \
+         <span id=\"calls-read\">{}</span> read, {} counted, \
+         <span id=\"calls-quarantined\">{}</span> quarantined, {} duplicates, {} outside the \
+         selected service months. Every quarantined row is listed in \
+         <code>quarantine.csv</code>.</p>",
+        c.read, c.counted, c.quarantined, c.duplicates, c.not_counted
+    )
+    .ok();
+    if report.quarantine.is_empty() {
+        page.push_str("<p class=\"empty\">Nothing was quarantined.</p>\n</section>\n");
+        return;
+    }
+    let mut by: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for entry in report.quarantine {
+        let source = entry.source.split('/').next().unwrap_or(&entry.source);
+        // Call files are many; group them under `calls/`.
+        let source = if source == "calls" || entry.source.starts_with("calls/") {
+            "calls/"
+        } else {
+            entry.source.as_str()
+        };
+        *by.entry((source, entry.reason.as_str())).or_default() += 1;
+    }
+    page.push_str(
+        "<table id=\"quarantine-table\">\n<thead><tr><th>Source</th><th>Reason</th>\
+         <th class=\"num\">Entries</th></tr></thead>\n<tbody>\n",
+    );
+    for ((source, reason), n) in &by {
+        writeln!(
+            page,
+            "<tr data-source=\"{}\" data-reason=\"{reason}\"><td>{}</td><td>{reason}</td>\
+             <td class=\"num\" data-field=\"entries\">{n}</td></tr>",
+            escape(source),
+            escape(source)
+        )
+        .ok();
+    }
+    page.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn errors_section(page: &mut String, report: &Report) {
+    let errors: Vec<&LedgerRow> = report
+        .ledger
+        .iter()
+        .filter(|r| r.priced.is_none())
+        .collect();
+    if errors.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<section id=\"error-rows\">\n<h2>Error rows</h2>\n<p class=\"note\">Service months whose \
+         billing is unusable: no fee, compensation or claim is computed for them.</p>\n\
+         <table>\n<thead><tr><th>Customer</th><th>Month</th><th>Why</th></tr></thead>\n<tbody>\n",
+    );
+    for row in errors {
+        writeln!(
+            page,
+            "<tr data-customer=\"{}\" data-month=\"{}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+            row.customer_id,
+            row.service_month,
+            row.customer_id,
+            row.service_month,
+            escape(row.error.as_deref().unwrap_or(""))
+        )
+        .ok();
+    }
+    page.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_for_content_and_attributes() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn sla_3_1_histogram_floor_sits_below_the_lowest_tier_bound() {
+        assert_eq!(histogram_floor(&Policy::ccc()), Decimal::from(90));
+    }
+}

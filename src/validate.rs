@@ -1,0 +1,241 @@
+//! `sla-ledger validate`: every input checked against the contract (SPEC §2, §6), every
+//! problem reported at once, and no ledger computed.
+//!
+//! Takes the same flags as `run`. Gives a report on stdout: what was read, what a run would
+//! quarantine, and each problem that would stop a run (with `--strict`, quarantined rows too).
+//! The loaders are the run's own, in their collect-all mode ([`Problems::collect_all`]), so a
+//! problem found here is exactly the one a run would fail on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use anyhow::bail;
+use chrono::Utc;
+
+use crate::cli::RunArgs;
+use crate::error::{InputError, Location};
+use crate::inputs::calendar::{self, Calendar};
+use crate::inputs::problems::Problems;
+use crate::inputs::Inputs;
+use crate::job::{CalendarSource, Job};
+use crate::quarantine::Entry;
+use crate::stages::calls::{screen_calls, CallScreen};
+use crate::stages::claims::claim_opens;
+use crate::stages::service_months::service_months;
+use crate::time::YearMonth;
+
+/// What `validate` found.
+#[derive(Debug)]
+pub struct Validation {
+    /// Each problem as the user reads it: where, what, expected, and a hint where known.
+    pub problems: Vec<String>,
+    /// What a run would quarantine (small tables and call rows).
+    pub quarantine: Vec<Entry>,
+    pub calls: Option<CallScreen>,
+    pub call_files: usize,
+    pub service_months: usize,
+    pub closed_months: usize,
+    pub calendar: String,
+    pub calendar_years: BTreeSet<i32>,
+    /// Years the claim windows of closed service months need from the calendar.
+    pub years_needed: BTreeSet<i32>,
+}
+
+pub fn validate_command(args: &RunArgs) -> anyhow::Result<()> {
+    let job = Job::resolve_without_out(args, |policy| {
+        Utc::now().with_timezone(&policy.timezone).date_naive()
+    })?;
+    let validation = validate(&job)?;
+    print!("{}", render(&job, &validation));
+    if !validation.problems.is_empty() {
+        bail!(
+            "{} problem(s) in the inputs of `{}`; a run would fail\n  hint: fix them in order, then run `sla-ledger validate` again",
+            validation.problems.len(),
+            job.data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Checks everything a run reads, in the order a run reads it, collecting every problem.
+pub fn validate(job: &Job) -> anyhow::Result<Validation> {
+    let mut problems = Problems::collect_all();
+    let mut extra: Vec<String> = Vec::new();
+
+    if !job.out_dir.as_os_str().is_empty() {
+        if let Err(err) = crate::output::check_target(&job.out_dir, job.force) {
+            extra.push(err.to_string());
+        }
+    }
+    let (calendar, calendar_name) = match &job.calendar {
+        CalendarSource::Builtin => (Calendar::builtin(), calendar::source_name(None)),
+        CalendarSource::File(path) => (
+            Calendar::load_with(path, &mut problems)?,
+            calendar::source_name(Some(path)),
+        ),
+    };
+    let inputs = Inputs::load_with(&job.data_dir, &job.policy, &mut problems)?;
+
+    let call_files = inputs.calls.files.len();
+    let calls = if call_files == 0 {
+        None
+    } else {
+        match screen_calls(&inputs.calls) {
+            Ok(screen) => Some(screen),
+            Err(err) => {
+                extra.push(
+                    InputError::new(Location::file("calls/"), format!("cannot be read: {err}"))
+                        .hint("a file may be truncated or still being written; re-export it")
+                        .to_string(),
+                );
+                None
+            }
+        }
+    };
+
+    let months = service_months(
+        &inputs.subscriptions.periods,
+        job.months,
+        |customer_id| job.includes_customer(customer_id),
+        job.as_of,
+    );
+    // SPEC §6: a closed month that owes compensation needs its claim window, so the calendar
+    // must cover the year it opens in. Which months owe anything is known only after the
+    // ledger is computed, so every closed month counts here.
+    let mut gaps: BTreeMap<i32, Vec<(i64, YearMonth)>> = BTreeMap::new();
+    let mut years_needed = BTreeSet::new();
+    for month in months.iter().filter(|m| !m.provisional) {
+        years_needed.insert(month.month.next().year);
+        if let Err(year) = claim_opens(month.month, &calendar, &job.policy) {
+            gaps.entry(year)
+                .or_default()
+                .push((month.customer_id, month.month));
+        }
+    }
+    for (year, needing) in &gaps {
+        let (customer, month) = needing[0];
+        extra.push(
+            InputError::new(
+                Location::file(&calendar_name),
+                format!(
+                    "does not cover {year}, needed for the claim windows of {} closed service \
+                     month(s) (first: customer {customer} {month}) if any of them owes compensation",
+                    needing.len()
+                ),
+            )
+            .hint(format!(
+                "add {year}'s holidays and make-up workdays to the calendar, or pass `--calendar FILE`"
+            ))
+            .to_string(),
+        );
+    }
+
+    let mut quarantine = inputs.quarantine;
+    if let Some(screen) = &calls {
+        quarantine.extend(screen.quarantine.iter().cloned());
+    }
+    let quarantine = quarantine.sorted();
+    if job.strict && !quarantine.is_empty() {
+        extra.push(format!(
+            "--strict: {} row(s) would be quarantined, so a strict run would fail\n  hint: see the quarantine summary above; run without `--strict` to write them to `quarantine.csv`",
+            quarantine.len()
+        ));
+    }
+
+    let mut all: Vec<String> = problems.into_vec().iter().map(|p| p.to_string()).collect();
+    all.extend(extra);
+    Ok(Validation {
+        problems: all,
+        quarantine,
+        calls,
+        call_files,
+        service_months: months.len(),
+        closed_months: months.iter().filter(|m| !m.provisional).count(),
+        calendar: calendar_name,
+        calendar_years: calendar.years().clone(),
+        years_needed,
+    })
+}
+
+fn years(years: &BTreeSet<i32>) -> String {
+    if years.is_empty() {
+        return "none".into();
+    }
+    years
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The report printed on stdout.
+pub fn render(job: &Job, v: &Validation) -> String {
+    let mut text = String::new();
+    writeln!(
+        text,
+        "sla-ledger validate: `{}`, months {}..{}, as of {}",
+        job.data_dir.display(),
+        job.months.first,
+        job.months.last,
+        job.as_of
+    )
+    .ok();
+    match &v.calls {
+        Some(c) => writeln!(
+            text,
+            "  calls/: {} file(s), {} row(s): {} quarantined, {} duplicate(s)",
+            v.call_files, c.read, c.quarantined, c.duplicates
+        ),
+        None => writeln!(text, "  calls/: not screened (see the problems below)"),
+    }
+    .ok();
+    writeln!(
+        text,
+        "  service months in range: {} ({} closed, whose claim windows need calendar year(s) {})",
+        v.service_months,
+        v.closed_months,
+        years(&v.years_needed)
+    )
+    .ok();
+    writeln!(
+        text,
+        "  calendar `{}` covers {}",
+        v.calendar,
+        years(&v.calendar_years)
+    )
+    .ok();
+    let mut by: BTreeMap<(String, &str), usize> = BTreeMap::new();
+    for entry in &v.quarantine {
+        let source = if entry.source.starts_with("calls") {
+            "calls/".to_string()
+        } else {
+            entry.source.clone()
+        };
+        *by.entry((source, entry.reason.as_str())).or_default() += 1;
+    }
+    writeln!(
+        text,
+        "  would be quarantined: {} row(s){}",
+        v.quarantine.len(),
+        if by.is_empty() { "" } else { ":" }
+    )
+    .ok();
+    for ((source, reason), n) in &by {
+        writeln!(text, "    {source} {reason}: {n}").ok();
+    }
+    if v.problems.is_empty() {
+        writeln!(text, "no problems found").ok();
+    } else {
+        writeln!(text, "problems: {}", v.problems.len()).ok();
+        for (i, problem) in v.problems.iter().enumerate() {
+            // Continuation lines (the `hint:`) line up under the problem's text.
+            let indented = problem
+                .lines()
+                .map(str::trim_start)
+                .collect::<Vec<_>>()
+                .join("\n      ");
+            writeln!(text, "  {:>2}. {indented}", i + 1).ok();
+        }
+    }
+    text
+}

@@ -1,0 +1,191 @@
+//! The operator's side of the command line: help with examples, quiet/verbose/JSON logs on
+//! stderr (stdout's summary untouched), shell completions and the man page.
+
+use crate::support::*;
+
+fn run_month_end(dir: &TempDir, name: &str, extra: &[&str]) -> std::process::Output {
+    let out = dir.join(name);
+    let mut args = vec![
+        "run",
+        "--job",
+        "jobs/month-end.toml",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let output = sla_ledger(&repo_root(), &args);
+    assert_success(&output);
+    output
+}
+
+/// The summary without its last line, which names the output folder.
+fn summary_body(output: &std::process::Output) -> String {
+    let stdout = text(&output.stdout);
+    stdout
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("written:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn log_modes_change_stderr_only() {
+    let dir = TempDir::new("logs");
+    let plain = run_month_end(&dir, "plain", &[]);
+    let quiet = run_month_end(&dir, "quiet", &["--quiet"]);
+    let verbose = run_month_end(&dir, "verbose", &["--verbose"]);
+    let json = run_month_end(&dir, "json", &["--log-format", "json", "-v"]);
+    for output in [&quiet, &verbose, &json] {
+        assert_eq!(summary_body(output), summary_body(&plain));
+    }
+
+    // Not a terminal: one plain line per stage, no spinner control characters.
+    let stderr = text(&plain.stderr);
+    for stage in ["inputs", "service_months", "calls", "price", "write"] {
+        assert!(
+            stderr.contains(&format!("stage=\"{stage}\"")),
+            "no line for stage {stage}\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
+    assert!(
+        !stderr.contains("elapsed_ms"),
+        "timings only with --verbose"
+    );
+
+    assert_eq!(text(&quiet.stderr), "", "--quiet prints nothing on success");
+
+    let stderr = text(&verbose.stderr);
+    assert_eq!(
+        stderr.matches("elapsed_ms=").count(),
+        5,
+        "one timing per stage\n{stderr}"
+    );
+    assert!(stderr.contains("counted=56858"), "{stderr}");
+
+    let stderr = text(&json.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let done: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["elapsed_ms"].is_u64()).collect();
+    assert_eq!(done.len(), 5, "{stderr}");
+    assert!(done
+        .iter()
+        .all(|e| e["stage"].is_string() && e["counts"].is_string()));
+}
+
+#[test]
+fn a_failure_in_json_mode_is_one_json_error_line() {
+    let output = sla_ledger(
+        &repo_root(),
+        &[
+            "run",
+            "--log-format",
+            "json",
+            "--data",
+            "no-such-folder",
+            "--out",
+            "never-written",
+            "--as-of",
+            "2026-04-30",
+        ],
+    );
+    assert_exit(&output, 1);
+    let stderr = text(&output.stderr);
+    let last: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert!(
+        last["error"].as_str().unwrap().contains("calls/"),
+        "{stderr}"
+    );
+    assert!(!repo_root().join("never-written").exists());
+}
+
+#[test]
+fn help_gives_an_example_for_the_program_and_every_subcommand() {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["validate", "--help"],
+        vec!["generate", "--help"],
+        vec!["completions", "--help"],
+        vec!["man", "--help"],
+    ] {
+        let output = sla_ledger(&repo_root(), &args);
+        assert_success(&output);
+        let help = text(&output.stdout);
+        assert!(
+            help.contains("Example") && help.contains("sla-ledger "),
+            "{args:?} help has no example\n{help}"
+        );
+    }
+}
+
+#[test]
+fn completions_are_generated_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let output = sla_ledger(&repo_root(), &["completions", shell]);
+        assert_success(&output);
+        let script = text(&output.stdout);
+        for word in ["sla-ledger", "validate", "as-of", "log-format"] {
+            assert!(script.contains(word), "{shell} completions lack `{word}`");
+        }
+    }
+    let bad = sla_ledger(&repo_root(), &["completions", "tcsh"]);
+    assert_exit(&bad, 2);
+}
+
+#[test]
+fn bash_loads_the_completion_script_and_completes_subcommands() {
+    if !std::path::Path::new("/bin/bash").is_file() {
+        eprintln!("skipped: no bash to load the completion script into");
+        return;
+    }
+    let dir = TempDir::new("completions");
+    let script = dir.join("sla-ledger.bash");
+    let output = sla_ledger(&repo_root(), &["completions", "bash"]);
+    assert_success(&output);
+    std::fs::write(&script, &output.stdout).unwrap();
+    // Ask the loaded completion function what follows `sla-ledger va`.
+    let probe = format!(
+        "source '{}' && COMP_WORDS=(sla-ledger va) && COMP_CWORD=1 && COMP_LINE='sla-ledger va' \
+         && COMP_POINT=${{#COMP_LINE}} \
+         && f=$(complete -p sla-ledger | sed -E 's/.*-F ([^ ]+).*/\\1/') \
+         && \"$f\" sla-ledger va sla-ledger && echo \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let bash = std::process::Command::new("/bin/bash")
+        .args(["--norc", "-c", &probe])
+        .output()
+        .unwrap();
+    assert!(
+        text(&bash.stdout)
+            .split_whitespace()
+            .any(|w| w == "validate"),
+        "bash did not complete `va` to `validate`\n--- stdout\n{}\n--- stderr\n{}",
+        text(&bash.stdout),
+        text(&bash.stderr)
+    );
+}
+
+#[test]
+fn the_man_page_documents_every_subcommand() {
+    let output = sla_ledger(&repo_root(), &["man"]);
+    assert_success(&output);
+    let page = text(&output.stdout);
+    assert!(page.contains(".TH sla-ledger 1"), "{page}");
+    for section in [
+        "SLA-LEDGER RUN",
+        "SLA-LEDGER VALIDATE",
+        "SLA-LEDGER GENERATE",
+    ] {
+        assert!(page.contains(section), "man page lacks `{section}`");
+    }
+    // Flags of `run` are documented with their help text.
+    assert!(page.contains("\\-\\-as\\-of"), "{page}");
+}
