@@ -113,11 +113,20 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         memory_budget: job.memory_budget_mib * 1024 * 1024,
         spill_dir: spill_dir(&job.out_dir),
     })?;
+    for (phase, took) in &counts.timings {
+        tracing::debug!(
+            stage = "calls",
+            phase = *phase,
+            elapsed_ms = took.as_millis() as u64,
+            "phase done"
+        );
+    }
     stage.done(&[
         ("read", counts.rows.read),
         ("quarantined", counts.rows.quarantined),
         ("duplicates", counts.rows.duplicates),
         ("counted", counts.rows.counted),
+        ("buckets", counts.buckets as u64),
     ]);
 
     let stage = telemetry::stage("price", "pricing months and deciding claims");

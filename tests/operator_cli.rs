@@ -60,10 +60,21 @@ fn log_modes_change_stderr_only() {
 
     let stderr = text(&verbose.stderr);
     assert_eq!(
-        stderr.matches("elapsed_ms=").count(),
+        stderr.matches("DEBUG done stage=").count(),
         5,
         "one timing per stage\n{stderr}"
     );
+    for phase in [
+        "read",
+        "deduplicate",
+        "resolve conflicts",
+        "attribute exemptions",
+    ] {
+        assert!(
+            stderr.contains(&format!("phase=\"{phase}\" elapsed_ms=")),
+            "heavy-step phase {phase}\n{stderr}"
+        );
+    }
     assert!(stderr.contains("counted=56858"), "{stderr}");
 
     let stderr = text(&json.stderr);

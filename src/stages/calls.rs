@@ -469,6 +469,9 @@ fn conflict_entry(versions: &[&CallVersion]) -> Entry {
     )
 }
 
+/// Conflicting rows of one chunk up to which each is read on its own.
+const FEW_ROWS: usize = 4;
+
 /// Re-reads the versions of conflicting ids from their positions and keeps the smallest.
 fn resolve_conflicts(
     files: &CallFiles,
@@ -486,28 +489,47 @@ fn resolve_conflicts(
     let mut versions: HashMap<(u32, u32), CallVersion> = HashMap::new();
     for (chunk_index, rows) in wanted {
         let chunk = chunks[chunk_index as usize];
-        let frame = files
-            .read_chunk(chunk)
-            .map_err(|e| polars_error(e, files, chunk))?;
-        let request_id = frame.column(REQUEST_ID)?.str()?;
-        let customer = frame.column(CUSTOMER_ID)?.i64()?;
-        let ts = frame.column(TS)?.i64()?;
-        let api = frame.column(API)?.str()?;
-        let status = frame.column(STATUS)?.str()?;
-        let code = frame.column(ERROR_CODE)?.str()?;
-        for row in rows {
-            let i = row as usize;
-            versions.insert(
-                (chunk_index, row),
-                CallVersion {
-                    ts: ts.get(i).expect("valid row"),
-                    customer_id: customer.get(i).expect("valid row"),
-                    api: api.get(i).map(str::to_string),
-                    status: status.get(i).expect("valid row").to_string(),
-                    error_code: code.get(i).map(str::to_string),
-                    request_id: request_id.get(i).expect("valid row").to_string(),
-                },
-            );
+        // A few rows: read just them (one row group each); many: read the chunk once.
+        let reads: Vec<(Chunk, Vec<u32>)> = if rows.len() <= FEW_ROWS {
+            rows.iter()
+                .map(|&row| {
+                    (
+                        Chunk {
+                            file: chunk.file,
+                            offset: chunk.offset + u64::from(row),
+                            rows: 1,
+                        },
+                        vec![row],
+                    )
+                })
+                .collect()
+        } else {
+            vec![(chunk, rows)]
+        };
+        for (part, rows) in reads {
+            let frame = files
+                .read_chunk(part)
+                .map_err(|e| polars_error(e, files, part))?;
+            let request_id = frame.column(REQUEST_ID)?.str()?;
+            let customer = frame.column(CUSTOMER_ID)?.i64()?;
+            let ts = frame.column(TS)?.i64()?;
+            let api = frame.column(API)?.str()?;
+            let status = frame.column(STATUS)?.str()?;
+            let code = frame.column(ERROR_CODE)?.str()?;
+            for row in rows {
+                let i = (chunk.offset + u64::from(row) - part.offset) as usize;
+                versions.insert(
+                    (chunk_index, row),
+                    CallVersion {
+                        ts: ts.get(i).expect("valid row"),
+                        customer_id: customer.get(i).expect("valid row"),
+                        api: api.get(i).map(str::to_string),
+                        status: status.get(i).expect("valid row").to_string(),
+                        error_code: code.get(i).map(str::to_string),
+                        request_id: request_id.get(i).expect("valid row").to_string(),
+                    },
+                );
+            }
         }
     }
     let mut entries = Vec::with_capacity(conflicts.len());
