@@ -266,6 +266,8 @@ struct Plan {
     customers: Vec<Customer>,
     calls: u64,
     tz: chrono_tz::Tz,
+    /// Background calls of each customer-month, `[customer][month]`, summing to `calls`.
+    allocation: Vec<Vec<u64>>,
 }
 
 impl Plan {
@@ -303,13 +305,61 @@ impl Plan {
                 }
             })
             .collect();
-        Ok(Plan {
+        let mut plan = Plan {
             seed: args.seed,
             months,
             customers,
             calls: args.calls,
             tz,
-        })
+            allocation: Vec::new(),
+        };
+        plan.allocation = plan.allocate();
+        Ok(plan)
+    }
+
+    /// Splits `calls` over customer-months by tenant weight times covered days, exactly: the
+    /// floors first, then one more call to the largest remainders.
+    fn allocate(&self) -> Vec<Vec<u64>> {
+        let weights: Vec<Vec<u128>> = self
+            .customers
+            .iter()
+            .map(|c| {
+                self.months
+                    .iter()
+                    .map(|&m| {
+                        let days: i64 = self
+                            .covered(c, m)
+                            .iter()
+                            .map(|(a, b)| (*b - *a).num_days() + 1)
+                            .sum();
+                        u128::from(c.weight_ppm.max(1)) * days as u128 * 1_000
+                            / u128::from(m.last_day().day())
+                    })
+                    .collect()
+            })
+            .collect();
+        let total: u128 = weights.iter().flatten().sum::<u128>().max(1);
+        let calls = u128::from(self.calls);
+        let mut allocation: Vec<Vec<u64>> = weights
+            .iter()
+            .map(|row| row.iter().map(|w| (calls * w / total) as u64).collect())
+            .collect();
+        let mut remainders: Vec<(u128, usize, usize)> = weights
+            .iter()
+            .enumerate()
+            .flat_map(|(c, row)| {
+                row.iter()
+                    .enumerate()
+                    .map(move |(m, w)| (calls * w % total, c, m))
+            })
+            .filter(|(_, c, m)| weights[*c][*m] > 0)
+            .collect();
+        remainders.sort_by(|a, b| b.cmp(a));
+        let given: u64 = allocation.iter().flatten().sum();
+        for &(_, c, m) in remainders.iter().take((self.calls - given) as usize) {
+            allocation[c][m] += 1;
+        }
+        allocation
     }
 
     fn first(&self) -> YearMonth {
@@ -393,13 +443,7 @@ fn write_customer_month(
     if covered.is_empty() {
         return Ok(());
     }
-    let days: u64 = covered
-        .iter()
-        .map(|(a, b)| (*b - *a).num_days() as u64 + 1)
-        .sum();
-    let month_days = u64::from(month.last_day().day());
-    let share = plan.calls * c.weight_ppm / 1_000_000 / plan.months.len() as u64;
-    let calls = (share * days / month_days).max(40);
+    let calls = plan.allocation[c.index as usize][month_index];
     let unavailable = match plan.tier(c, month_index) {
         Tier::Fine => calls * rng.below(4) / 1000,
         Tier::Ten => (calls * 7 / 1000).max(1),

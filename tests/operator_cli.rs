@@ -75,15 +75,14 @@ fn log_modes_change_stderr_only() {
             "heavy-step phase {phase}\n{stderr}"
         );
     }
-    assert!(stderr.contains("counted=56858"), "{stderr}");
+    assert!(stderr.contains("counted=60102"), "{stderr}");
 
     let stderr = text(&json.stderr);
     let events: Vec<serde_json::Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    let done: Vec<&serde_json::Value> =
-        events.iter().filter(|e| e["elapsed_ms"].is_u64()).collect();
+    let done: Vec<&serde_json::Value> = events.iter().filter(|e| e["message"] == "done").collect();
     assert_eq!(done.len(), 5, "{stderr}");
     assert!(done
         .iter()
