@@ -113,11 +113,13 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         memory_budget: job.memory_budget_mib * 1024 * 1024,
         spill_dir: spill_dir(&job.out_dir),
     })?;
-    for (phase, took) in &counts.timings {
+    for phase in &counts.timings {
         tracing::debug!(
             stage = "calls",
-            phase = *phase,
-            elapsed_ms = took.as_millis() as u64,
+            phase = phase.name,
+            elapsed_ms = phase.elapsed.as_millis() as u64,
+            rss_mib = phase.rss_kib / 1024,
+            peak_rss_mib = phase.peak_kib / 1024,
             "phase done"
         );
     }

@@ -61,7 +61,7 @@ pub struct Chunk {
 }
 
 /// Rows a chunk aims for; whole row groups are never split.
-pub const CHUNK_ROWS: u64 = 1 << 19;
+pub const CHUNK_ROWS: u64 = 1 << 17;
 
 #[derive(Debug, Clone)]
 pub struct CallFiles {

@@ -101,6 +101,16 @@ impl RowCounts {
     }
 }
 
+/// One phase of the heavy step, measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    pub name: &'static str,
+    pub elapsed: Duration,
+    /// Resident memory at the end of the phase and the process's peak so far, in KiB.
+    pub rss_kib: u64,
+    pub peak_kib: u64,
+}
+
 /// What the heavy step gives back.
 #[derive(Debug, Clone, Default)]
 pub struct CallCounts {
@@ -108,8 +118,8 @@ pub struct CallCounts {
     pub months: Vec<MonthCallCounts>,
     pub rows: RowCounts,
     pub quarantine: Vec<Entry>,
-    /// Wall time of each phase, for `--verbose` output and benchmarks.
-    pub timings: Vec<(&'static str, Duration)>,
+    /// Wall time and memory of each phase, for `--verbose` output and benchmarks.
+    pub timings: Vec<Phase>,
     /// Buckets the keys were spilled into (1: everything fit in memory).
     pub buckets: usize,
 }
@@ -299,9 +309,13 @@ fn read_chunk(files: &CallFiles, chunk: Chunk, chunk_index: u32) -> anyhow::Resu
     Ok(out)
 }
 
-/// Where phase 1 puts keys: one vector, or bucket files on disk.
+/// In memory, keys are kept in this many partitions by the top bits of their id hash, so each
+/// partition is sorted on its own (in parallel, in cache) and freed as soon as it is counted.
+const MEMORY_PARTITION_BITS: u32 = 8;
+
+/// Where phase 1 puts keys: partitions in memory, or bucket files on disk.
 enum KeyStore {
-    Memory(Mutex<Vec<CallKey>>),
+    Memory(Vec<Mutex<Vec<CallKey>>>),
     Spilled {
         dir: PathBuf,
         writers: Vec<Mutex<BufWriter<File>>>,
@@ -314,13 +328,31 @@ fn as_bytes(keys: &[CallKey]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(keys.as_ptr().cast::<u8>(), std::mem::size_of_val(keys)) }
 }
 
+/// Appends `keys` to `targets` by the top bits of their id hash (`shift` = 64 - bits).
+fn scatter(
+    mut keys: Vec<CallKey>,
+    shift: u32,
+    mut append: impl FnMut(usize, &[CallKey]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    keys.sort_unstable_by_key(|k| k.id[0] >> shift);
+    for group in keys.chunk_by(|a, b| a.id[0] >> shift == b.id[0] >> shift) {
+        append((group[0].id[0] >> shift) as usize, group)?;
+    }
+    Ok(())
+}
+
 impl KeyStore {
     fn new(rows: u64, budget: u64, spill_dir: &Path) -> anyhow::Result<KeyStore> {
         let needed = rows * KEY_BYTES as u64;
         if needed <= budget.max(1) {
-            return Ok(KeyStore::Memory(Mutex::new(Vec::with_capacity(
-                rows as usize,
-            ))));
+            let partitions = 1usize << MEMORY_PARTITION_BITS;
+            // Hashes spread evenly: a little headroom avoids regrowing (and doubling) a partition.
+            let each = (rows as usize / partitions) * 21 / 20 + 64;
+            return Ok(KeyStore::Memory(
+                (0..partitions)
+                    .map(|_| Mutex::new(Vec::with_capacity(each)))
+                    .collect(),
+            ));
         }
         let buckets = needed.div_ceil(budget.max(1)).next_power_of_two().max(2);
         std::fs::create_dir_all(spill_dir)
@@ -340,6 +372,7 @@ impl KeyStore {
         })
     }
 
+    /// Buckets spilled to disk (1 when everything stays in memory).
     fn buckets(&self) -> usize {
         match self {
             KeyStore::Memory(_) => 1,
@@ -347,43 +380,47 @@ impl KeyStore {
         }
     }
 
-    fn add(&self, mut keys: Vec<CallKey>) -> anyhow::Result<()> {
+    fn add(&self, keys: Vec<CallKey>) -> anyhow::Result<()> {
         match self {
-            KeyStore::Memory(all) => all.lock().expect("lock").append(&mut keys),
-            KeyStore::Spilled { writers, shift, .. } => {
-                keys.sort_unstable_by_key(|k| k.id[0] >> shift);
-                for group in keys.chunk_by(|a, b| a.id[0] >> shift == b.id[0] >> shift) {
-                    let bucket = (group[0].id[0] >> shift) as usize;
-                    writers[bucket]
-                        .lock()
-                        .expect("lock")
-                        .write_all(as_bytes(group))?;
-                }
+            KeyStore::Memory(partitions) => {
+                scatter(keys, 64 - MEMORY_PARTITION_BITS, |p, group| {
+                    partitions[p].lock().expect("lock").extend_from_slice(group);
+                    Ok(())
+                })
             }
+            KeyStore::Spilled { writers, shift, .. } => scatter(keys, *shift, |b, group| {
+                writers[b]
+                    .lock()
+                    .expect("lock")
+                    .write_all(as_bytes(group))?;
+                Ok(())
+            }),
         }
-        Ok(())
     }
 
-    /// Hands each bucket's keys to `visit`, one bucket at a time.
-    fn for_each_bucket(
-        self,
-        mut visit: impl FnMut(Vec<CallKey>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
+    /// De-duplicates and counts every partition or bucket; spilled buckets one at a time.
+    fn deduplicate(self, context: &TallyContext) -> anyhow::Result<Partial> {
         match self {
-            KeyStore::Memory(all) => visit(all.into_inner().expect("lock")),
+            KeyStore::Memory(partitions) => Ok(partitions
+                .into_par_iter()
+                .map(|p| deduplicate_and_tally(p.into_inner().expect("lock"), context, false))
+                .reduce(|| Partial::new(context.month_count), Partial::merge)),
             KeyStore::Spilled { dir, writers, .. } => {
                 let count = writers.len();
                 for writer in writers {
                     writer.into_inner().expect("lock").flush()?;
                 }
+                let mut total = Partial::new(context.month_count);
                 let result = (0..count).try_for_each(|b| {
                     let path = dir.join(format!("bucket-{b}.keys"));
                     let keys = read_keys(&path)?;
                     std::fs::remove_file(&path).ok();
-                    visit(keys)
+                    total = std::mem::replace(&mut total, Partial::new(0))
+                        .merge(deduplicate_and_tally(keys, context, true));
+                    Ok(())
                 });
                 std::fs::remove_dir_all(&dir).ok();
-                result
+                result.map(|()| total)
             }
         }
     }
@@ -403,40 +440,70 @@ fn read_keys(path: &Path) -> anyhow::Result<Vec<CallKey>> {
     Ok(keys)
 }
 
-/// One kept call after de-duplication.
-#[derive(Debug, Clone, Copy)]
-struct KeptCall {
-    id: [u64; 2],
-    content: u64,
-    ts: i64,
-    customer_id: i64,
-}
-
 /// A request id whose copies disagree: the positions of each distinct version.
 struct Conflict {
     positions: Vec<(u32, u32)>,
 }
 
-/// Sorts one bucket and keeps one call per request id; conflicting ids are set aside.
-fn deduplicate(mut keys: Vec<CallKey>, kept: &mut Vec<KeptCall>, conflicts: &mut Vec<Conflict>) {
-    keys.par_sort_unstable_by(|a, b| (a.id, a.content).cmp(&(b.id, b.content)));
+/// What de-duplicating and counting some keys gives; partials merge.
+struct Partial {
+    tally: Tally,
+    conflicts: Vec<Conflict>,
+    /// Request ids kept (conflicting ones are counted when resolved).
+    unique: u64,
+}
+
+impl Partial {
+    fn new(month_count: usize) -> Partial {
+        Partial {
+            tally: Tally::new(month_count),
+            conflicts: Vec::new(),
+            unique: 0,
+        }
+    }
+
+    fn merge(mut self, other: Partial) -> Partial {
+        self.tally = self.tally.merge(other.tally);
+        self.conflicts.extend(other.conflicts);
+        self.unique += other.unique;
+        self
+    }
+}
+
+/// Sorts keys by id and keeps one call per request id, counting it at once; ids whose copies
+/// disagree are set aside for [`resolve_conflicts`]. The keys are freed on return.
+fn deduplicate_and_tally(
+    mut keys: Vec<CallKey>,
+    context: &TallyContext,
+    parallel: bool,
+) -> Partial {
+    let order = |a: &CallKey, b: &CallKey| (a.id, a.content).cmp(&(b.id, b.content));
+    if parallel {
+        keys.par_sort_unstable_by(order);
+    } else {
+        keys.sort_unstable_by(order);
+    }
+    let mut partial = Partial::new(context.month_count);
     for group in keys.chunk_by(|a, b| a.id == b.id) {
         let first = group[0];
         if group.iter().all(|k| k.content == first.content) {
-            kept.push(KeptCall {
-                id: first.id,
-                content: first.content,
-                ts: first.ts,
-                customer_id: first.customer_id,
-            });
+            partial.unique += 1;
+            partial.tally.add(
+                context,
+                first.id,
+                first.content,
+                first.customer_id,
+                first.ts,
+            );
         } else {
-            let mut positions: Vec<(u32, u32)> = Vec::new();
-            for version in group.chunk_by(|a, b| a.content == b.content) {
-                positions.push((version[0].chunk, version[0].row));
-            }
-            conflicts.push(Conflict { positions });
+            let positions = group
+                .chunk_by(|a, b| a.content == b.content)
+                .map(|v| (v[0].chunk, v[0].row))
+                .collect();
+            partial.conflicts.push(Conflict { positions });
         }
     }
+    partial
 }
 
 /// One full version of a call, ordered as SPEC §2's tie-break: (ts, customer_id, api,
@@ -469,6 +536,9 @@ fn conflict_entry(versions: &[&CallVersion]) -> Entry {
     )
 }
 
+/// The kept version of a conflicting id: (customer_id, ts, id hash, content hash).
+type ResolvedCall = (i64, i64, [u64; 2], u64);
+
 /// Conflicting rows of one chunk up to which each is read on its own.
 const FEW_ROWS: usize = 4;
 
@@ -477,9 +547,8 @@ fn resolve_conflicts(
     files: &CallFiles,
     chunks: &[Chunk],
     conflicts: &[Conflict],
-    kept: &mut Vec<KeptCall>,
     errors: &mut HashMap<([u64; 2], u64), ErrorDetail>,
-) -> anyhow::Result<Vec<Entry>> {
+) -> anyhow::Result<(Vec<Entry>, Vec<ResolvedCall>)> {
     let mut wanted: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for conflict in conflicts {
         for &(chunk, row) in &conflict.positions {
@@ -533,6 +602,7 @@ fn resolve_conflicts(
         }
     }
     let mut entries = Vec::with_capacity(conflicts.len());
+    let mut kept = Vec::with_capacity(conflicts.len());
     let mut buffer = Vec::new();
     for conflict in conflicts {
         let mut list: Vec<&CallVersion> = conflict.positions.iter().map(|p| &versions[p]).collect();
@@ -555,15 +625,10 @@ fn resolve_conflicts(
                 error_code: first.error_code.clone(),
             });
         }
-        kept.push(KeptCall {
-            id,
-            content,
-            ts: first.ts,
-            customer_id: first.customer_id,
-        });
+        kept.push((first.customer_id, first.ts, id, content));
         entries.push(conflict_entry(&list));
     }
-    Ok(entries)
+    Ok((entries, kept))
 }
 
 /// Service-month lookup: a customer's covered instant ranges, sorted.
@@ -595,17 +660,57 @@ impl Coverage {
     }
 }
 
-/// Counts of one pass over kept calls, mergeable across threads and buckets.
+/// What counting needs besides the calls: coverage, which contents are system errors, and
+/// the seconds in which system errors happened (only those need burst counts).
+struct TallyContext<'a> {
+    coverage: &'a Coverage,
+    month_count: usize,
+    errors: &'a HashMap<([u64; 2], u64), ErrorDetail>,
+    error_seconds: &'a HashSet<(i64, i64)>,
+}
+
+/// Counts over kept calls, mergeable across threads and buckets.
 #[derive(Default)]
 struct Tally {
     totals: Vec<u64>,
     counted: u64,
     /// Counted system errors: (month, id, content, customer, ts).
     errors: Vec<(u32, [u64; 2], u64, i64, i64)>,
+    /// Counted calls per (customer, UTC second), for seconds holding a system error.
     seconds: HashMap<(i64, i64), u32>,
 }
 
 impl Tally {
+    fn new(month_count: usize) -> Tally {
+        Tally {
+            totals: vec![0; month_count],
+            ..Tally::default()
+        }
+    }
+
+    /// Counts one kept call in its service month, if it has one.
+    fn add(
+        &mut self,
+        context: &TallyContext,
+        id: [u64; 2],
+        content: u64,
+        customer_id: i64,
+        ts: i64,
+    ) {
+        let Some(month) = context.coverage.month(customer_id, ts) else {
+            return;
+        };
+        self.totals[month as usize] += 1;
+        self.counted += 1;
+        let second = (customer_id, ts.div_euclid(NANOS_PER_SECOND));
+        if context.error_seconds.contains(&second) {
+            *self.seconds.entry(second).or_default() += 1;
+        }
+        if context.errors.contains_key(&(id, content)) {
+            self.errors.push((month, id, content, customer_id, ts));
+        }
+    }
+
     fn merge(mut self, other: Tally) -> Tally {
         if self.totals.len() < other.totals.len() {
             self.totals.resize(other.totals.len(), 0);
@@ -622,51 +727,18 @@ impl Tally {
     }
 }
 
-fn tally(
-    kept: &[KeptCall],
-    coverage: &Coverage,
-    month_count: usize,
-    errors: &HashMap<([u64; 2], u64), ErrorDetail>,
-    error_seconds: &HashSet<(i64, i64)>,
-) -> Tally {
-    kept.par_chunks(1 << 16)
-        .map(|calls| {
-            let mut t = Tally {
-                totals: vec![0; month_count],
-                ..Tally::default()
-            };
-            for call in calls {
-                let Some(month) = coverage.month(call.customer_id, call.ts) else {
-                    continue;
-                };
-                t.totals[month as usize] += 1;
-                t.counted += 1;
-                let second = (call.customer_id, call.ts.div_euclid(NANOS_PER_SECOND));
-                if error_seconds.contains(&second) {
-                    *t.seconds.entry(second).or_default() += 1;
-                }
-                if errors.contains_key(&(call.id, call.content)) {
-                    t.errors
-                        .push((month, call.id, call.content, call.customer_id, call.ts));
-                }
-            }
-            t
-        })
-        .reduce(
-            || Tally {
-                totals: vec![0; month_count],
-                ..Tally::default()
-            },
-            Tally::merge,
-        )
-}
-
 /// Runs the heavy step.
 pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let mut timings = Vec::new();
     let mut clock = Instant::now();
-    let mut lap = |name: &'static str, timings: &mut Vec<(&'static str, Duration)>| {
-        timings.push((name, clock.elapsed()));
+    let mut lap = |name: &'static str, timings: &mut Vec<Phase>| {
+        let (rss_kib, peak_kib) = memory_kib();
+        timings.push(Phase {
+            name,
+            elapsed: clock.elapsed(),
+            rss_kib,
+            peak_kib,
+        });
         clock = Instant::now();
     };
     let files = input.files;
@@ -697,45 +769,30 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     }
     lap("read", &mut timings);
 
-    // 2. De-duplicate and 3. count, bucket by bucket.
+    // 2. De-duplicate and 3. count, partition by partition.
     let coverage = Coverage::new(input.coverage);
-    let mut total = Tally {
-        totals: vec![0; input.month_count],
-        ..Tally::default()
+    let context = TallyContext {
+        coverage: &coverage,
+        month_count: input.month_count,
+        errors: &errors,
+        error_seconds: &error_seconds,
     };
-    let mut conflicts = Vec::new();
-    let mut unique_calls = 0u64;
-    store.for_each_bucket(|keys| {
-        let mut kept = Vec::with_capacity(keys.len());
-        deduplicate(keys, &mut kept, &mut conflicts);
-        unique_calls += kept.len() as u64;
-        total = std::mem::take(&mut total).merge(tally(
-            &kept,
-            &coverage,
-            input.month_count,
-            &errors,
-            &error_seconds,
-        ));
-        Ok(())
-    })?;
+    let partial = store.deduplicate(&context)?;
     lap("deduplicate", &mut timings);
 
-    let mut resolved = Vec::new();
-    quarantine.extend(resolve_conflicts(
-        files,
-        &chunks,
-        &conflicts,
-        &mut resolved,
-        &mut errors,
-    )?);
-    unique_calls += resolved.len() as u64;
-    total = total.merge(tally(
-        &resolved,
-        &coverage,
-        input.month_count,
-        &errors,
-        &error_seconds,
-    ));
+    let (entries, resolved) = resolve_conflicts(files, &chunks, &partial.conflicts, &mut errors)?;
+    quarantine.extend(entries);
+    let context = TallyContext {
+        coverage: &coverage,
+        month_count: input.month_count,
+        errors: &errors,
+        error_seconds: &error_seconds,
+    };
+    let mut total = partial.tally;
+    for &(customer_id, ts, id, content) in &resolved {
+        total.add(&context, id, content, customer_id, ts);
+    }
+    let unique_calls = partial.unique + resolved.len() as u64;
     lap("resolve conflicts", &mut timings);
 
     let months = attribute(input, &total, &errors);
@@ -951,4 +1008,18 @@ pub fn screen_calls(files: &CallFiles) -> anyhow::Result<CallScreen> {
         duplicates: counts.rows.duplicates,
         quarantine: counts.quarantine,
     })
+}
+
+/// The process's resident memory now and at its peak, in KiB (Linux; zeros elsewhere).
+fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
