@@ -134,7 +134,7 @@ pub struct RunArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
     pub threads: Option<usize>,
-    /// Memory for call keys before they spill to disk, in MiB (default 1024: ~22M rows).
+    /// Memory for call keys before they spill to disk, in MiB (default 2560: ~55M rows).
     #[arg(long, value_name = "MIB")]
     pub memory_budget_mib: Option<u64>,
 }

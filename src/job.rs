@@ -111,8 +111,8 @@ pub struct Job {
 }
 
 pub const DEFAULT_MONTHS: &str = "previous..current";
-/// About 22 million call rows in memory; larger inputs are de-duplicated in buckets on disk.
-pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 1024;
+/// About 55 million call rows' keys in memory; beyond that, the excess is spilled to disk.
+pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 2560;
 
 impl Job {
     /// Resolves flags over the job file over the defaults; `today` is the local date now.

@@ -58,8 +58,8 @@ pub struct EffectiveJob {
 #[derive(Debug, Serialize)]
 pub struct Rows {
     pub calls: RowCounts,
-    /// Hash buckets the call keys were de-duplicated in (1: all in memory).
-    pub buckets: usize,
+    /// Buckets of call keys spilled to disk beyond the memory budget (0: none).
+    pub spilled_buckets: usize,
     /// Quarantine entries of every table, by reason.
     pub quarantined_by_reason: BTreeMap<&'static str, usize>,
     pub ledger_rows: usize,

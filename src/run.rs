@@ -128,7 +128,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         ("quarantined", counts.rows.quarantined),
         ("duplicates", counts.rows.duplicates),
         ("counted", counts.rows.counted),
-        ("buckets", counts.buckets as u64),
+        ("spilled_buckets", counts.spilled_buckets as u64),
     ]);
 
     let stage = telemetry::stage("price", "pricing months and deciding claims");
@@ -432,7 +432,7 @@ fn write_outputs(
         inputs: manifest::digest_files(&input_files(job, calls)?)?,
         rows: Rows {
             calls: counts.rows,
-            buckets: counts.buckets,
+            spilled_buckets: counts.spilled_buckets,
             quarantined_by_reason: by_reason,
             ledger_rows: ledger_rows.len(),
             ledger_error_rows: ledger_rows.iter().filter(|r| r.priced.is_none()).count(),

@@ -120,8 +120,8 @@ pub struct CallCounts {
     pub quarantine: Vec<Entry>,
     /// Wall time and memory of each phase, for `--verbose` output and benchmarks.
     pub timings: Vec<Phase>,
-    /// Buckets the keys were spilled into (1: everything fit in memory).
-    pub buckets: usize,
+    /// Buckets of call keys written to disk (0: everything fit the memory budget).
+    pub spilled_buckets: usize,
 }
 
 /// One valid call row, fixed width: what de-duplication and counting need.
@@ -309,18 +309,22 @@ fn read_chunk(files: &CallFiles, chunk: Chunk, chunk_index: u32) -> anyhow::Resu
     Ok(out)
 }
 
-/// In memory, keys are kept in this many partitions by the top bits of their id hash, so each
-/// partition is sorted on its own (in parallel, in cache) and freed as soon as it is counted.
-const MEMORY_PARTITION_BITS: u32 = 8;
+/// Keys are kept in at least this many buckets by the top bits of their id hash, so each bucket
+/// is sorted on its own (in parallel, in cache) and freed as soon as it is counted.
+const MIN_BUCKET_BITS: u32 = 8;
+const MAX_BUCKETS: u64 = 1 << 10;
 
-/// Where phase 1 puts keys: partitions in memory, or bucket files on disk.
-enum KeyStore {
-    Memory(Vec<Mutex<Vec<CallKey>>>),
-    Spilled {
-        dir: PathBuf,
-        writers: Vec<Mutex<BufWriter<File>>>,
-        shift: u32,
-    },
+/// Where phase 1 puts keys: buckets by id hash, as many in memory as the budget holds, the rest
+/// in files (written once, read once). Spilling only the excess keeps the disk writes small
+/// enough for the page cache to absorb.
+struct KeyStore {
+    /// `64 - log2(bucket count)`: a key's bucket is `id[0] >> shift`.
+    shift: u32,
+    /// Buckets `0..memory.len()`.
+    memory: Vec<Mutex<Vec<CallKey>>>,
+    /// Buckets `memory.len()..`, one file each.
+    disk: Vec<Mutex<BufWriter<File>>>,
+    dir: PathBuf,
 }
 
 fn as_bytes(keys: &[CallKey]) -> &[u8] {
@@ -328,100 +332,109 @@ fn as_bytes(keys: &[CallKey]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(keys.as_ptr().cast::<u8>(), std::mem::size_of_val(keys)) }
 }
 
-/// Appends `keys` to `targets` by the top bits of their id hash (`shift` = 64 - bits).
-fn scatter(
-    mut keys: Vec<CallKey>,
-    shift: u32,
-    mut append: impl FnMut(usize, &[CallKey]) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    keys.sort_unstable_by_key(|k| k.id[0] >> shift);
-    for group in keys.chunk_by(|a, b| a.id[0] >> shift == b.id[0] >> shift) {
-        append((group[0].id[0] >> shift) as usize, group)?;
-    }
-    Ok(())
-}
-
 impl KeyStore {
     fn new(rows: u64, budget: u64, spill_dir: &Path) -> anyhow::Result<KeyStore> {
         let needed = rows * KEY_BYTES as u64;
-        if needed <= budget.max(1) {
-            let partitions = 1usize << MEMORY_PARTITION_BITS;
-            // Hashes spread evenly: a little headroom avoids regrowing (and doubling) a partition.
-            let each = (rows as usize / partitions) * 21 / 20 + 64;
-            return Ok(KeyStore::Memory(
-                (0..partitions)
-                    .map(|_| Mutex::new(Vec::with_capacity(each)))
-                    .collect(),
-            ));
-        }
-        let buckets = needed.div_ceil(budget.max(1)).next_power_of_two().max(2);
-        std::fs::create_dir_all(spill_dir)
-            .with_context(|| format!("cannot create spill folder `{}`", spill_dir.display()))?;
-        let writers = (0..buckets)
-            .map(|b| {
+        let budget = budget.max(1);
+        // Buckets small enough to sort in cache (about 64 Ki keys), and small enough that the two
+        // being de-duplicated at once are a fraction of the budget; at most 1024 (open files).
+        let for_cache = rows.div_ceil(1 << 16);
+        let for_budget = needed.div_ceil((budget / 8).max(1));
+        let buckets = for_cache
+            .max(for_budget)
+            .next_power_of_two()
+            .clamp(1 << MIN_BUCKET_BITS, MAX_BUCKETS);
+        let bucket_rows = rows.div_ceil(buckets);
+        let in_memory = (budget / (bucket_rows * KEY_BYTES as u64).max(1)).min(buckets);
+        // Hashes spread evenly: a little headroom avoids regrowing (and doubling) a bucket.
+        let capacity = (bucket_rows as usize) * 21 / 20 + 64;
+        let memory = (0..in_memory)
+            .map(|_| Mutex::new(Vec::with_capacity(capacity)))
+            .collect();
+        let mut disk = Vec::new();
+        if in_memory < buckets {
+            std::fs::create_dir_all(spill_dir)
+                .with_context(|| format!("cannot create spill folder `{}`", spill_dir.display()))?;
+            for b in in_memory..buckets {
                 let path = spill_dir.join(format!("bucket-{b}.keys"));
                 let file = File::create(&path)
                     .with_context(|| format!("cannot create `{}`", path.display()))?;
-                Ok(Mutex::new(BufWriter::with_capacity(1 << 20, file)))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(KeyStore::Spilled {
-            dir: spill_dir.to_path_buf(),
-            writers,
+                disk.push(Mutex::new(BufWriter::with_capacity(1 << 16, file)));
+            }
+        }
+        Ok(KeyStore {
             shift: 64 - buckets.trailing_zeros(),
+            memory,
+            disk,
+            dir: spill_dir.to_path_buf(),
         })
     }
 
-    /// Buckets spilled to disk (1 when everything stays in memory).
-    fn buckets(&self) -> usize {
-        match self {
-            KeyStore::Memory(_) => 1,
-            KeyStore::Spilled { writers, .. } => writers.len(),
-        }
+    /// Buckets written to disk (0 when everything stays in memory).
+    fn spilled_buckets(&self) -> usize {
+        self.disk.len()
     }
 
-    fn add(&self, keys: Vec<CallKey>) -> anyhow::Result<()> {
-        match self {
-            KeyStore::Memory(partitions) => {
-                scatter(keys, 64 - MEMORY_PARTITION_BITS, |p, group| {
-                    partitions[p].lock().expect("lock").extend_from_slice(group);
-                    Ok(())
-                })
-            }
-            KeyStore::Spilled { writers, shift, .. } => scatter(keys, *shift, |b, group| {
-                writers[b]
+    /// Adds one chunk's keys to their buckets.
+    fn add(&self, mut keys: Vec<CallKey>) -> anyhow::Result<()> {
+        let shift = self.shift;
+        keys.sort_unstable_by_key(|k| k.id[0] >> shift);
+        for group in keys.chunk_by(|a, b| a.id[0] >> shift == b.id[0] >> shift) {
+            let bucket = (group[0].id[0] >> shift) as usize;
+            match self.memory.get(bucket) {
+                Some(keys) => keys.lock().expect("lock").extend_from_slice(group),
+                None => self.disk[bucket - self.memory.len()]
                     .lock()
                     .expect("lock")
-                    .write_all(as_bytes(group))?;
-                Ok(())
-            }),
+                    .write_all(as_bytes(group))?,
+            }
         }
+        Ok(())
     }
 
-    /// De-duplicates and counts every partition or bucket; spilled buckets one at a time.
-    fn deduplicate(self, context: &TallyContext) -> anyhow::Result<Partial> {
-        match self {
-            KeyStore::Memory(partitions) => Ok(partitions
-                .into_par_iter()
-                .map(|p| deduplicate_and_tally(p.into_inner().expect("lock"), context, false))
-                .reduce(|| Partial::new(context.month_count), Partial::merge)),
-            KeyStore::Spilled { dir, writers, .. } => {
-                let count = writers.len();
-                for writer in writers {
-                    writer.into_inner().expect("lock").flush()?;
-                }
-                let mut total = Partial::new(context.month_count);
-                let result = (0..count).try_for_each(|b| {
-                    let path = dir.join(format!("bucket-{b}.keys"));
-                    let keys = read_keys(&path)?;
-                    std::fs::remove_file(&path).ok();
-                    total = std::mem::replace(&mut total, Partial::new(0))
-                        .merge(deduplicate_and_tally(keys, context, true));
-                    Ok(())
-                });
-                std::fs::remove_dir_all(&dir).ok();
-                result.map(|()| total)
-            }
+    /// De-duplicates and counts every bucket, two at a time (one per thread by default); each
+    /// is freed, or its file removed, once counted.
+    fn deduplicate(mut self, context: &TallyContext) -> anyhow::Result<Partial> {
+        let memory = std::mem::take(&mut self.memory);
+        let disk = std::mem::take(&mut self.disk);
+        let dir = self.dir.clone();
+        let in_memory = memory.len();
+        let mut paths = Vec::with_capacity(disk.len());
+        for (i, writer) in disk.into_iter().enumerate() {
+            writer.into_inner().expect("lock").flush()?;
+            paths.push(dir.join(format!("bucket-{}.keys", in_memory + i)));
+        }
+        let from_memory = memory.into_par_iter().map(|keys| {
+            Ok(deduplicate_and_tally(
+                keys.into_inner().expect("lock"),
+                context,
+            ))
+        });
+        let from_disk = paths.clone().into_par_iter().map(|path| {
+            let keys = read_keys(&path)?;
+            std::fs::remove_file(&path).ok();
+            Ok(deduplicate_and_tally(keys, context))
+        });
+        // Merged one by one into a single accumulator: each count is inserted once (a reduce
+        // tree would re-insert the large per-second maps at every level).
+        let partials: Vec<anyhow::Result<Partial>> = from_memory.chain(from_disk).collect();
+        let result = partials
+            .into_iter()
+            .try_fold(Partial::new(context.month_count), |total, p| {
+                Ok(total.merge(p?))
+            });
+        if !paths.is_empty() {
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        result
+    }
+}
+
+/// Removes the spill folder if a run stops before de-duplicating (an error mid-read).
+impl Drop for KeyStore {
+    fn drop(&mut self) {
+        if !self.disk.is_empty() {
+            std::fs::remove_dir_all(&self.dir).ok();
         }
     }
 }
@@ -471,18 +484,10 @@ impl Partial {
 }
 
 /// Sorts keys by id and keeps one call per request id, counting it at once; ids whose copies
-/// disagree are set aside for [`resolve_conflicts`]. The keys are freed on return.
-fn deduplicate_and_tally(
-    mut keys: Vec<CallKey>,
-    context: &TallyContext,
-    parallel: bool,
-) -> Partial {
-    let order = |a: &CallKey, b: &CallKey| (a.id, a.content).cmp(&(b.id, b.content));
-    if parallel {
-        keys.par_sort_unstable_by(order);
-    } else {
-        keys.sort_unstable_by(order);
-    }
+/// disagree are set aside for [`resolve_conflicts`]. The keys are freed on return. Callers run
+/// many of these in parallel, one partition or bucket each.
+fn deduplicate_and_tally(mut keys: Vec<CallKey>, context: &TallyContext) -> Partial {
+    keys.sort_unstable_by_key(|k| (k.id, k.content));
     let mut partial = Partial::new(context.month_count);
     for group in keys.chunk_by(|a, b| a.id == b.id) {
         let first = group[0];
@@ -667,6 +672,81 @@ struct TallyContext<'a> {
     month_count: usize,
     errors: &'a HashMap<([u64; 2], u64), ErrorDetail>,
     error_seconds: &'a HashSet<(i64, i64)>,
+    /// Cache-sized pre-checks for the two sets above: most calls are not errors and not in an
+    /// error's second, and a bit test avoids a cache-missing hash probe for them.
+    error_filter: BitFilter,
+    second_filter: BitFilter,
+}
+
+impl<'a> TallyContext<'a> {
+    fn new(
+        coverage: &'a Coverage,
+        month_count: usize,
+        errors: &'a HashMap<([u64; 2], u64), ErrorDetail>,
+        error_seconds: &'a HashSet<(i64, i64)>,
+    ) -> TallyContext<'a> {
+        let mut error_filter = BitFilter::new(errors.len());
+        for (id, _) in errors.keys() {
+            error_filter.insert(id[1]);
+        }
+        let mut second_filter = BitFilter::new(error_seconds.len());
+        for &(customer, second) in error_seconds {
+            second_filter.insert(second_key(customer, second));
+        }
+        TallyContext {
+            coverage,
+            month_count,
+            errors,
+            error_seconds,
+            error_filter,
+            second_filter,
+        }
+    }
+
+    fn is_error(&self, id: [u64; 2], content: u64) -> bool {
+        self.error_filter.may_contain(id[1]) && self.errors.contains_key(&(id, content))
+    }
+
+    fn is_error_second(&self, customer_id: i64, second: i64) -> bool {
+        self.second_filter
+            .may_contain(second_key(customer_id, second))
+            && self.error_seconds.contains(&(customer_id, second))
+    }
+}
+
+/// A well-mixed 64-bit key for a (customer, second) pair.
+fn second_key(customer_id: i64, second: i64) -> u64 {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&customer_id.to_le_bytes());
+    bytes[8..].copy_from_slice(&second.to_le_bytes());
+    xxh3_64(&bytes)
+}
+
+/// A one-hash bit set over well-mixed 64-bit keys: `false` is certain, `true` means "look".
+struct BitFilter {
+    bits: Vec<u64>,
+    mask: u64,
+}
+
+impl BitFilter {
+    /// About 16 bits per entry (a false "look" for 1 key in 16), at least 64 KiB.
+    fn new(entries: usize) -> BitFilter {
+        let bits = (entries as u64 * 16).next_power_of_two().max(1 << 19);
+        BitFilter {
+            bits: vec![0; (bits / 64) as usize],
+            mask: bits - 1,
+        }
+    }
+
+    fn insert(&mut self, key: u64) {
+        let bit = key & self.mask;
+        self.bits[(bit / 64) as usize] |= 1 << (bit % 64);
+    }
+
+    fn may_contain(&self, key: u64) -> bool {
+        let bit = key & self.mask;
+        self.bits[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+    }
 }
 
 /// Counts over kept calls, mergeable across threads and buckets.
@@ -702,11 +782,11 @@ impl Tally {
         };
         self.totals[month as usize] += 1;
         self.counted += 1;
-        let second = (customer_id, ts.div_euclid(NANOS_PER_SECOND));
-        if context.error_seconds.contains(&second) {
-            *self.seconds.entry(second).or_default() += 1;
+        let second = ts.div_euclid(NANOS_PER_SECOND);
+        if context.is_error_second(customer_id, second) {
+            *self.seconds.entry((customer_id, second)).or_default() += 1;
         }
-        if context.errors.contains_key(&(id, content)) {
+        if context.is_error(id, content) {
             self.errors.push((month, id, content, customer_id, ts));
         }
     }
@@ -744,7 +824,7 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let files = input.files;
     let chunks = files.chunks();
     let store = KeyStore::new(files.rows(), input.memory_budget, &input.spill_dir)?;
-    let buckets = store.buckets();
+    let spilled_buckets = store.spilled_buckets();
 
     // 1. Read.
     let yields: Vec<anyhow::Result<ChunkYield>> = chunks
@@ -771,23 +851,13 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
 
     // 2. De-duplicate and 3. count, partition by partition.
     let coverage = Coverage::new(input.coverage);
-    let context = TallyContext {
-        coverage: &coverage,
-        month_count: input.month_count,
-        errors: &errors,
-        error_seconds: &error_seconds,
-    };
+    let context = TallyContext::new(&coverage, input.month_count, &errors, &error_seconds);
     let partial = store.deduplicate(&context)?;
     lap("deduplicate", &mut timings);
 
     let (entries, resolved) = resolve_conflicts(files, &chunks, &partial.conflicts, &mut errors)?;
     quarantine.extend(entries);
-    let context = TallyContext {
-        coverage: &coverage,
-        month_count: input.month_count,
-        errors: &errors,
-        error_seconds: &error_seconds,
-    };
+    let context = TallyContext::new(&coverage, input.month_count, &errors, &error_seconds);
     let mut total = partial.tally;
     for &(customer_id, ts, id, content) in &resolved {
         total.add(&context, id, content, customer_id, ts);
@@ -812,7 +882,7 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         rows,
         quarantine,
         timings,
-        buckets,
+        spilled_buckets,
     })
 }
 
@@ -831,22 +901,29 @@ fn attribute(
         })
         .collect();
     let rules = ExemptionRules::new(input.exemptions, input.policy);
-    for &(month, id, content, customer_id, ts) in &tally.errors {
-        let detail = &errors[&(id, content)];
-        let error = SystemError {
-            request_id: detail.request_id.clone(),
-            customer_id,
-            ts,
-            error_code: detail.error_code.clone(),
-            calls_in_second: tally
-                .seconds
-                .get(&(customer_id, ts.div_euclid(NANOS_PER_SECOND)))
-                .copied()
-                .unwrap_or(1),
-        };
+    let outcomes: Vec<(u32, Option<Clause>)> = tally
+        .errors
+        .par_iter()
+        .map(|&(month, id, content, customer_id, ts)| {
+            let detail = &errors[&(id, content)];
+            let error = SystemError {
+                request_id: detail.request_id.clone(),
+                customer_id,
+                ts,
+                error_code: detail.error_code.clone(),
+                calls_in_second: tally
+                    .seconds
+                    .get(&(customer_id, ts.div_euclid(NANOS_PER_SECOND)))
+                    .copied()
+                    .unwrap_or(1),
+            };
+            (month, rules.attribute(&error))
+        })
+        .collect();
+    for (month, clause) in outcomes {
         let month = &mut months[month as usize];
         month.system_errors += 1;
-        if let Some(clause) = rules.attribute(&error) {
+        if let Some(clause) = clause {
             *month.exempt_by_clause.entry(clause).or_default() += 1;
         }
     }
