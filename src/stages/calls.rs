@@ -337,7 +337,8 @@ impl KeyStore {
         let needed = rows * KEY_BYTES as u64;
         let budget = budget.max(1);
         // Buckets small enough to sort in cache (about 64 Ki keys), and small enough that the two
-        // being de-duplicated at once are a fraction of the budget; at most 1024 (open files).
+        // being de-duplicated at once are a fraction of the budget; at most 1024 (more files, and
+        // the page cache, cost more than the smaller sorts save).
         let for_cache = rows.div_ceil(1 << 16);
         let for_budget = needed.div_ceil((budget / 8).max(1));
         let buckets = for_cache
@@ -353,6 +354,7 @@ impl KeyStore {
             .collect();
         let mut disk = Vec::new();
         if in_memory < buckets {
+            allow_open_files(buckets - in_memory + 64);
             std::fs::create_dir_all(spill_dir)
                 .with_context(|| format!("cannot create spill folder `{}`", spill_dir.display()))?;
             for b in in_memory..buckets {
@@ -428,6 +430,29 @@ impl KeyStore {
         }
         result
     }
+}
+
+/// Raises the soft limit on open files towards the hard limit when the spill needs more files
+/// than the usual default of 1024; a failure surfaces later as a clear file-creation error.
+fn allow_open_files(needed: u64) {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+                && limit.rlim_cur < needed as libc::rlim_t
+            {
+                limit.rlim_cur = (needed as libc::rlim_t).min(limit.rlim_max);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = needed;
 }
 
 /// Removes the spill folder if a run stops before de-duplicating (an error mid-read).
