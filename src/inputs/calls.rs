@@ -1,7 +1,8 @@
 //! `calls/` — every `*.parquet` file below it, recursively (SPEC §2). Required.
 //!
-//! Takes the data directory; gives the list of call files, each with its schema checked, and
-//! a lazy polars frame that reads them all with one normalised schema (see [`columns`]).
+//! Takes the data directory; gives the list of call files, each with its schema checked and its
+//! row groups known, cut into chunks that [`CallFiles::read_chunk`] decodes with polars into one
+//! normalised schema (see [`columns`]).
 //! Partition folder names are ignored: months are computed from `ts`, never from paths.
 
 use std::fs::File;
@@ -12,7 +13,7 @@ use polars::prelude::*;
 use crate::error::{InputError, Location};
 use crate::inputs::problems::Problems;
 
-/// Column names of the normalised call frame, in one place.
+/// Column names of the call logs and of a chunk as [`CallFiles::read_chunk`] gives it.
 pub mod columns {
     pub const REQUEST_ID: &str = "request_id";
     pub const CUSTOMER_ID: &str = "customer_id";
@@ -21,10 +22,6 @@ pub mod columns {
     pub const API: &str = "api";
     pub const STATUS: &str = "status";
     pub const ERROR_CODE: &str = "error_code";
-    /// Index of the file in [`super::CallFiles::files`].
-    pub const FILE: &str = "file";
-    /// 1-based row within its file.
-    pub const ROW: &str = "row";
 }
 
 /// The three statuses a call can have (SPEC §2).
@@ -200,54 +197,6 @@ impl CallFiles {
                 text(ERROR_CODE)?,
             ],
         )
-    }
-
-    /// All files as one lazy frame with the normalised columns of [`columns`].
-    pub fn scan(&self) -> PolarsResult<LazyFrame> {
-        let frames = self
-            .files
-            .iter()
-            .enumerate()
-            .map(|(index, file)| file.scan(index as u32))
-            .collect::<PolarsResult<Vec<_>>>()?;
-        concat(
-            frames,
-            UnionArgs {
-                rechunk: false,
-                parallel: true,
-                ..UnionArgs::default()
-            },
-        )
-    }
-}
-
-impl CallFile {
-    fn scan(&self, index: u32) -> PolarsResult<LazyFrame> {
-        use columns::*;
-        let args = ScanArgsParquet {
-            hive_options: HiveOptions {
-                enabled: Some(false),
-                ..HiveOptions::new_disabled()
-            },
-            row_index: Some(RowIndex {
-                name: ROW.into(),
-                offset: 1,
-            }),
-            glob: false,
-            ..ScanArgsParquet::default()
-        };
-        let path = PlRefPath::new(self.path.to_string_lossy().as_ref());
-        let frame = LazyFrame::scan_parquet(path, args)?;
-        Ok(frame.select([
-            col(REQUEST_ID).cast(DataType::String),
-            col(CUSTOMER_ID),
-            (col(TS).cast(DataType::Int64) * lit(self.ts_nanos_per_unit)).alias(TS),
-            col(API).cast(DataType::String),
-            col(STATUS).cast(DataType::String),
-            col(ERROR_CODE).cast(DataType::String),
-            lit(index).cast(DataType::UInt32).alias(FILE),
-            col(ROW).cast(DataType::UInt64),
-        ]))
     }
 }
 
