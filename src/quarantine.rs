@@ -52,6 +52,18 @@ pub struct Entry {
     pub detail: String,
 }
 
+impl Entry {
+    /// An entry for `source` (a path relative to the data directory, shown with `/`).
+    pub fn new(source: &Path, row: Option<u64>, reason: Reason, detail: String) -> Entry {
+        Entry {
+            source: source.display().to_string().replace('\\', "/"),
+            row,
+            reason,
+            detail,
+        }
+    }
+}
+
 /// All quarantine entries of a run, in a deterministic order once sorted.
 #[derive(Debug, Default)]
 pub struct Quarantine {
@@ -69,12 +81,7 @@ impl Quarantine {
         let row = position.map(|p| match p {
             Position::Line(n) | Position::Row(n) => n,
         });
-        self.entries.push(Entry {
-            source: source.display().to_string().replace('\\', "/"),
-            row,
-            reason,
-            detail,
-        });
+        self.entries.push(Entry::new(source, row, reason, detail));
     }
 
     pub fn extend(&mut self, entries: impl IntoIterator<Item = Entry>) {

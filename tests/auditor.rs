@@ -304,20 +304,9 @@ fn run_pipeline(s: &Scenario, dir: &TempDir, extra: &[&str]) -> String {
         s.write(&data);
     }
     let out = dir.join("out");
-    let mut args = vec![
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--months",
-        &s.months,
-        "--as-of",
-        &s.as_of,
-        "--force",
-    ];
+    let mut args = vec!["--force"];
     args.extend_from_slice(extra);
-    let output = sla_ledger(&repo_root(), &args);
+    let output = run_ledger(&data, &out, &s.months, &s.as_of, &args);
     assert_success(&output);
     std::fs::read_to_string(out.join("ledger.csv")).unwrap()
 }

@@ -22,19 +22,7 @@ fn assert_fails(dir: &TempDir, data: &Path, extra: &[&str], code: i32, needles: 
     let out_parent = dir.join("out");
     fs::create_dir_all(&out_parent).unwrap();
     let out = out_parent.join("ledger");
-    let mut args = vec![
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--months",
-        "2026-01",
-        "--as-of",
-        "2026-04-30",
-    ];
-    args.extend_from_slice(extra);
-    let output = sla_ledger(&repo_root(), &args);
+    let output = run_ledger(data, &out, "2026-01", "2026-04-30", extra);
     assert_exit(&output, code);
     let stderr = text(&output.stderr);
     for needle in needles {

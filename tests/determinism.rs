@@ -93,20 +93,7 @@ fn reshuffling_and_resplitting_the_call_files_changes_nothing() {
             scenario.write(&dir.join(name).join("data"));
             let out = dir.join(name).join("out");
             let data = dir.join(name).join("data");
-            let output = sla_ledger(
-                &repo_root(),
-                &[
-                    "run",
-                    "--data",
-                    data.to_str().unwrap(),
-                    "--out",
-                    out.to_str().unwrap(),
-                    "--months",
-                    &scenario.months,
-                    "--as-of",
-                    &scenario.as_of,
-                ],
-            );
+            let output = run_ledger(&data, &out, &scenario.months, &scenario.as_of, &[]);
             assert_success(&output);
         }
         let (a, b) = (dir.join("a/out"), dir.join("b/out"));
@@ -127,19 +114,12 @@ fn rows_in_equal_counted_plus_quarantined_plus_duplicates_plus_not_counted() {
         let data = dir.join("data");
         scenario.write(&data);
         let out = dir.join("out");
-        assert_success(&sla_ledger(
-            &repo_root(),
-            &[
-                "run",
-                "--data",
-                data.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--months",
-                &scenario.months,
-                "--as-of",
-                &scenario.as_of,
-            ],
+        assert_success(&run_ledger(
+            &data,
+            &out,
+            &scenario.months,
+            &scenario.as_of,
+            &[],
         ));
         let manifest: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
@@ -296,21 +276,12 @@ fn spilling_call_keys_to_disk_changes_nothing_and_leaves_nothing() {
     let data = repo_root().join("sample_data");
     for (name, budget) in [("memory", "1024"), ("spilled", "1")] {
         let out = dir.join(name);
-        let output = sla_ledger(
-            &repo_root(),
-            &[
-                "run",
-                "--data",
-                data.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--months",
-                "2026-01..2026-03",
-                "--as-of",
-                "2026-04-30",
-                "--memory-budget-mib",
-                budget,
-            ],
+        let output = run_ledger(
+            &data,
+            &out,
+            "2026-01..2026-03",
+            "2026-04-30",
+            &["--memory-budget-mib", budget],
         );
         assert_success(&output);
     }

@@ -15,19 +15,7 @@ fn run(s: &Scenario, extra: &[&str]) -> (BTreeMap<(String, String), Vec<String>>
     let data = dir.join("data");
     s.write(&data);
     let out = dir.join("out");
-    let mut args = vec![
-        "run",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--months",
-        &s.months,
-        "--as-of",
-        &s.as_of,
-    ];
-    args.extend_from_slice(extra);
-    assert_success(&sla_ledger(&repo_root(), &args));
+    assert_success(&run_ledger(&data, &out, &s.months, &s.as_of, extra));
     let csv = fs::read_to_string(out.join("ledger.csv")).unwrap();
     let rows = csv
         .lines()

@@ -16,20 +16,7 @@ fn sla_rules_data(dir: &TempDir, name: &str) -> PathBuf {
 }
 
 fn run(data: &Path, out: &Path, as_of: &str) -> String {
-    let output = sla_ledger(
-        &repo_root(),
-        &[
-            "run",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--months",
-            "2026-01",
-            "--as-of",
-            as_of,
-        ],
-    );
+    let output = run_ledger(data, out, "2026-01", as_of, &[]);
     assert_success(&output);
     text(&output.stdout)
 }

@@ -111,20 +111,7 @@ fn run_on_the_same_broken_data_fails_on_the_first_problem_as_before() {
     let dir = TempDir::new("validate-run");
     let data = broken_data(&dir);
     let out = dir.join("out");
-    let output = sla_ledger(
-        &repo_root(),
-        &[
-            "run",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--months",
-            "2026-01",
-            "--as-of",
-            "2026-04-30",
-        ],
-    );
+    let output = run_ledger(&data, &out, "2026-01", "2026-04-30", &[]);
     assert_exit(&output, 1);
     let stderr = text(&output.stderr);
     let error = stderr

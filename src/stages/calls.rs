@@ -203,15 +203,6 @@ fn content_hash(
     xxh3_64(buffer)
 }
 
-fn entry(source: &Path, row: Option<u64>, reason: Reason, detail: String) -> Entry {
-    Entry {
-        source: source.display().to_string().replace('\\', "/"),
-        row,
-        reason,
-        detail,
-    }
-}
-
 fn polars_error(error: PolarsError, files: &CallFiles, chunk: Chunk) -> anyhow::Error {
     let file = &files.files[chunk.file as usize].shown;
     anyhow::anyhow!(
@@ -250,34 +241,66 @@ fn row_defect(
     }
 }
 
+/// The six columns of one chunk, typed, as [`CallFiles::read_chunk`] gives them.
+struct ChunkColumns<'a> {
+    request_id: &'a StringChunked,
+    customer_id: &'a Int64Chunked,
+    ts: &'a Int64Chunked,
+    api: &'a StringChunked,
+    status: &'a StringChunked,
+    error_code: &'a StringChunked,
+}
+
+impl<'a> ChunkColumns<'a> {
+    fn of(frame: &'a DataFrame) -> PolarsResult<ChunkColumns<'a>> {
+        Ok(ChunkColumns {
+            request_id: frame.column(REQUEST_ID)?.str()?,
+            customer_id: frame.column(CUSTOMER_ID)?.i64()?,
+            ts: frame.column(TS)?.i64()?,
+            api: frame.column(API)?.str()?,
+            status: frame.column(STATUS)?.str()?,
+            error_code: frame.column(ERROR_CODE)?.str()?,
+        })
+    }
+
+    /// Row `i` in full, if it is a valid row (SPEC §2).
+    fn version(&self, i: usize) -> Option<CallVersion> {
+        let status = self.status.get(i).filter(|s| status_code(s).is_some())?;
+        Some(CallVersion {
+            ts: self.ts.get(i)?,
+            customer_id: self.customer_id.get(i)?,
+            api: self.api.get(i).map(str::to_string),
+            status: status.to_string(),
+            error_code: self.error_code.get(i).map(str::to_string),
+            request_id: self.request_id.get(i)?.to_string(),
+        })
+    }
+}
+
 /// Phase 1 for one chunk: quarantine, keys, error details.
 fn read_chunk(files: &CallFiles, chunk: Chunk, chunk_index: u32) -> anyhow::Result<ChunkYield> {
     let frame = files
         .read_chunk(chunk)
         .map_err(|e| polars_error(e, files, chunk))?;
-    let request_id = frame.column(REQUEST_ID)?.str()?;
-    let customer = frame.column(CUSTOMER_ID)?.i64()?;
-    let ts = frame.column(TS)?.i64()?;
-    let api = frame.column(API)?.str()?;
-    let status = frame.column(STATUS)?.str()?;
-    let code = frame.column(ERROR_CODE)?.str()?;
+    let columns = ChunkColumns::of(&frame)?;
     let source = &files.files[chunk.file as usize].shown;
     let mut out = ChunkYield {
         keys: Vec::with_capacity(frame.height()),
         ..ChunkYield::default()
     };
     let mut buffer = Vec::with_capacity(128);
-    let rows = request_id
+    let rows = columns
+        .request_id
         .iter()
-        .zip(customer.iter())
-        .zip(ts.iter())
-        .zip(api.iter())
-        .zip(status.iter())
-        .zip(code.iter());
+        .zip(columns.customer_id.iter())
+        .zip(columns.ts.iter())
+        .zip(columns.api.iter())
+        .zip(columns.status.iter())
+        .zip(columns.error_code.iter());
     for (row, (((((id, c), t), a), s), e)) in rows.enumerate() {
         let (Some(id), Some(c), Some(t), Some(status)) = (id, c, t, s.and_then(status_code)) else {
             let (reason, detail) = row_defect(id, c, t, s);
-            out.quarantine.push(entry(
+            out.quarantine.push(Entry::new(
                 source,
                 Some(chunk.offset + row as u64 + 1),
                 reason,
@@ -551,7 +574,7 @@ struct CallVersion {
 /// The `conflicting_duplicate` quarantine entry of one request id; `versions` sorted, distinct.
 fn conflict_entry(versions: &[&CallVersion]) -> Entry {
     let first = versions[0];
-    entry(
+    Entry::new(
         Path::new("calls"),
         None,
         Reason::ConflictingDuplicate,
@@ -609,25 +632,13 @@ fn resolve_conflicts(
             let frame = files
                 .read_chunk(part)
                 .map_err(|e| polars_error(e, files, part))?;
-            let request_id = frame.column(REQUEST_ID)?.str()?;
-            let customer = frame.column(CUSTOMER_ID)?.i64()?;
-            let ts = frame.column(TS)?.i64()?;
-            let api = frame.column(API)?.str()?;
-            let status = frame.column(STATUS)?.str()?;
-            let code = frame.column(ERROR_CODE)?.str()?;
+            let columns = ChunkColumns::of(&frame)?;
             for row in rows {
                 let i = (chunk.offset + u64::from(row) - part.offset) as usize;
-                versions.insert(
-                    (chunk_index, row),
-                    CallVersion {
-                        ts: ts.get(i).expect("valid row"),
-                        customer_id: customer.get(i).expect("valid row"),
-                        api: api.get(i).map(str::to_string),
-                        status: status.get(i).expect("valid row").to_string(),
-                        error_code: code.get(i).map(str::to_string),
-                        request_id: request_id.get(i).expect("valid row").to_string(),
-                    },
-                );
+                let version = columns
+                    .version(i)
+                    .expect("a position recorded for a valid row");
+                versions.insert((chunk_index, row), version);
             }
         }
     }
@@ -994,15 +1005,16 @@ pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<Cus
             .read_chunk(*chunk)
             .map_err(|e| polars_error(e, files, *chunk))?;
         let source = &files.files[chunk.file as usize].shown;
-        let request_id = frame.column(REQUEST_ID)?.str()?;
-        let customer = frame.column(CUSTOMER_ID)?.i64()?;
-        let ts = frame.column(TS)?.i64()?;
-        let status = frame.column(STATUS)?.str()?;
+        let columns = ChunkColumns::of(&frame)?;
         for i in 0..frame.height() {
-            if customer.get(i) != Some(customer_id) {
+            if columns.customer_id.get(i) != Some(customer_id) {
                 continue;
             }
-            let (id, t, s) = (request_id.get(i), ts.get(i), status.get(i));
+            let (id, t, s) = (
+                columns.request_id.get(i),
+                columns.ts.get(i),
+                columns.status.get(i),
+            );
             match (id, t, s.and_then(status_code)) {
                 (Some(id), Some(_), Some(_)) => {
                     result.valid_rows += 1;
@@ -1010,7 +1022,7 @@ pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<Cus
                 }
                 _ => {
                     let (reason, detail) = row_defect(id, Some(customer_id), t, s);
-                    result.quarantined.push(entry(
+                    result.quarantined.push(Entry::new(
                         source,
                         Some(chunk.offset + i as u64 + 1),
                         reason,
@@ -1026,34 +1038,17 @@ pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<Cus
         let frame = files
             .read_chunk(*chunk)
             .map_err(|e| polars_error(e, files, *chunk))?;
-        let request_id = frame.column(REQUEST_ID)?.str()?;
-        let customer = frame.column(CUSTOMER_ID)?.i64()?;
-        let ts = frame.column(TS)?.i64()?;
-        let api = frame.column(API)?.str()?;
-        let status = frame.column(STATUS)?.str()?;
-        let code = frame.column(ERROR_CODE)?.str()?;
+        let columns = ChunkColumns::of(&frame)?;
         for i in 0..frame.height() {
-            let Some(id) = request_id.get(i).filter(|id| ids.contains(*id)) else {
+            if !columns.request_id.get(i).is_some_and(|id| ids.contains(id)) {
                 continue;
-            };
-            let (Some(c), Some(t), Some(s)) = (
-                customer.get(i),
-                ts.get(i),
-                status.get(i).filter(|s| status_code(s).is_some()),
-            ) else {
-                continue;
-            };
-            versions
-                .entry(id.to_string())
-                .or_default()
-                .push(CallVersion {
-                    ts: t,
-                    customer_id: c,
-                    api: api.get(i).map(str::to_string),
-                    status: s.to_string(),
-                    error_code: code.get(i).map(str::to_string),
-                    request_id: id.to_string(),
-                });
+            }
+            if let Some(version) = columns.version(i) {
+                versions
+                    .entry(version.request_id.clone())
+                    .or_default()
+                    .push(version);
+            }
         }
     }
     for (_, mut list) in versions {

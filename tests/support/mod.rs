@@ -285,3 +285,21 @@ pub fn materialise_golden(case: &Path, into: &Path) {
         false,
     );
 }
+
+/// `sla-ledger run --data DATA --out OUT --months MONTHS --as-of AS_OF EXTRA...`, from the
+/// repository root.
+pub fn run_ledger(data: &Path, out: &Path, months: &str, as_of: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--months",
+        months,
+        "--as-of",
+        as_of,
+    ];
+    args.extend_from_slice(extra);
+    sla_ledger(&repo_root(), &args)
+}
