@@ -83,16 +83,7 @@ fn report_html_renders_its_charts_and_totals_in_chromium() {
     };
     let dir = TempDir::new("browser");
     let out = dir.join("out");
-    assert_success(&sla_ledger(
-        &repo_root(),
-        &[
-            "run",
-            "--job",
-            "jobs/month-end.toml",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
+    assert_success(&run_job("jobs/month-end.toml", &out, &[]));
     let page = out.join("report.html");
 
     let dom = headless(&browser, &dir.join("profile-dom"), &page, &["--dump-dom"]);

@@ -1,29 +1,15 @@
 //! The shared conformance cases (`../shared/conformance/`): each must reproduce `expected/`.
 
-use std::path::PathBuf;
-
 use crate::support::*;
-
-fn conformance_root() -> Option<PathBuf> {
-    let root = repo_root().join("../shared/conformance");
-    root.is_dir().then_some(root)
-}
 
 #[test]
 fn every_conformance_case_reproduces_its_expected_ledger() {
-    let Some(root) = conformance_root() else {
+    let Some(cases) = conformance_cases() else {
         eprintln!(
             "conformance folder `../shared/conformance` is absent: no conformance case was run"
         );
         return;
     };
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("args").is_file())
-        .collect();
-    cases.sort();
-    assert!(!cases.is_empty(), "no case under {}", root.display());
     for case in cases {
         let out = TempDir::new("conformance");
         let args = std::fs::read_to_string(case.join("args")).unwrap();

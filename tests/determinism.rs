@@ -151,16 +151,7 @@ fn rows_in_equal_counted_plus_quarantined_plus_duplicates_plus_not_counted() {
 fn the_manifest_hashes_every_output_and_its_totals_equal_the_ledger() {
     let dir = TempDir::new("manifest");
     let out = dir.join("out");
-    assert_success(&sla_ledger(
-        &repo_root(),
-        &[
-            "run",
-            "--job",
-            "jobs/month-end.toml",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
+    assert_success(&run_job("jobs/month-end.toml", &out, &[]));
     let manifest: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     for entry in manifest["outputs"].as_array().unwrap() {

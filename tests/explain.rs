@@ -1,14 +1,9 @@
 //! `sla-ledger explain` must give the very numbers `run` writes: checked against the expected
 //! ledgers of the shared conformance cases, and in full on the `sla-rules` golden case.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::support::*;
-
-fn conformance_root() -> Option<PathBuf> {
-    let root = repo_root().join("../shared/conformance");
-    root.is_dir().then_some(root)
-}
 
 /// The case's run flags that `explain` shares (`--months`/`--customers` are replaced by
 /// `--month`/`--customer`).
@@ -78,19 +73,12 @@ fn chosen_rows(ledger: &str) -> Vec<&str> {
 
 #[test]
 fn explain_gives_the_expected_ledger_line_on_every_conformance_case() {
-    let Some(root) = conformance_root() else {
+    let Some(cases) = conformance_cases() else {
         eprintln!(
             "conformance folder `../shared/conformance` is absent: explain was not checked against it"
         );
         return;
     };
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("args").is_file())
-        .collect();
-    cases.sort();
-    assert!(!cases.is_empty());
     let (mut errors, mut pending, mut valid) = (0, 0, 0);
     for case in cases {
         let flags = shared_flags(&std::fs::read_to_string(case.join("args")).unwrap());

@@ -132,17 +132,12 @@ pub fn page_totals(html: &str) -> BTreeMap<String, (usize, Decimal, Decimal, Dec
         .collect()
 }
 
-fn run_job(dir: &TempDir, job: &str, name: &str) -> std::path::PathBuf {
+fn run_job_into(dir: &TempDir, job: &str, name: &str) -> std::path::PathBuf {
     let out = dir.join(name);
-    assert_success(&sla_ledger(
-        &repo_root(),
-        &[
-            "run",
-            "--job",
-            &format!("jobs/{job}.toml"),
-            "--out",
-            out.to_str().unwrap(),
-        ],
+    assert_success(&crate::support::run_job(
+        &format!("jobs/{job}.toml"),
+        &out,
+        &[],
     ));
     out
 }
@@ -150,7 +145,7 @@ fn run_job(dir: &TempDir, job: &str, name: &str) -> std::path::PathBuf {
 #[test]
 fn report_html_totals_equal_the_ledger() {
     let dir = TempDir::new("report");
-    let out = run_job(&dir, "month-end", "out");
+    let out = run_job_into(&dir, "month-end", "out");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     let ledger = ledger_records(&out);
 
@@ -318,8 +313,8 @@ fn report_html_totals_equal_the_ledger() {
 #[test]
 fn report_html_is_self_contained_deterministic_and_in_the_manifest() {
     let dir = TempDir::new("report-bytes");
-    let a = run_job(&dir, "nightly", "a");
-    let b = run_job(&dir, "nightly", "b");
+    let a = run_job_into(&dir, "nightly", "a");
+    let b = run_job_into(&dir, "nightly", "b");
     let page = std::fs::read(a.join("report.html")).unwrap();
     assert!(
         page == std::fs::read(b.join("report.html")).unwrap(),

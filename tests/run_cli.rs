@@ -33,16 +33,7 @@ fn sample_data_exercises_every_claim_status_and_tier() {
     let mut ledgers = String::new();
     for job in ["nightly", "month-end"] {
         let out = dir.join(job);
-        let output = sla_ledger(
-            &repo_root(),
-            &[
-                "run",
-                "--job",
-                &format!("jobs/{job}.toml"),
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        );
+        let output = run_job(&format!("jobs/{job}.toml"), &out, &[]);
         assert_success(&output);
         ledgers.push_str(&std::fs::read_to_string(out.join("ledger.csv")).unwrap());
     }
@@ -102,18 +93,7 @@ fn a_generated_data_set_is_byte_identical_for_the_same_seed() {
 fn flags_override_the_job_file() {
     let dir = TempDir::new("override");
     let out = dir.join("out");
-    let output = sla_ledger(
-        &repo_root(),
-        &[
-            "run",
-            "--job",
-            "jobs/month-end.toml",
-            "--months",
-            "2026-02",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let output = run_job("jobs/month-end.toml", &out, &["--months", "2026-02"]);
     assert_success(&output);
     let ledger = std::fs::read_to_string(out.join("ledger.csv")).unwrap();
     assert!(
@@ -208,17 +188,7 @@ fn an_existing_output_is_kept_unless_forced() {
 fn strict_refuses_quarantined_rows_and_writes_nothing() {
     let dir = TempDir::new("strict");
     let out = dir.join("out");
-    let output = sla_ledger(
-        &repo_root(),
-        &[
-            "run",
-            "--job",
-            "jobs/month-end.toml",
-            "--strict",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let output = run_job("jobs/month-end.toml", &out, &["--strict"]);
     assert_exit(&output, 1);
     assert!(text(&output.stderr).contains("--strict"));
     assert!(!out.exists());
@@ -261,16 +231,7 @@ fn the_ledger_parquet_has_decimal_money_and_matches_the_csv() {
     use polars::prelude::*;
     let dir = TempDir::new("parquet");
     let out = dir.join("out");
-    assert_success(&sla_ledger(
-        &repo_root(),
-        &[
-            "run",
-            "--job",
-            "jobs/month-end.toml",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
+    assert_success(&run_job("jobs/month-end.toml", &out, &[]));
     let frame = ParquetReader::new(std::fs::File::open(out.join("ledger.parquet")).unwrap())
         .finish()
         .unwrap();

@@ -303,3 +303,27 @@ pub fn run_ledger(data: &Path, out: &Path, months: &str, as_of: &str, extra: &[&
     args.extend_from_slice(extra);
     sla_ledger(&repo_root(), &args)
 }
+
+/// `sla-ledger run --job JOB --out OUT EXTRA...`, from the repository root.
+pub fn run_job(job: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "--job", job, "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    sla_ledger(&repo_root(), &args)
+}
+
+/// The shared conformance cases (folders holding `args`), sorted; `None` when
+/// `../shared/conformance` is absent.
+pub fn conformance_cases() -> Option<Vec<PathBuf>> {
+    let root = repo_root().join("../shared/conformance");
+    if !root.is_dir() {
+        return None;
+    }
+    let mut cases: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("args").is_file())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no case under {}", root.display());
+    Some(cases)
+}
