@@ -82,6 +82,18 @@ pub enum Command {
     #[command(after_help = "Example:\n  \
         sla-ledger explain --job jobs/month-end.toml --customer 100023757 --month 2026-02")]
     Explain(ExplainArgs),
+    /// Serve as a member of a Ballista cluster that runs the heavy step (`--engine ballista`).
+    ///
+    /// Needs a build with the `distributed` feature. Every host runs this same binary: one
+    /// scheduler, and executors that can read the call files at the paths the client uses.
+    #[command(after_help = "Examples:\n  \
+        sla-ledger cluster scheduler --bind 0.0.0.0:50050\n  \
+        sla-ledger cluster executor --scheduler df://sched-host:50050 --bind 0.0.0.0:50051\n  \
+        sla-ledger run --job jobs/month-end.toml --engine ballista --scheduler df://sched-host:50050")]
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Print a shell completion script on stdout.
     #[command(after_help = "Examples:\n  \
         sla-ledger completions bash > ~/.local/share/bash-completion/completions/sla-ledger\n  \
@@ -90,6 +102,55 @@ pub enum Command {
     /// Print the man page (roff) on stdout.
     #[command(after_help = "Example:\n  sla-ledger man > sla-ledger.1 && man ./sla-ledger.1")]
     Man,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClusterCommand {
+    /// Run a Ballista scheduler: clients send it jobs, executors register with it.
+    #[command(after_help = "Example:\n  sla-ledger cluster scheduler --bind 0.0.0.0:50050")]
+    Scheduler(SchedulerArgs),
+    /// Run a Ballista executor that registers with a scheduler and runs its tasks.
+    #[command(after_help = "Example:\n  \
+        sla-ledger cluster executor --scheduler df://sched-host:50050 --bind 0.0.0.0:50051")]
+    Executor(ExecutorArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerArgs {
+    /// Address to listen on for clients and executors.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+    pub bind: String,
+    /// Host name executors and clients use to reach this scheduler (default: the bind host).
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+    /// Seconds without a heartbeat before an executor is taken as lost and its tasks rerun.
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    pub executor_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecutorArgs {
+    /// The scheduler to join, `df://HOST:PORT` or `HOST:PORT`.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub scheduler: String,
+    /// Address to listen on for shuffle data (Arrow Flight).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    pub bind: String,
+    /// Port for the scheduler's task calls (default: the bind port + 1).
+    #[arg(long, value_name = "PORT")]
+    pub grpc_port: Option<u16>,
+    /// Host name others use to reach this executor (default: the bind host).
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+    /// Tasks run at once (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub concurrent_tasks: Option<usize>,
+    /// Folder for shuffle files (default: a fresh temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Seconds between heartbeats to the scheduler.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub heartbeat_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -137,6 +198,22 @@ pub struct RunArgs {
     /// Memory for call keys before they spill to disk, in MiB (default 2560: ~55M rows).
     #[arg(long, value_name = "MIB")]
     pub memory_budget_mib: Option<u64>,
+    /// Where the heavy step runs: `polars` (default, in this process) or `ballista` (needs a
+    /// build with the `distributed` feature).
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub engine: Option<EngineName>,
+    /// With `--engine ballista`: the scheduler of a running cluster. Without it, a cluster is
+    /// started inside this process for the run.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub scheduler: Option<String>,
+}
+
+/// The engines that can run the heavy step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineName {
+    Polars,
+    Ballista,
 }
 
 #[derive(Debug, Clone, Args)]

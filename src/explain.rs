@@ -214,6 +214,8 @@ fn run_args(args: &ExplainArgs) -> RunArgs {
         strict: false,
         threads: None,
         memory_budget_mib: None,
+        engine: None,
+        scheduler: None,
     }
 }
 

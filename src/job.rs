@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::RunArgs;
+use crate::cli::{EngineName, RunArgs};
+use crate::engine::Engine;
 use crate::error::UsageError;
 use crate::policy::Policy;
 use crate::time::{parse_date, YearMonth};
@@ -29,6 +30,8 @@ pub struct JobFile {
     pub strict: Option<bool>,
     pub threads: Option<usize>,
     pub memory_budget_mib: Option<u64>,
+    pub engine: Option<EngineName>,
+    pub scheduler: Option<String>,
 }
 
 /// An inclusive range of service months.
@@ -108,6 +111,8 @@ pub struct Job {
     pub threads: Option<usize>,
     /// Call keys (48 bytes per call row) held in memory before spilling to disk.
     pub memory_budget_mib: u64,
+    /// Where the heavy step runs.
+    pub engine: Engine,
 }
 
 pub const DEFAULT_MONTHS: &str = "previous..current";
@@ -208,6 +213,7 @@ impl Job {
                 .memory_budget_mib
                 .or(file.memory_budget_mib)
                 .unwrap_or(DEFAULT_MEMORY_BUDGET_MIB),
+            engine: resolve_engine(args, &file)?,
         })
     }
 
@@ -216,6 +222,38 @@ impl Job {
             .as_ref()
             .is_none_or(|ids| ids.contains(&customer_id))
     }
+}
+
+/// `--engine` and `--scheduler` (flags over the job file); a scheduler needs Ballista.
+fn resolve_engine(args: &RunArgs, file: &JobFile) -> Result<Engine, UsageError> {
+    let name = args.engine.or(file.engine).unwrap_or(EngineName::Polars);
+    let scheduler = args.scheduler.clone().or(file.scheduler.clone());
+    let engine = match (name, scheduler) {
+        (EngineName::Polars, None) => Engine::Polars,
+        (EngineName::Polars, Some(_)) => {
+            return Err(UsageError::new(
+                "--scheduler is for `--engine ballista`; the polars engine runs in this process",
+            ))
+        }
+        (EngineName::Ballista, scheduler) => {
+            if let Some(url) = &scheduler {
+                let bare = url.strip_prefix("df://").ok_or_else(|| {
+                    UsageError::new(format!("--scheduler: `{url}` is not df://HOST:PORT"))
+                })?;
+                let port_ok = bare
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !port_ok {
+                    return Err(UsageError::new(format!(
+                        "--scheduler: `{url}` is not df://HOST:PORT"
+                    )));
+                }
+            }
+            Engine::Ballista { scheduler }
+        }
+    };
+    crate::engine::check_available(&engine)?;
+    Ok(engine)
 }
 
 fn relative_to(base: Option<&Path>, path: &Path) -> PathBuf {

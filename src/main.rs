@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => sla_ledger::generate::generate_command(&args),
         Command::Diff(args) => sla_ledger::adjustments::diff_command(&args),
         Command::Explain(args) => sla_ledger::explain::explain_command(&args),
+        Command::Cluster { command } => sla_ledger::engine::cluster_command(&command),
         Command::Completions(args) => sla_ledger::manual::completions(args.shell),
         Command::Man => sla_ledger::manual::man_page(),
     };

@@ -21,7 +21,7 @@ use crate::policy::Clause;
 use crate::quarantine::Entry;
 use crate::stages::availability::Availability;
 use crate::stages::billing::{monthly_fee, Fee};
-use crate::stages::calls::{count_calls, CallCounts, HeavyStepInput, MonthCallCounts};
+use crate::stages::calls::{CallCounts, HeavyStepInput, MonthCallCounts};
 use crate::stages::claims::{decide, ClaimContext, ClaimStatus};
 use crate::stages::compensation::compensation;
 use crate::stages::error_budget::{self, AtRisk};
@@ -104,15 +104,19 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         "calls",
         "counting calls (quarantine, duplicates, exemptions)",
     );
-    let counts = count_calls(&HeavyStepInput {
-        files: &inputs.calls,
-        month_count: months.len(),
-        coverage: &coverage,
-        exemptions: &inputs.exemptions,
-        policy: &job.policy,
-        memory_budget: job.memory_budget_mib * 1024 * 1024,
-        spill_dir: spill_dir(&job.out_dir),
-    })?;
+    let counts = crate::engine::count_calls(
+        &job.engine,
+        &HeavyStepInput {
+            files: &inputs.calls,
+            month_count: months.len(),
+            coverage: &coverage,
+            exemptions: &inputs.exemptions,
+            policy: &job.policy,
+            memory_budget: job.memory_budget_mib * 1024 * 1024,
+            spill_dir: spill_dir(&job.out_dir),
+        },
+        job.threads,
+    )?;
     for phase in &counts.timings {
         tracing::debug!(
             stage = "calls",

@@ -562,13 +562,23 @@ fn deduplicate_and_tally(mut keys: Vec<CallKey>, context: &TallyContext) -> Part
 /// One full version of a call, ordered as SPEC §2's tie-break: (ts, customer_id, api,
 /// status, error_code), nulls first, strings by their UTF-8 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct CallVersion {
-    ts: i64,
-    customer_id: i64,
-    api: Option<String>,
-    status: String,
-    error_code: Option<String>,
-    request_id: String,
+pub struct CallVersion {
+    pub ts: i64,
+    pub customer_id: i64,
+    pub api: Option<String>,
+    pub status: String,
+    pub error_code: Option<String>,
+    pub request_id: String,
+}
+
+/// SPEC §2's tie-break for the differing versions of one request id: sorts and de-duplicates
+/// `versions` and gives the `conflicting_duplicate` entry and the kept (smallest) version.
+pub fn resolve_conflict(mut versions: Vec<CallVersion>) -> (Entry, CallVersion) {
+    versions.sort();
+    versions.dedup();
+    let entry = conflict_entry(&versions.iter().collect::<Vec<_>>());
+    let kept = versions.swap_remove(0);
+    (entry, kept)
 }
 
 /// The `conflicting_duplicate` quarantine entry of one request id; `versions` sorted, distinct.
@@ -646,10 +656,8 @@ fn resolve_conflicts(
     let mut kept = Vec::with_capacity(conflicts.len());
     let mut buffer = Vec::new();
     for conflict in conflicts {
-        let mut list: Vec<&CallVersion> = conflict.positions.iter().map(|p| &versions[p]).collect();
-        list.sort();
-        list.dedup();
-        let first = list[0];
+        let (entry, first) =
+            resolve_conflict(conflict.positions.iter().map(|p| versions[p].clone()).collect());
         let status = status_code(&first.status).expect("valid status");
         let id = id_hash(&first.request_id);
         let content = content_hash(
@@ -667,7 +675,7 @@ fn resolve_conflicts(
             });
         }
         kept.push((first.customer_id, first.ts, id, content));
-        entries.push(conflict_entry(&list));
+        entries.push(entry);
     }
     Ok((entries, kept))
 }
@@ -1107,8 +1115,25 @@ pub fn screen_calls(files: &CallFiles) -> anyhow::Result<CallScreen> {
     })
 }
 
+/// The quarantine entries of the row defects (SPEC §2) in the files at `file_indices`,
+/// read again here to name each row. Another engine that only counts defects per file uses
+/// this to report them exactly as [`count_calls`] does.
+pub fn quarantine_rows(files: &CallFiles, file_indices: &[u32]) -> anyhow::Result<Vec<Entry>> {
+    let chunks: Vec<(usize, Chunk)> = files
+        .chunks()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, chunk)| file_indices.contains(&chunk.file))
+        .collect();
+    let entries: Vec<Vec<Entry>> = chunks
+        .par_iter()
+        .map(|&(index, chunk)| Ok(read_chunk(files, chunk, index as u32)?.quarantine))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(entries.into_iter().flatten().collect())
+}
+
 /// The process's resident memory now and at its peak, in KiB (Linux; zeros elsewhere).
-fn memory_kib() -> (u64, u64) {
+pub(crate) fn memory_kib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status

@@ -1,0 +1,343 @@
+//! The heavy step on Apache DataFusion Ballista (the `distributed` feature).
+//!
+//! Takes the same [`HeavyStepInput`] as [`crate::stages::calls::count_calls`] and gives the
+//! same [`CallCounts`], so everything after the heavy step is the polars path's code and both
+//! engines write byte-identical ledgers.
+//!
+//! The cluster reads the call files (paths every executor can reach) and sends back only
+//! small results, in four queries (text in [`sql`]):
+//! 1. **defects per file**: how many rows each file quarantines (SPEC §2);
+//! 2. **conflicting ids**: request ids whose rows differ;
+//! 3. **their versions**, only when there are any: the driver applies SPEC §2's tie-break with
+//!    the polars engine's own code ([`resolve_conflict`]);
+//! 4. **counts**: per service month, counted calls, system errors and exempt errors per clause,
+//!    plus the unique calls no selected month counts.
+//!
+//! Queries 1 and 2 run side by side. Quarantine entries name a file and row; the cluster counts
+//! them per file and the driver names them by reading only the files that have any
+//! ([`quarantine_rows`]), then checks that both counts agree.
+
+pub mod cluster;
+pub mod sql;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::policy::Clause;
+use crate::stages::calls::{
+    memory_kib, quarantine_rows, resolve_conflict, CallCounts, CallVersion, HeavyStepInput,
+    MonthCallCounts, Phase, RowCounts,
+};
+use sql::{CallTable, CountInputs, ResolvedCall};
+
+/// Where the heavy step's cluster is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cluster {
+    /// A scheduler and executors started inside this process for the run.
+    Standalone,
+    /// A running cluster: the scheduler's `df://HOST:PORT`.
+    Remote(String),
+}
+
+/// Runs the heavy step on Ballista. `threads` sizes the standalone executor and the number
+/// of partitions per stage (default: one per core).
+pub fn count_calls(
+    input: &HeavyStepInput,
+    cluster: &Cluster,
+    threads: Option<usize>,
+) -> anyhow::Result<CallCounts> {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(2))
+        // DataFusion plans and serialises deep expression trees recursively.
+        .thread_stack_size(32 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime for Ballista")?;
+    runtime.block_on(count_calls_async(input, cluster, threads))
+}
+
+async fn connect(cluster: &Cluster, threads: usize) -> anyhow::Result<SessionContext> {
+    let config = SessionConfig::new_with_ballista()
+        .with_target_partitions(threads)
+        .with_ballista_standalone_parallelism(threads)
+        .with_ballista_job_name("sla-ledger heavy step");
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .build();
+    match cluster {
+        Cluster::Standalone => SessionContext::standalone_with_state(state)
+            .await
+            .context("cannot start the in-process Ballista cluster"),
+        Cluster::Remote(url) => SessionContext::remote_with_state(url, state)
+            .await
+            .with_context(|| format!("cannot reach the Ballista scheduler at `{url}`")),
+    }
+}
+
+async fn count_calls_async(
+    input: &HeavyStepInput<'_>,
+    cluster: &Cluster,
+    threads: usize,
+) -> anyhow::Result<CallCounts> {
+    let mut timings = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<Phase>| {
+        let (rss_kib, peak_kib) = memory_kib();
+        timings.push(Phase {
+            name,
+            elapsed: clock.elapsed(),
+            rss_kib,
+            peak_kib,
+        });
+        clock = Instant::now();
+    };
+    let where_ = match cluster {
+        Cluster::Standalone => "the in-process Ballista cluster".to_string(),
+        Cluster::Remote(url) => format!("the Ballista cluster at `{url}`"),
+    };
+    let ctx = connect(cluster, threads).await?;
+    let files = input.files;
+    let mut tables = Vec::with_capacity(files.files.len());
+    for (index, file) in files.files.iter().enumerate() {
+        let name = format!("calls_{index}");
+        let path = std::path::absolute(&file.path)
+            .with_context(|| format!("cannot resolve `{}`", file.path.display()))?;
+        let path = path
+            .to_str()
+            .with_context(|| format!("`{}` is not UTF-8", path.display()))?;
+        ctx.register_parquet(&name, path, ParquetReadOptions::default())
+            .await
+            .with_context(|| format!("cannot register `{}` with {where_}", file.shown.display()))?;
+        tables.push(CallTable {
+            name,
+            ts_nanos_per_unit: files.ts_nanos_per_unit(index),
+        });
+    }
+    lap("connect", &mut timings);
+
+    // 1 and 2, side by side.
+    let (defects_sql, conflicts_sql) = (
+        sql::defects_per_file(&tables),
+        sql::conflicting_ids(&tables),
+    );
+    let (defects, conflicts) = tokio::try_join!(
+        query(&ctx, &defects_sql, &where_),
+        query(&ctx, &conflicts_sql, &where_),
+    )?;
+    let mut defects_by_file: BTreeMap<u32, u64> = BTreeMap::new();
+    for batch in &defects {
+        let file = int64(batch, "file")?;
+        let rows = int64(batch, "rows")?;
+        for i in 0..batch.num_rows() {
+            defects_by_file.insert(file.value(i) as u32, rows.value(i) as u64);
+        }
+    }
+    let mut conflict_ids = Vec::new();
+    for batch in &conflicts {
+        let ids = string(batch, "request_id")?;
+        conflict_ids.extend((0..batch.num_rows()).map(|i| ids.value(i).to_string()));
+    }
+    conflict_ids.sort();
+    lap("defects and duplicates", &mut timings);
+
+    let mut quarantine = {
+        let wanted: Vec<u32> = defects_by_file.keys().copied().collect();
+        let entries = quarantine_rows(files, &wanted)?;
+        let mut named: BTreeMap<u32, u64> = BTreeMap::new();
+        for entry in &entries {
+            let index = files
+                .files
+                .iter()
+                .position(|f| f.shown.display().to_string().replace('\\', "/") == entry.source)
+                .expect("an entry names one of the call files") as u32;
+            *named.entry(index).or_default() += 1;
+        }
+        if named != defects_by_file {
+            bail!(
+                "{where_} and this process disagree on the quarantined call rows per file \
+                 ({defects_by_file:?} against {named:?}); were the call files changed during \
+                 the run?"
+            );
+        }
+        entries
+    };
+    lap("name quarantined rows", &mut timings);
+
+    // 3. The versions of conflicting ids, resolved here with the polars engine's tie-break.
+    let mut kept_versions = Vec::with_capacity(conflict_ids.len());
+    if !conflict_ids.is_empty() {
+        let batches = query(&ctx, &sql::versions_of(&tables, &conflict_ids), &where_).await?;
+        let mut by_id: BTreeMap<String, Vec<CallVersion>> = BTreeMap::new();
+        for batch in &batches {
+            let request_id = string(batch, "request_id")?;
+            let customer_id = int64(batch, "customer_id")?;
+            let ts = int64(batch, "ts")?;
+            let api = string(batch, "api")?;
+            let status = string(batch, "status")?;
+            let error_code = string(batch, "error_code")?;
+            for i in 0..batch.num_rows() {
+                let text = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
+                by_id
+                    .entry(request_id.value(i).to_string())
+                    .or_default()
+                    .push(CallVersion {
+                        ts: ts.value(i),
+                        customer_id: customer_id.value(i),
+                        api: text(&api),
+                        status: status.value(i).to_string(),
+                        error_code: text(&error_code),
+                        request_id: request_id.value(i).to_string(),
+                    });
+            }
+        }
+        if by_id.len() != conflict_ids.len() {
+            bail!(
+                "{where_} found {} conflicting request ids but returned versions of {}",
+                conflict_ids.len(),
+                by_id.len()
+            );
+        }
+        for versions in by_id.into_values() {
+            let (entry, kept) = resolve_conflict(versions);
+            quarantine.push(entry);
+            kept_versions.push(kept);
+        }
+    }
+    lap("resolve conflicts", &mut timings);
+
+    // 4. The counts.
+    let resolved: Vec<ResolvedCall> = kept_versions
+        .iter()
+        .map(|v| ResolvedCall {
+            request_id: &v.request_id,
+            customer_id: v.customer_id,
+            ts: v.ts,
+            status: &v.status,
+            error_code: v.error_code.as_deref(),
+        })
+        .collect();
+    let text = sql::counts(
+        &tables,
+        &CountInputs {
+            coverage: input.coverage,
+            exemptions: input.exemptions,
+            policy: input.policy,
+            resolved: &resolved,
+        },
+    );
+    let batches = query(&ctx, &text, &where_).await?;
+    let mut months = vec![MonthCallCounts::default(); input.month_count];
+    let (mut counted, mut not_counted) = (0u64, 0u64);
+    for batch in &batches {
+        let month_index = int64(batch, "month_index")?;
+        let is_error = boolean(batch, "is_error")?;
+        let clause = int64(batch, "clause")?;
+        let calls = int64(batch, "calls")?;
+        for i in 0..batch.num_rows() {
+            let n = calls.value(i) as u64;
+            if month_index.is_null(i) {
+                not_counted += n;
+                continue;
+            }
+            counted += n;
+            let month = months
+                .get_mut(month_index.value(i) as usize)
+                .context("the cluster returned an unknown service month")?;
+            month.total_calls += n;
+            if is_error.value(i) {
+                month.system_errors += n;
+                if !clause.is_null(i) {
+                    let clause = u8::try_from(clause.value(i))
+                        .ok()
+                        .and_then(Clause::new)
+                        .context("the cluster returned an unknown clause")?;
+                    *month.exempt_by_clause.entry(clause).or_default() += n;
+                }
+            }
+        }
+    }
+    lap("count", &mut timings);
+
+    let read = files.rows();
+    let quarantined: u64 = defects_by_file.values().sum();
+    let unique = counted + not_counted;
+    let duplicates = read
+        .checked_sub(quarantined + unique)
+        .with_context(|| format!("{where_} returned more calls than the files hold"))?;
+    let rows = RowCounts {
+        read,
+        quarantined,
+        duplicates,
+        counted,
+        not_counted,
+    };
+    assert!(rows.balances(), "call rows do not balance: {rows:?}");
+    Ok(CallCounts {
+        months,
+        rows,
+        quarantine,
+        timings,
+        spilled_buckets: 0,
+    })
+}
+
+/// Runs one query on the cluster and collects its (small) result.
+async fn query(ctx: &SessionContext, text: &str, where_: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let frame = ctx
+        .sql(text)
+        .await
+        .with_context(|| format!("{where_} could not plan the heavy step's query"))?;
+    frame
+        .collect()
+        .await
+        .with_context(|| format!("the heavy step's query failed on {where_}"))
+}
+
+fn column(batch: &RecordBatch, name: &str, to: &DataType) -> anyhow::Result<ArrayRef> {
+    let array = batch
+        .column_by_name(name)
+        .with_context(|| format!("the cluster's result has no column `{name}`"))?;
+    Ok(cast(array, to)?)
+}
+
+fn int64(batch: &RecordBatch, name: &str) -> anyhow::Result<Int64Array> {
+    let array = column(batch, name, &DataType::Int64)?;
+    Ok(array
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("cast to Int64")
+        .clone())
+}
+
+fn string(batch: &RecordBatch, name: &str) -> anyhow::Result<StringArray> {
+    let array = column(batch, name, &DataType::Utf8)?;
+    Ok(array
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("cast to Utf8")
+        .clone())
+}
+
+fn boolean(batch: &RecordBatch, name: &str) -> anyhow::Result<BooleanArray> {
+    let array = column(batch, name, &DataType::Boolean)?;
+    Ok(array
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .expect("cast to Boolean")
+        .clone())
+}

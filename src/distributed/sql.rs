@@ -1,0 +1,390 @@
+//! The heavy step's rules (SPEC §2, §4) as DataFusion SQL text.
+//!
+//! Takes the call files (as registered table names with their `ts` unit), the covered instant
+//! ranges, the exemption tables and the policy; gives the text of the queries that
+//! [`super::count_calls`] sends to the cluster. The small tables travel inside the query as
+//! `VALUES` lists, so executors need nothing but the call files.
+//!
+//! Every query reads the same normalised call rows: strings as `VARCHAR`, `ts` as `BIGINT`
+//! UTC nanoseconds (saturating like the polars engine), `customer_id` as `BIGINT`.
+
+use std::fmt::Write;
+
+use crate::inputs::calls::{STATUSES, SYSTEM_ERROR};
+use crate::inputs::exemptions::ExemptionTables;
+use crate::policy::Policy;
+use crate::stages::calls::CoverageInterval;
+use crate::time::NANOS_PER_SECOND;
+
+/// One registered call file: its table name and nanoseconds per unit of its `ts`.
+pub struct CallTable {
+    pub name: String,
+    pub ts_nanos_per_unit: i64,
+}
+
+/// A version of a conflicting request id that the driver has resolved (SPEC §2 tie-break).
+pub struct ResolvedCall<'a> {
+    pub request_id: &'a str,
+    pub customer_id: i64,
+    pub ts: i64,
+    pub status: &'a str,
+    pub error_code: Option<&'a str>,
+}
+
+/// A string literal: single quotes doubled, nothing else is special in DataFusion SQL.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn optional_literal(text: Option<&str>) -> String {
+    text.map_or_else(|| "CAST(NULL AS VARCHAR)".to_string(), literal)
+}
+
+/// `i64::MIN` cannot be written as a literal (its magnitude overflows before negation).
+fn int(value: i64) -> String {
+    if value == i64::MIN {
+        "(-9223372036854775807 - 1)".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// `ts` as UTC nanoseconds, saturating at the `i64` range like `CallFiles::read_chunk`.
+fn ts_nanos(factor: i64) -> String {
+    let raw = "CAST(\"ts\" AS BIGINT)";
+    if factor == 1 {
+        return raw.to_string();
+    }
+    format!(
+        "CASE WHEN {raw} > {hi} THEN {max} WHEN {raw} < {lo} THEN {min} ELSE {raw} * {factor} END",
+        hi = i64::MAX / factor,
+        lo = i64::MIN / factor,
+        max = int(i64::MAX),
+        min = int(i64::MIN),
+    )
+}
+
+/// Every call row of every file, normalised; `file` is the file's index.
+fn all_rows(tables: &[CallTable]) -> String {
+    let selects: Vec<String> = tables
+        .iter()
+        .enumerate()
+        .map(|(index, table)| {
+            format!(
+                "SELECT {index} AS file, CAST(\"request_id\" AS VARCHAR) AS request_id, \
+                 CAST(\"customer_id\" AS BIGINT) AS customer_id, {ts} AS ts, \
+                 CAST(\"api\" AS VARCHAR) AS api, CAST(\"status\" AS VARCHAR) AS status, \
+                 CAST(\"error_code\" AS VARCHAR) AS error_code FROM \"{name}\"",
+                ts = ts_nanos(table.ts_nanos_per_unit),
+                name = table.name,
+            )
+        })
+        .collect();
+    selects.join("\nUNION ALL\n")
+}
+
+fn statuses() -> String {
+    STATUSES.map(literal).join(", ")
+}
+
+/// SPEC §2 row defects: null request_id, customer_id, ts or status, or an unknown status.
+fn is_defect() -> String {
+    format!(
+        "request_id IS NULL OR customer_id IS NULL OR ts IS NULL OR status IS NULL \
+         OR status NOT IN ({})",
+        statuses()
+    )
+}
+
+/// The rows that survive quarantine.
+fn valid_rows(tables: &[CallTable]) -> String {
+    format!(
+        "valid AS (SELECT request_id, customer_id, ts, api, status, error_code \
+         FROM ({rows}) AS calls \
+         WHERE request_id IS NOT NULL AND customer_id IS NOT NULL AND ts IS NOT NULL \
+         AND status IN ({statuses}))",
+        rows = all_rows(tables),
+        statuses = statuses()
+    )
+}
+
+/// One row per request id with each column's range: enough to tell exact re-deliveries
+/// (every column equal, nulls included) from conflicting versions without hashing.
+const IDS: &str = "ids AS (SELECT request_id, COUNT(*) AS copies, \
+    MIN(customer_id) AS customer_id, MAX(customer_id) AS customer_id_max, \
+    MIN(ts) AS ts, MAX(ts) AS ts_max, \
+    MIN(api) AS api, MAX(api) AS api_max, COUNT(api) AS api_set, \
+    MIN(status) AS status, MAX(status) AS status_max, \
+    MIN(error_code) AS error_code, MAX(error_code) AS error_code_max, \
+    COUNT(error_code) AS error_code_set \
+    FROM valid GROUP BY request_id)";
+
+/// True for a request id whose rows differ in any of customer_id, ts, api, status,
+/// error_code (a nullable column differs when some rows have it and others do not).
+const CONFLICT: &str = "(customer_id <> customer_id_max OR ts <> ts_max \
+    OR status <> status_max \
+    OR (api_set <> 0 AND api_set <> copies) OR (api_set > 0 AND api <> api_max) \
+    OR (error_code_set <> 0 AND error_code_set <> copies) \
+    OR (error_code_set > 0 AND error_code <> error_code_max))";
+
+/// Query A: defective rows per file (`file`, `rows`).
+pub fn defects_per_file(tables: &[CallTable]) -> String {
+    format!(
+        "SELECT file, COUNT(*) AS rows FROM ({rows}) AS calls WHERE {defect} GROUP BY file",
+        rows = all_rows(tables),
+        defect = is_defect()
+    )
+}
+
+/// Query B: the request ids whose rows conflict (`request_id`).
+pub fn conflicting_ids(tables: &[CallTable]) -> String {
+    format!(
+        "WITH {valid}, {IDS} SELECT request_id FROM ids WHERE {CONFLICT}",
+        valid = valid_rows(tables)
+    )
+}
+
+/// Query C: the distinct versions of the given request ids (all six columns).
+pub fn versions_of(tables: &[CallTable], request_ids: &[String]) -> String {
+    let ids: Vec<String> = request_ids.iter().map(|id| format!("({})", literal(id))).collect();
+    format!(
+        "WITH {valid} SELECT DISTINCT request_id, customer_id, ts, api, status, error_code \
+         FROM valid WHERE request_id IN (SELECT id FROM (VALUES {ids}) AS wanted(id))",
+        valid = valid_rows(tables),
+        ids = ids.join(", ")
+    )
+}
+
+/// A small table as a query: `VALUES` rows, or an empty typed row set when there are none.
+fn values_table(columns: &[(&str, &str)], rows: &[String]) -> String {
+    if rows.is_empty() {
+        let nulls: Vec<String> = columns
+            .iter()
+            .map(|(name, ty)| format!("CAST(NULL AS {ty}) AS {name}"))
+            .collect();
+        return format!("SELECT {} WHERE false", nulls.join(", "));
+    }
+    let casts: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ty))| format!("CAST(column{} AS {ty}) AS {name}", i + 1))
+        .collect();
+    format!("SELECT {} FROM (VALUES {})", casts.join(", "), rows.join(", "))
+}
+
+/// The inputs of query D beside the call files.
+pub struct CountInputs<'a> {
+    pub coverage: &'a [CoverageInterval],
+    pub exemptions: &'a ExemptionTables,
+    pub policy: &'a Policy,
+    pub resolved: &'a [ResolvedCall<'a>],
+}
+
+/// Query D: the counts. One row per (`month_index`, `is_error`, `clause`) with `calls`;
+/// `month_index` null holds the unique calls that no selected service month counts.
+///
+/// SPEC §4 in order: kept version per request id (resolved conflicts come from the driver),
+/// its service month, then for each counted system error the smallest clause among the error
+/// code, the reviewed call and the windows; per (customer, UTC second) the counted calls, and
+/// the burst clause (5.7) where they reach the threshold and no counted notice covers the call.
+pub fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
+    let mut sql = String::new();
+    let resolved: Vec<String> = inputs
+        .resolved
+        .iter()
+        .map(|r| {
+            format!(
+                "({}, {}, {}, {}, {})",
+                literal(r.request_id),
+                int(r.customer_id),
+                int(r.ts),
+                literal(r.status),
+                optional_literal(r.error_code)
+            )
+        })
+        .collect();
+    let coverage: Vec<String> = inputs
+        .coverage
+        .iter()
+        .map(|c| {
+            format!(
+                "({}, {}, {}, {})",
+                c.month_index,
+                int(c.customer_id),
+                int(c.start),
+                int(c.end)
+            )
+        })
+        .collect();
+    let error_codes: Vec<String> = inputs
+        .exemptions
+        .error_codes
+        .iter()
+        .map(|(code, clause)| format!("({}, {})", literal(code), clause.number()))
+        .collect();
+    let reviewed: Vec<String> = inputs
+        .exemptions
+        .calls
+        .iter()
+        .map(|(id, clause)| format!("({}, {})", literal(id), clause.number()))
+        .collect();
+    write!(
+        sql,
+        "WITH {valid}, {IDS},\n\
+         resolved AS ({resolved}),\n\
+         kept AS (SELECT request_id, customer_id, ts, status, error_code FROM ids \
+           WHERE NOT {CONFLICT} \
+           UNION ALL SELECT request_id, customer_id, ts, status, error_code FROM resolved),\n\
+         coverage AS ({coverage}),\n\
+         error_codes AS ({error_codes}),\n\
+         reviewed AS ({reviewed}),\n",
+        valid = valid_rows(tables),
+        resolved = values_table(
+            &[
+                ("request_id", "VARCHAR"),
+                ("customer_id", "BIGINT"),
+                ("ts", "BIGINT"),
+                ("status", "VARCHAR"),
+                ("error_code", "VARCHAR"),
+            ],
+            &resolved
+        ),
+        coverage = values_table(
+            &[
+                ("month_index", "BIGINT"),
+                ("customer_id", "BIGINT"),
+                ("start_ns", "BIGINT"),
+                ("end_ns", "BIGINT"),
+            ],
+            &coverage
+        ),
+        error_codes = values_table(
+            &[("error_code", "VARCHAR"), ("clause", "BIGINT")],
+            &error_codes
+        ),
+        reviewed = values_table(
+            &[("request_id", "VARCHAR"), ("clause", "BIGINT")],
+            &reviewed
+        ),
+    )
+    .expect("writing to a String");
+    let counted_error = format!(
+        "(p.month_index IS NOT NULL AND p.status = {})",
+        literal(SYSTEM_ERROR)
+    );
+    write!(
+        sql,
+        "placed AS (SELECT k.request_id, k.customer_id, k.ts, k.status, k.error_code, \
+           c.month_index FROM kept k LEFT JOIN coverage c ON k.customer_id = c.customer_id \
+           AND k.ts >= c.start_ns AND k.ts < c.end_ns),\n\
+         judged AS (SELECT p.month_index, p.customer_id, \
+           CASE WHEN p.month_index IS NULL THEN NULL ELSE {second} END AS second, \
+           {counted_error} AS is_error, \
+           CASE WHEN {counted_error} THEN least(e.clause, r.clause, {window}) END AS clause, \
+           CASE WHEN {counted_error} THEN {noticed} END AS noticed \
+           FROM placed p LEFT JOIN error_codes e ON p.error_code = e.error_code \
+           LEFT JOIN reviewed r ON p.request_id = r.request_id),\n\
+         seconds AS (SELECT month_index, customer_id, second, is_error, clause, noticed, \
+           COUNT(*) AS calls FROM judged \
+           GROUP BY month_index, customer_id, second, is_error, clause, noticed),\n\
+         bursts AS (SELECT month_index, is_error, clause, noticed, calls, \
+           SUM(calls) OVER (PARTITION BY customer_id, second) AS second_calls FROM seconds),\n\
+         attributed AS (SELECT month_index, is_error, \
+           CASE WHEN is_error AND second_calls >= {burst_min} AND NOT noticed \
+             THEN least(clause, {burst_clause}) ELSE clause END AS clause, calls FROM bursts)\n\
+         SELECT month_index, is_error, clause, CAST(SUM(calls) AS BIGINT) AS calls \
+         FROM attributed GROUP BY month_index, is_error, clause",
+        second = utc_second("p.ts"),
+        window = window_clause(inputs.exemptions),
+        noticed = noticed(inputs.exemptions),
+        burst_min = inputs.policy.burst_min_calls(),
+        burst_clause = inputs.policy.burst_clause.number(),
+    )
+    .expect("writing to a String");
+    sql
+}
+
+/// `floor(ts / 1 s)` without overflow: truncating division, one less for negative remainders.
+fn utc_second(ts: &str) -> String {
+    let n = NANOS_PER_SECOND;
+    format!("({ts} / {n} - CASE WHEN {ts} % {n} < 0 THEN 1 ELSE 0 END)")
+}
+
+/// The smallest clause of the exempting windows covering `p` (SPEC §2 windows; the notice
+/// rule is already applied): a `CASE` over the windows in clause order, so the first match is
+/// the smallest.
+fn window_clause(exemptions: &ExemptionTables) -> String {
+    let mut windows: Vec<_> = exemptions.windows.iter().collect();
+    windows.sort_by_key(|w| w.clause);
+    if windows.is_empty() {
+        return "CAST(NULL AS BIGINT)".to_string();
+    }
+    let mut case = String::from("CASE");
+    for w in windows {
+        let customer = w
+            .customer_id
+            .map(|id| format!("p.customer_id = {} AND ", int(id)))
+            .unwrap_or_default();
+        write!(
+            case,
+            " WHEN {customer}p.ts >= {} AND p.ts < {} THEN {}",
+            int(w.start),
+            int(w.end),
+            w.clause.number()
+        )
+        .expect("writing to a String");
+    }
+    case.push_str(" END");
+    case
+}
+
+/// Whether a counted notice of the customer covers `p` (SLA 5.7).
+fn noticed(exemptions: &ExemptionTables) -> String {
+    if exemptions.notices.is_empty() {
+        return "false".to_string();
+    }
+    let mut case = String::from("CASE");
+    for n in &exemptions.notices {
+        write!(
+            case,
+            " WHEN p.customer_id = {} AND p.ts >= {} AND p.ts < {} THEN true",
+            int(n.customer_id),
+            int(n.start),
+            int(n.end)
+        )
+        .expect("writing to a String");
+    }
+    case.push_str(" ELSE false END");
+    case
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_double_single_quotes() {
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(optional_literal(None), "CAST(NULL AS VARCHAR)");
+    }
+
+    #[test]
+    fn the_smallest_integer_is_written_without_overflow() {
+        assert_eq!(int(i64::MIN), "(-9223372036854775807 - 1)");
+        assert_eq!(int(-5), "-5");
+    }
+
+    #[test]
+    fn ts_in_nanoseconds_needs_no_scaling() {
+        assert_eq!(ts_nanos(1), "CAST(\"ts\" AS BIGINT)");
+        assert!(ts_nanos(1000).contains("* 1000 END"));
+    }
+
+    #[test]
+    fn an_empty_small_table_keeps_its_types() {
+        assert_eq!(
+            values_table(&[("a", "BIGINT")], &[]),
+            "SELECT CAST(NULL AS BIGINT) AS a WHERE false"
+        );
+    }
+}

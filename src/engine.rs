@@ -1,0 +1,82 @@
+//! Which engine runs the heavy step, and the `cluster` command.
+//!
+//! Takes the resolved [`Engine`] and the heavy step's input; gives [`CallCounts`] from the
+//! embedded polars engine (the default) or from Apache DataFusion Ballista, which exists only
+//! in builds with the `distributed` feature. Everything after the heavy step is shared.
+
+use crate::cli::ClusterCommand;
+use crate::error::UsageError;
+use crate::stages::calls::{CallCounts, HeavyStepInput};
+
+/// Where the heavy step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// In this process, on polars (`stages::calls`).
+    Polars,
+    /// On Ballista: the scheduler's `df://HOST:PORT`, or `None` for an in-process cluster.
+    Ballista { scheduler: Option<String> },
+}
+
+impl Engine {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Polars => "polars",
+            Engine::Ballista { .. } => "ballista",
+        }
+    }
+}
+
+/// Whether this build can run the heavy step on Ballista.
+pub const DISTRIBUTED: bool = cfg!(feature = "distributed");
+
+fn not_built(what: &str) -> UsageError {
+    UsageError::new(format!(
+        "{what} needs the Ballista engine, which this build of sla-ledger leaves out; \
+         build with `cargo build --release --features distributed`"
+    ))
+}
+
+/// Checks that `engine` exists in this build (a usage error, exit status 2, when not).
+pub fn check_available(engine: &Engine) -> Result<(), UsageError> {
+    match engine {
+        Engine::Ballista { .. } if !DISTRIBUTED => Err(not_built("--engine ballista")),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the heavy step on `engine`.
+pub fn count_calls(
+    engine: &Engine,
+    input: &HeavyStepInput,
+    threads: Option<usize>,
+) -> anyhow::Result<CallCounts> {
+    match engine {
+        Engine::Polars => crate::stages::calls::count_calls(input),
+        #[cfg(feature = "distributed")]
+        Engine::Ballista { scheduler } => {
+            let cluster = match scheduler {
+                Some(url) => crate::distributed::Cluster::Remote(url.clone()),
+                None => crate::distributed::Cluster::Standalone,
+            };
+            crate::distributed::count_calls(input, &cluster, threads)
+        }
+        #[cfg(not(feature = "distributed"))]
+        Engine::Ballista { .. } => {
+            let _ = threads;
+            Err(not_built("--engine ballista").into())
+        }
+    }
+}
+
+/// `sla-ledger cluster ...`.
+pub fn cluster_command(command: &ClusterCommand) -> anyhow::Result<()> {
+    #[cfg(feature = "distributed")]
+    {
+        crate::distributed::cluster::cluster_command(command)
+    }
+    #[cfg(not(feature = "distributed"))]
+    {
+        let _ = command;
+        Err(not_built("`sla-ledger cluster`").into())
+    }
+}
