@@ -228,30 +228,29 @@ impl Job {
 fn resolve_engine(args: &RunArgs, file: &JobFile) -> Result<Engine, UsageError> {
     let name = args.engine.or(file.engine).unwrap_or(EngineName::Polars);
     let scheduler = args.scheduler.clone().or(file.scheduler.clone());
-    let engine = match (name, scheduler) {
-        (EngineName::Polars, None) => Engine::Polars,
-        (EngineName::Polars, Some(_)) => {
-            return Err(UsageError::new(
+    let engine =
+        match (name, scheduler) {
+            (EngineName::Polars, None) => Engine::Polars,
+            (EngineName::Polars, Some(_)) => return Err(UsageError::new(
                 "--scheduler is for `--engine ballista`; the polars engine runs in this process",
-            ))
-        }
-        (EngineName::Ballista, scheduler) => {
-            if let Some(url) = &scheduler {
-                let bare = url.strip_prefix("df://").ok_or_else(|| {
-                    UsageError::new(format!("--scheduler: `{url}` is not df://HOST:PORT"))
-                })?;
-                let port_ok = bare
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-                if !port_ok {
-                    return Err(UsageError::new(format!(
-                        "--scheduler: `{url}` is not df://HOST:PORT"
-                    )));
+            )),
+            (EngineName::Ballista, scheduler) => {
+                if let Some(url) = &scheduler {
+                    let bare = url.strip_prefix("df://").ok_or_else(|| {
+                        UsageError::new(format!("--scheduler: `{url}` is not df://HOST:PORT"))
+                    })?;
+                    let port_ok = bare.rsplit_once(':').is_some_and(|(host, port)| {
+                        !host.is_empty() && port.parse::<u16>().is_ok()
+                    });
+                    if !port_ok {
+                        return Err(UsageError::new(format!(
+                            "--scheduler: `{url}` is not df://HOST:PORT"
+                        )));
+                    }
                 }
+                Engine::Ballista { scheduler }
             }
-            Engine::Ballista { scheduler }
-        }
-    };
+        };
     crate::engine::check_available(&engine)?;
     Ok(engine)
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod conformance;
 mod determinism;
+mod distributed;
 mod explain;
 mod fuzz;
 mod golden;

@@ -77,9 +77,9 @@ async fn executor(args: &ExecutorArgs) -> anyhow::Result<()> {
     socket("--bind", &host, port)?;
     let grpc_port = match args.grpc_port {
         Some(p) => p,
-        None => port.checked_add(1).ok_or_else(|| {
-            UsageError::new("--bind: the port is the last one; give --grpc-port")
-        })?,
+        None => port
+            .checked_add(1)
+            .ok_or_else(|| UsageError::new("--bind: the port is the last one; give --grpc-port"))?,
     };
     let mut config = ExecutorProcessConfig {
         bind_host: host.clone(),

@@ -55,6 +55,11 @@ pub fn count_calls(
     cluster: &Cluster,
     threads: Option<usize>,
 ) -> anyhow::Result<CallCounts> {
+    // Ballista's own progress lines are for cluster operators; a run shows its warnings only,
+    // or everything with `--verbose`.
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     let threads = threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())

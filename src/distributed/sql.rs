@@ -146,7 +146,10 @@ pub fn conflicting_ids(tables: &[CallTable]) -> String {
 
 /// Query C: the distinct versions of the given request ids (all six columns).
 pub fn versions_of(tables: &[CallTable], request_ids: &[String]) -> String {
-    let ids: Vec<String> = request_ids.iter().map(|id| format!("({})", literal(id))).collect();
+    let ids: Vec<String> = request_ids
+        .iter()
+        .map(|id| format!("({})", literal(id)))
+        .collect();
     format!(
         "WITH {valid} SELECT DISTINCT request_id, customer_id, ts, api, status, error_code \
          FROM valid WHERE request_id IN (SELECT id FROM (VALUES {ids}) AS wanted(id))",
@@ -169,7 +172,11 @@ fn values_table(columns: &[(&str, &str)], rows: &[String]) -> String {
         .enumerate()
         .map(|(i, (name, ty))| format!("CAST(column{} AS {ty}) AS {name}", i + 1))
         .collect();
-    format!("SELECT {} FROM (VALUES {})", casts.join(", "), rows.join(", "))
+    format!(
+        "SELECT {} FROM (VALUES {})",
+        casts.join(", "),
+        rows.join(", ")
+    )
 }
 
 /// The inputs of query D beside the call files.

@@ -656,8 +656,13 @@ fn resolve_conflicts(
     let mut kept = Vec::with_capacity(conflicts.len());
     let mut buffer = Vec::new();
     for conflict in conflicts {
-        let (entry, first) =
-            resolve_conflict(conflict.positions.iter().map(|p| versions[p].clone()).collect());
+        let (entry, first) = resolve_conflict(
+            conflict
+                .positions
+                .iter()
+                .map(|p| versions[p].clone())
+                .collect(),
+        );
         let status = status_code(&first.status).expect("valid status");
         let id = id_hash(&first.request_id);
         let content = content_hash(
