@@ -89,6 +89,15 @@ class LoopbackCluster:
     def start(self, exe, args, log):
         self.members.append(subprocess.Popen([exe, "cluster"] + args, stdout=open(log, "w"), stderr=subprocess.STDOUT))
 
+    def peak_rss(self):
+        """Sum of the members' peak resident memory, in bytes (Linux)."""
+        total = 0
+        for member in self.members:
+            for line in open(f"/proc/{member.pid}/status"):
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+        return total
+
     def stop(self):
         for member in self.members:
             member.terminate()
@@ -124,6 +133,9 @@ def main():
         cluster = LoopbackCluster(exe, args.threads, work)
         try:
             run("ballista-loopback-2-executors", ["--engine", "ballista", "--scheduler", cluster.url])
+            members = cluster.peak_rss()
+            results["ballista-loopback-2-executors"]["cluster_peak_rss_bytes"] = members
+            print(f"{'':<26} scheduler + executors peak RSS, summed: {members / 2**30:5.2f} GiB")
         finally:
             cluster.stop()
         same = all(

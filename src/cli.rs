@@ -151,6 +151,10 @@ pub struct ExecutorArgs {
     /// Seconds between heartbeats to the scheduler.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub heartbeat_secs: u64,
+    /// Memory the executor's tasks share before they spill to the work folder, in MiB
+    /// (default: a share of the machine's memory, as Ballista chooses).
+    #[arg(long, value_name = "MIB")]
+    pub memory_limit_mib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -345,4 +345,54 @@ mod tests {
         assert!(err.to_string().contains("dat"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_engine_comes_from_flags_over_the_job_file() {
+        let dir = std::env::temp_dir().join(format!("sla-ledger-engine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let job_path = dir.join("job.toml");
+        std::fs::write(
+            &job_path,
+            "data = \"d\"\nout = \"o\"\nas_of = \"2026-02-10\"\n\
+             engine = \"ballista\"\nscheduler = \"df://sched:50050\"\n",
+        )
+        .unwrap();
+        let from_file = RunArgs {
+            job: Some(job_path.clone()),
+            ..RunArgs::default()
+        };
+        let flags = RunArgs {
+            job: Some(job_path),
+            engine: Some(EngineName::Ballista),
+            scheduler: Some("df://other:6000".into()),
+            ..RunArgs::default()
+        };
+        let today = |_: &Policy| date("2026-01-01");
+        if crate::engine::DISTRIBUTED {
+            let job = Job::resolve(&from_file, today).unwrap();
+            assert_eq!(
+                job.engine,
+                Engine::Ballista {
+                    scheduler: Some("df://sched:50050".into())
+                }
+            );
+            let job = Job::resolve(&flags, today).unwrap();
+            assert_eq!(
+                job.engine,
+                Engine::Ballista {
+                    scheduler: Some("df://other:6000".into())
+                }
+            );
+        } else {
+            let err = Job::resolve(&from_file, today).unwrap_err();
+            assert!(err.to_string().contains("--features distributed"), "{err}");
+        }
+        let polars_with_scheduler = RunArgs {
+            engine: Some(EngineName::Polars),
+            ..flags
+        };
+        let err = Job::resolve(&polars_with_scheduler, today).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -53,6 +53,10 @@ pub struct EffectiveJob {
     pub policy: Policy,
     pub job_file: Option<String>,
     pub strict: bool,
+    /// The heavy step's engine, `polars` or `ballista`.
+    pub engine: &'static str,
+    /// With `ballista`: the remote scheduler, or `None` for the in-process cluster.
+    pub scheduler: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

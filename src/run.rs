@@ -8,6 +8,7 @@ use chrono::Utc;
 use rust_decimal::Decimal;
 
 use crate::cli::RunArgs;
+use crate::engine::Engine;
 use crate::inputs::billing::BillingRow;
 use crate::inputs::calendar::{self, Calendar};
 use crate::inputs::claims::Claim;
@@ -432,6 +433,11 @@ fn write_outputs(
             policy: job.policy.clone(),
             job_file: job.job_file.as_ref().map(|p| p.display().to_string()),
             strict: job.strict,
+            engine: job.engine.name(),
+            scheduler: match &job.engine {
+                Engine::Ballista { scheduler } => scheduler.clone(),
+                Engine::Polars => None,
+            },
         },
         inputs: manifest::digest_files(&input_files(job, calls)?)?,
         rows: Rows {

@@ -92,6 +92,7 @@ async fn executor(args: &ExecutorArgs) -> anyhow::Result<()> {
         vcores: args.concurrent_tasks.unwrap_or(0),
         executor_heartbeat_interval_seconds: args.heartbeat_secs,
         print_thread_info: false,
+        memory_pool_size: args.memory_limit_mib.map(|mib| mib * 1024 * 1024),
         ..ExecutorProcessConfig::default()
     };
     if let Some(dir) = &args.work_dir {

@@ -75,6 +75,9 @@ pub fn count_calls(
     runtime.block_on(count_calls_async(input, cluster, threads))
 }
 
+/// A session on `cluster`. Memory is Ballista's to manage: an in-process cluster's is not
+/// bounded (a pool of `--memory-budget-mib` made it spill and run slower without lowering
+/// its peak), a remote executor's is its own `cluster executor --memory-limit-mib`.
 async fn connect(cluster: &Cluster, threads: usize) -> anyhow::Result<SessionContext> {
     let config = SessionConfig::new_with_ballista()
         .with_target_partitions(threads)
