@@ -111,10 +111,11 @@ def main():
     parser.add_argument("--months", default="2026-01..2026-03")
     parser.add_argument("--as-of", default="2026-06-30")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--exe", help="an sla-ledger binary built with --features distributed (default: build one)")
     args = parser.parse_args()
     if not (args.data / "calls").is_dir():
         sys.exit(f"no data set at {args.data}: run benches/bench.py (or sla-ledger generate) first")
-    exe = binary()
+    exe = args.exe or binary()
     work = pathlib.Path(tempfile.mkdtemp(prefix="sla-ledger-engines-"))
     results = {}
     try:
