@@ -191,21 +191,7 @@ fn the_manifest_hashes_every_output_and_its_totals_equal_the_ledger() {
 fn a_run_killed_at_any_moment_leaves_the_previous_output_or_none() {
     let dir = TempDir::new("kill");
     let data = dir.join("data");
-    let generated = sla_ledger(
-        &repo_root(),
-        &[
-            "generate",
-            "--out",
-            data.to_str().unwrap(),
-            "--customers",
-            "60",
-            "--calls",
-            "400000",
-            "--seed",
-            "3",
-        ],
-    );
-    assert_success(&generated);
+    generate(&data, 60, 400_000, 3, &[]);
     let out = dir.join("out");
     let args = [
         "run",

@@ -268,23 +268,7 @@ mod ballista {
     /// A generated data set of a few million call rows (built once per test run).
     fn generated_data(dir: &Path) -> PathBuf {
         let data = dir.join("data");
-        let output = sla_ledger(
-            &repo_root(),
-            &[
-                "generate",
-                "--out",
-                data.to_str().unwrap(),
-                "--customers",
-                "200",
-                "--months",
-                "2026-01..2026-02",
-                "--calls",
-                "2000000",
-                "--seed",
-                "11",
-            ],
-        );
-        assert_success(&output);
+        generate(&data, 200, 2_000_000, 11, &["--months", "2026-01..2026-02"]);
         data
     }
 
@@ -294,18 +278,7 @@ mod ballista {
 
     /// Starts a run whose stdout and stderr go to `log` (a pipe nobody reads could block it).
     fn run_generated_in_background(data: &Path, out: &Path, log: &Path, extra: &[&str]) -> Child {
-        let mut args = vec![
-            "run",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--months",
-            "2026-01..2026-02",
-            "--as-of",
-            "2026-04-30",
-        ];
-        args.extend_from_slice(extra);
+        let args = run_args(data, out, "2026-01..2026-02", "2026-04-30", extra);
         let log = std::fs::File::create(log).unwrap();
         Command::new(env!("CARGO_BIN_EXE_sla-ledger"))
             .args(&args)

@@ -21,7 +21,6 @@ pub mod cluster;
 pub mod sql;
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
@@ -34,8 +33,8 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::policy::Clause;
 use crate::stages::calls::{
-    memory_kib, quarantine_rows, resolve_conflict, CallCounts, CallVersion, HeavyStepInput,
-    MonthCallCounts, Phase, RowCounts,
+    quarantine_rows, resolve_conflict, CallCounts, CallVersion, HeavyStepInput, MonthCallCounts,
+    Phases, RowCounts,
 };
 use sql::{CallTable, CountInputs, ResolvedCall};
 
@@ -102,18 +101,7 @@ async fn count_calls_async(
     cluster: &Cluster,
     threads: usize,
 ) -> anyhow::Result<CallCounts> {
-    let mut timings = Vec::new();
-    let mut clock = Instant::now();
-    let mut lap = |name: &'static str, timings: &mut Vec<Phase>| {
-        let (rss_kib, peak_kib) = memory_kib();
-        timings.push(Phase {
-            name,
-            elapsed: clock.elapsed(),
-            rss_kib,
-            peak_kib,
-        });
-        clock = Instant::now();
-    };
+    let mut phases = Phases::start();
     let where_ = match cluster {
         Cluster::Standalone => "the in-process Ballista cluster".to_string(),
         Cluster::Remote(url) => format!("the Ballista cluster at `{url}`"),
@@ -136,7 +124,7 @@ async fn count_calls_async(
             ts_nanos_per_unit: files.ts_nanos_per_unit(index),
         });
     }
-    lap("connect", &mut timings);
+    phases.lap("connect");
 
     // 1 and 2, side by side.
     let (defects_sql, conflicts_sql) = (
@@ -161,7 +149,7 @@ async fn count_calls_async(
         conflict_ids.extend((0..batch.num_rows()).map(|i| ids.value(i).to_string()));
     }
     conflict_ids.sort();
-    lap("defects and duplicates", &mut timings);
+    phases.lap("defects and duplicates");
 
     let mut quarantine = {
         let wanted: Vec<u32> = defects_by_file.keys().copied().collect();
@@ -184,7 +172,7 @@ async fn count_calls_async(
         }
         entries
     };
-    lap("name quarantined rows", &mut timings);
+    phases.lap("name quarantined rows");
 
     // 3. The versions of conflicting ids, resolved here with the polars engine's tie-break.
     let mut kept_versions = Vec::with_capacity(conflict_ids.len());
@@ -226,7 +214,7 @@ async fn count_calls_async(
             kept_versions.push(kept);
         }
     }
-    lap("resolve conflicts", &mut timings);
+    phases.lap("resolve conflicts");
 
     // 4. The counts.
     let resolved: Vec<ResolvedCall> = kept_versions
@@ -279,7 +267,7 @@ async fn count_calls_async(
             }
         }
     }
-    lap("count", &mut timings);
+    phases.lap("count");
 
     let read = files.rows();
     let quarantined: u64 = defects_by_file.values().sum();
@@ -299,7 +287,7 @@ async fn count_calls_async(
         months,
         rows,
         quarantine,
-        timings,
+        timings: phases.done(),
         spilled_buckets: 0,
     })
 }
@@ -316,36 +304,31 @@ async fn query(ctx: &SessionContext, text: &str, where_: &str) -> anyhow::Result
         .with_context(|| format!("the heavy step's query failed on {where_}"))
 }
 
-fn column(batch: &RecordBatch, name: &str, to: &DataType) -> anyhow::Result<ArrayRef> {
+/// Column `name` of `batch`, cast to `to` and downcast to the array type `A` of that type.
+fn column<A: Array + Clone + 'static>(
+    batch: &RecordBatch,
+    name: &str,
+    to: &DataType,
+) -> anyhow::Result<A> {
     let array = batch
         .column_by_name(name)
         .with_context(|| format!("the cluster's result has no column `{name}`"))?;
-    Ok(cast(array, to)?)
+    let cast: ArrayRef = cast(array, to)?;
+    Ok(cast
+        .as_any()
+        .downcast_ref::<A>()
+        .expect("an array of the type cast to")
+        .clone())
 }
 
 fn int64(batch: &RecordBatch, name: &str) -> anyhow::Result<Int64Array> {
-    let array = column(batch, name, &DataType::Int64)?;
-    Ok(array
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("cast to Int64")
-        .clone())
+    column(batch, name, &DataType::Int64)
 }
 
 fn string(batch: &RecordBatch, name: &str) -> anyhow::Result<StringArray> {
-    let array = column(batch, name, &DataType::Utf8)?;
-    Ok(array
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("cast to Utf8")
-        .clone())
+    column(batch, name, &DataType::Utf8)
 }
 
 fn boolean(batch: &RecordBatch, name: &str) -> anyhow::Result<BooleanArray> {
-    let array = column(batch, name, &DataType::Boolean)?;
-    Ok(array
-        .as_any()
-        .downcast_ref::<BooleanArray>()
-        .expect("cast to Boolean")
-        .clone())
+    column(batch, name, &DataType::Boolean)
 }

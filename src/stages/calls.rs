@@ -111,6 +111,37 @@ pub struct Phase {
     pub peak_kib: u64,
 }
 
+/// Times the heavy step's phases one after another.
+pub struct Phases {
+    clock: Instant,
+    done: Vec<Phase>,
+}
+
+impl Phases {
+    pub fn start() -> Phases {
+        Phases {
+            clock: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name` (begun at the previous lap) and starts the next.
+    pub fn lap(&mut self, name: &'static str) {
+        let (rss_kib, peak_kib) = memory_kib();
+        self.done.push(Phase {
+            name,
+            elapsed: self.clock.elapsed(),
+            rss_kib,
+            peak_kib,
+        });
+        self.clock = Instant::now();
+    }
+
+    pub fn done(self) -> Vec<Phase> {
+        self.done
+    }
+}
+
 /// What the heavy step gives back.
 #[derive(Debug, Clone, Default)]
 pub struct CallCounts {
@@ -858,18 +889,7 @@ impl Tally {
 
 /// Runs the heavy step.
 pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
-    let mut timings = Vec::new();
-    let mut clock = Instant::now();
-    let mut lap = |name: &'static str, timings: &mut Vec<Phase>| {
-        let (rss_kib, peak_kib) = memory_kib();
-        timings.push(Phase {
-            name,
-            elapsed: clock.elapsed(),
-            rss_kib,
-            peak_kib,
-        });
-        clock = Instant::now();
-    };
+    let mut phases = Phases::start();
     let files = input.files;
     let chunks = files.chunks();
     let store = KeyStore::new(files.rows(), input.memory_budget, &input.spill_dir)?;
@@ -896,13 +916,13 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         quarantine.extend(y.quarantine);
         quarantined += y.quarantined;
     }
-    lap("read", &mut timings);
+    phases.lap("read");
 
     // 2. De-duplicate and 3. count, partition by partition.
     let coverage = Coverage::new(input.coverage);
     let context = TallyContext::new(&coverage, input.month_count, &errors, &error_seconds);
     let partial = store.deduplicate(&context)?;
-    lap("deduplicate", &mut timings);
+    phases.lap("deduplicate");
 
     let (entries, resolved) = resolve_conflicts(files, &chunks, &partial.conflicts, &mut errors)?;
     quarantine.extend(entries);
@@ -912,10 +932,10 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         total.add(&context, id, content, customer_id, ts);
     }
     let unique_calls = partial.unique + resolved.len() as u64;
-    lap("resolve conflicts", &mut timings);
+    phases.lap("resolve conflicts");
 
     let months = attribute(input, &total, &errors);
-    lap("attribute exemptions", &mut timings);
+    phases.lap("attribute exemptions");
 
     let read = files.rows();
     let rows = RowCounts {
@@ -930,7 +950,7 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         months,
         rows,
         quarantine,
-        timings,
+        timings: phases.done(),
         spilled_buckets,
     })
 }
@@ -1138,7 +1158,7 @@ pub fn quarantine_rows(files: &CallFiles, file_indices: &[u32]) -> anyhow::Resul
 }
 
 /// The process's resident memory now and at its peak, in KiB (Linux; zeros elsewhere).
-pub(crate) fn memory_kib() -> (u64, u64) {
+fn memory_kib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status

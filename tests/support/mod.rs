@@ -286,9 +286,14 @@ pub fn materialise_golden(case: &Path, into: &Path) {
     );
 }
 
-/// `sla-ledger run --data DATA --out OUT --months MONTHS --as-of AS_OF EXTRA...`, from the
-/// repository root.
-pub fn run_ledger(data: &Path, out: &Path, months: &str, as_of: &str, extra: &[&str]) -> Output {
+/// The arguments `run --data DATA --out OUT --months MONTHS --as-of AS_OF EXTRA...`.
+pub fn run_args<'a>(
+    data: &'a Path,
+    out: &'a Path,
+    months: &'a str,
+    as_of: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "run",
         "--data",
@@ -301,7 +306,31 @@ pub fn run_ledger(data: &Path, out: &Path, months: &str, as_of: &str, extra: &[&
         as_of,
     ];
     args.extend_from_slice(extra);
-    sla_ledger(&repo_root(), &args)
+    args
+}
+
+/// `sla-ledger run --data DATA --out OUT --months MONTHS --as-of AS_OF EXTRA...`, from the
+/// repository root.
+pub fn run_ledger(data: &Path, out: &Path, months: &str, as_of: &str, extra: &[&str]) -> Output {
+    sla_ledger(&repo_root(), &run_args(data, out, months, as_of, extra))
+}
+
+/// `sla-ledger generate --out DATA --customers N --calls N --seed N EXTRA...`; asserts success.
+pub fn generate(data: &Path, customers: u32, calls: u64, seed: u64, extra: &[&str]) {
+    let (customers, calls, seed) = (customers.to_string(), calls.to_string(), seed.to_string());
+    let mut args = vec![
+        "generate",
+        "--out",
+        data.to_str().unwrap(),
+        "--customers",
+        &customers,
+        "--calls",
+        &calls,
+        "--seed",
+        &seed,
+    ];
+    args.extend_from_slice(extra);
+    assert_success(&sla_ledger(&repo_root(), &args));
 }
 
 /// `sla-ledger run --job JOB --out OUT EXTRA...`, from the repository root.
