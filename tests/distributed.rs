@@ -115,6 +115,8 @@ mod ballista {
             assert_success(&output);
         }
         assert_same_outputs(&out.join("polars"), &out.join("ballista"));
+        // The in-process cluster's shuffle files went to a scratch folder that is gone.
+        assert_eq!(entries(&out.path), ["ballista", "polars"]);
         let quarantine = std::fs::read_to_string(out.join("ballista/quarantine.csv")).unwrap();
         for reason in ["conflicting_duplicate", "null_request_id", "unknown_status"] {
             assert!(

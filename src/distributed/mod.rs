@@ -71,7 +71,35 @@ pub fn count_calls(
         .enable_all()
         .build()
         .context("cannot start the async runtime for Ballista")?;
-    runtime.block_on(count_calls_async(input, cluster, threads))
+    if *cluster != Cluster::Standalone {
+        return runtime.block_on(count_calls_async(input, cluster, threads));
+    }
+    // The in-process executor writes its shuffle files under the system's temporary folder and
+    // never removes them (gigabytes per run at scale). Point it at the step's own spill folder,
+    // beside `--out`, and remove that folder when the step ends, however it ends.
+    std::fs::create_dir_all(&input.spill_dir).with_context(|| {
+        format!(
+            "cannot create the scratch folder `{}`",
+            input.spill_dir.display()
+        )
+    })?;
+    let previous = std::env::var_os("TMPDIR");
+    std::env::set_var("TMPDIR", &input.spill_dir);
+    let counts = runtime.block_on(count_calls_async(input, cluster, threads));
+    drop(runtime);
+    match previous {
+        Some(value) => std::env::set_var("TMPDIR", value),
+        None => std::env::remove_var("TMPDIR"),
+    }
+    let removed = std::fs::remove_dir_all(&input.spill_dir).with_context(|| {
+        format!(
+            "cannot remove the scratch folder `{}`",
+            input.spill_dir.display()
+        )
+    });
+    let counts = counts?;
+    removed?;
+    Ok(counts)
 }
 
 /// A session on `cluster`. Memory is Ballista's to manage: an in-process cluster's is not
