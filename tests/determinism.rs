@@ -19,17 +19,7 @@ const COMPARED: [&str; 4] = [
 
 fn run_with_threads(data: &Path, out: &Path, threads: &str) {
     let output = Command::new(env!("CARGO_BIN_EXE_sla-ledger"))
-        .args([
-            "run",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--months",
-            "2026-01..2026-03",
-            "--as-of",
-            "2026-04-30",
-        ])
+        .args(run_args(data, out, "2026-01..2026-03", "2026-04-30", &[]))
         .env("POLARS_MAX_THREADS", threads)
         .env("RAYON_NUM_THREADS", threads)
         .output()

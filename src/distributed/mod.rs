@@ -181,16 +181,11 @@ async fn count_calls_async(
 
     let mut quarantine = {
         let wanted: Vec<u32> = defects_by_file.keys().copied().collect();
-        let entries = quarantine_rows(files, &wanted)?;
-        let mut named: BTreeMap<u32, u64> = BTreeMap::new();
-        for entry in &entries {
-            let index = files
-                .files
-                .iter()
-                .position(|f| f.shown.display().to_string().replace('\\', "/") == entry.source)
-                .expect("an entry names one of the call files") as u32;
-            *named.entry(index).or_default() += 1;
-        }
+        let by_file = quarantine_rows(files, &wanted)?;
+        let named: BTreeMap<u32, u64> = by_file
+            .iter()
+            .map(|(&file, entries)| (file, entries.len() as u64))
+            .collect();
         if named != defects_by_file {
             bail!(
                 "{where_} and this process disagree on the quarantined call rows per file \
@@ -198,7 +193,7 @@ async fn count_calls_async(
                  the run?"
             );
         }
-        entries
+        by_file.into_values().flatten().collect::<Vec<_>>()
     };
     phases.lap("name quarantined rows");
 
@@ -297,20 +292,9 @@ async fn count_calls_async(
     }
     phases.lap("count");
 
-    let read = files.rows();
     let quarantined: u64 = defects_by_file.values().sum();
-    let unique = counted + not_counted;
-    let duplicates = read
-        .checked_sub(quarantined + unique)
+    let rows = RowCounts::of_unique(files.rows(), quarantined, counted + not_counted, counted)
         .with_context(|| format!("{where_} returned more calls than the files hold"))?;
-    let rows = RowCounts {
-        read,
-        quarantined,
-        duplicates,
-        counted,
-        not_counted,
-    };
-    assert!(rows.balances(), "call rows do not balance: {rows:?}");
     Ok(CallCounts {
         months,
         rows,

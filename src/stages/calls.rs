@@ -96,8 +96,16 @@ pub struct RowCounts {
 }
 
 impl RowCounts {
-    pub fn balances(&self) -> bool {
-        self.read == self.quarantined + self.duplicates + self.counted + self.not_counted
+    /// The accounting of `read` rows of which `quarantined` were set aside and `unique` calls
+    /// remained, `counted` of them in a selected service month; `None` if those cannot hold.
+    pub fn of_unique(read: u64, quarantined: u64, unique: u64, counted: u64) -> Option<RowCounts> {
+        Some(RowCounts {
+            read,
+            quarantined,
+            duplicates: read.checked_sub(quarantined)?.checked_sub(unique)?,
+            counted,
+            not_counted: unique.checked_sub(counted)?,
+        })
     }
 }
 
@@ -937,15 +945,8 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let months = attribute(input, &total, &errors);
     phases.lap("attribute exemptions");
 
-    let read = files.rows();
-    let rows = RowCounts {
-        read,
-        quarantined,
-        duplicates: read - quarantined - unique_calls,
-        counted: total.counted,
-        not_counted: unique_calls - total.counted,
-    };
-    assert!(rows.balances(), "call rows do not balance: {rows:?}");
+    let rows = RowCounts::of_unique(files.rows(), quarantined, unique_calls, total.counted)
+        .expect("every unique call comes from a read row, and every counted call is unique");
     Ok(CallCounts {
         months,
         rows,
@@ -1140,21 +1141,32 @@ pub fn screen_calls(files: &CallFiles) -> anyhow::Result<CallScreen> {
     })
 }
 
-/// The quarantine entries of the row defects (SPEC §2) in the files at `file_indices`,
+/// The quarantine entries of the row defects (SPEC §2) in the files at `file_indices`, by file,
 /// read again here to name each row. Another engine that only counts defects per file uses
 /// this to report them exactly as [`count_calls`] does.
-pub fn quarantine_rows(files: &CallFiles, file_indices: &[u32]) -> anyhow::Result<Vec<Entry>> {
+pub fn quarantine_rows(
+    files: &CallFiles,
+    file_indices: &[u32],
+) -> anyhow::Result<BTreeMap<u32, Vec<Entry>>> {
     let chunks: Vec<(usize, Chunk)> = files
         .chunks()
         .into_iter()
         .enumerate()
         .filter(|(_, chunk)| file_indices.contains(&chunk.file))
         .collect();
-    let entries: Vec<Vec<Entry>> = chunks
+    let entries: Vec<(u32, Vec<Entry>)> = chunks
         .par_iter()
-        .map(|&(index, chunk)| Ok(read_chunk(files, chunk, index as u32)?.quarantine))
+        .map(|&(index, chunk)| {
+            let quarantine = read_chunk(files, chunk, index as u32)?.quarantine;
+            Ok((chunk.file, quarantine))
+        })
         .collect::<anyhow::Result<_>>()?;
-    Ok(entries.into_iter().flatten().collect())
+    let mut by_file: BTreeMap<u32, Vec<Entry>> = BTreeMap::new();
+    for (file, quarantine) in entries {
+        by_file.entry(file).or_default().extend(quarantine);
+    }
+    by_file.retain(|_, entries| !entries.is_empty());
+    Ok(by_file)
 }
 
 /// The process's resident memory now and at its peak, in KiB (Linux; zeros elsewhere).
