@@ -8,17 +8,19 @@
 //! function that reads them, and [`CallCounts`] is all it returns. Another engine can replace
 //! it without the rest of the pipeline noticing.
 //!
-//! How it stays fast and small (memory grows with 48 bytes per call row, not with strings):
+//! How it stays fast and small (memory grows with 40 bytes per call row, not with strings):
 //! 1. **Read** (parallel, polars Parquet decoding): every chunk of whole row groups is read,
 //!    defective rows are quarantined, and each valid row becomes a fixed-width [`CallKey`]:
-//!    a 128-bit hash of its `request_id`, a 64-bit hash of its content, `ts`, `customer_id`
-//!    and its position. System errors also keep their full detail, and the (customer, second)
-//!    of each is noted.
-//! 2. **De-duplicate**: keys are sorted; rows sharing a request id hash are one call. When
-//!    their contents differ, the versions are re-read exactly from their positions and the
-//!    SPEC tie-break picks the kept one. Above a memory budget the keys are first spilled into
-//!    hash buckets on disk and de-duplicated one bucket at a time.
-//! 3. **Count**: each kept call is matched to its service month; counted calls in seconds that
+//!    a 128-bit hash of its `request_id`, a 64-bit hash of its content, `ts`, the service
+//!    month it counts for (looked up here, once per row), a system-error flag and its
+//!    position. Keys go straight into buckets by the top bits of the id hash. System errors
+//!    also keep their full detail, and the (customer, second) of each is noted.
+//! 2. **De-duplicate**, bucket by bucket in parallel: a counting pass on the next bits of the
+//!    id hash cuts a bucket into runs that are sorted in cache; rows sharing a request id hash
+//!    are one call. When their contents differ, the versions are re-read exactly from their
+//!    positions and the SPEC tie-break picks the kept one. The buckets the memory budget does
+//!    not hold are written to disk during the read and read back one at a time.
+//! 3. **Count**: each kept call is counted in its service month; counted calls in seconds that
 //!    hold a system error are counted for the burst rule (5.7); finally each counted system
 //!    error is attributed to its smallest exempting clause.
 //!
@@ -172,13 +174,71 @@ struct CallKey {
     /// XXH3-64 of (customer_id, ts, api, status, error_code): equal for exact re-deliveries.
     content: u64,
     ts: i64,
-    customer_id: i64,
-    chunk: u32,
-    row: u32,
+    /// The service month the row counts for, looked up from its customer and `ts` when read
+    /// ([`NO_MONTH`] if none), with [`SYSTEM_ERROR_BIT`] set for a system error.
+    month_and_error: u32,
+    /// The row's position among all call rows (see [`Positions`]).
+    position: u32,
 }
 
 const KEY_BYTES: usize = std::mem::size_of::<CallKey>();
-const _: () = assert!(KEY_BYTES == 48, "CallKey must have no padding");
+const _: () = assert!(KEY_BYTES == 40, "CallKey must have no padding");
+
+const SYSTEM_ERROR_BIT: u32 = 1 << 31;
+/// `month_and_error` of a row outside every selected service month.
+const NO_MONTH: u32 = SYSTEM_ERROR_BIT - 1;
+
+impl CallKey {
+    /// The service month the call counts for, if any.
+    fn month(&self) -> Option<u32> {
+        Some(self.month_and_error & !SYSTEM_ERROR_BIT).filter(|&m| m != NO_MONTH)
+    }
+
+    fn is_system_error(&self) -> bool {
+        self.month_and_error & SYSTEM_ERROR_BIT != 0
+    }
+}
+
+/// Numbers every call row by its position among all chunks, so that a key holds one 32-bit
+/// position instead of a chunk and a row.
+struct Positions {
+    /// Position of each chunk's first row.
+    starts: Vec<u32>,
+}
+
+impl Positions {
+    /// Fails when the chunks hold more rows than 32 bits number.
+    fn new(chunks: &[Chunk]) -> anyhow::Result<Positions> {
+        let rows: u64 = chunks.iter().map(|c| c.rows).sum();
+        if rows > MAX_ROWS {
+            anyhow::bail!(
+                "the call files hold {rows} rows; one run reads at most {MAX_ROWS} (2^32)"
+            );
+        }
+        let starts = chunks
+            .iter()
+            .scan(0u64, |next, chunk| {
+                let start = *next as u32;
+                *next += chunk.rows;
+                Some(start)
+            })
+            .collect();
+        Ok(Positions { starts })
+    }
+
+    fn of(&self, chunk_index: usize, row: usize) -> u32 {
+        self.starts[chunk_index] + row as u32
+    }
+
+    /// The chunk index and row within it of a position.
+    fn locate(&self, position: u32) -> (usize, u32) {
+        let chunk_index = self.starts.partition_point(|&s| s <= position) - 1;
+        (chunk_index, position - self.starts[chunk_index])
+    }
+}
+
+/// Call rows one run can number in a [`CallKey`].
+const MAX_ROWS: u64 = 1 << 32;
 
 /// A system error's full detail, kept from the read for attribution after de-duplication.
 #[derive(Debug, Clone)]
@@ -316,8 +376,14 @@ impl<'a> ChunkColumns<'a> {
     }
 }
 
-/// Phase 1 for one chunk: quarantine, keys, error details.
-fn read_chunk(files: &CallFiles, chunk: Chunk, chunk_index: u32) -> anyhow::Result<ChunkYield> {
+/// Phase 1 for one chunk: quarantine, keys (each with its service month), error details.
+/// `first_position` numbers the chunk's first row.
+fn read_chunk(
+    files: &CallFiles,
+    chunk: Chunk,
+    first_position: u32,
+    coverage: &Coverage,
+) -> anyhow::Result<ChunkYield> {
     let frame = files
         .read_chunk(chunk)
         .map_err(|e| polars_error(e, files, chunk))?;
@@ -348,15 +414,16 @@ fn read_chunk(files: &CallFiles, chunk: Chunk, chunk_index: u32) -> anyhow::Resu
             out.quarantined += 1;
             continue;
         };
+        let is_error = status == STATUS_SYSTEM_ERROR;
         let key = CallKey {
             id: id_hash(id),
             content: content_hash(&mut buffer, c, t, a, status, e),
             ts: t,
-            customer_id: c,
-            chunk: chunk_index,
-            row: row as u32,
+            month_and_error: coverage.month(c, t).unwrap_or(NO_MONTH)
+                | if is_error { SYSTEM_ERROR_BIT } else { 0 },
+            position: first_position + row as u32,
         };
-        if status == STATUS_SYSTEM_ERROR {
+        if is_error {
             out.errors.push((
                 (key.id, key.content),
                 ErrorDetail {
@@ -369,6 +436,11 @@ fn read_chunk(files: &CallFiles, chunk: Chunk, chunk_index: u32) -> anyhow::Resu
         out.keys.push(key);
     }
     Ok(out)
+}
+
+thread_local! {
+    /// A chunk's keys grouped by bucket, reused by each reading thread.
+    static GROUPED: std::cell::RefCell<Vec<CallKey>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Keys are kept in at least this many buckets by the top bits of their id hash, so each bucket
@@ -440,20 +512,28 @@ impl KeyStore {
     }
 
     /// Adds one chunk's keys to their buckets.
-    fn add(&self, mut keys: Vec<CallKey>) -> anyhow::Result<()> {
+    fn add(&self, keys: &[CallKey]) -> anyhow::Result<()> {
         let shift = self.shift;
-        keys.sort_unstable_by_key(|k| k.id[0] >> shift);
-        for group in keys.chunk_by(|a, b| a.id[0] >> shift == b.id[0] >> shift) {
-            let bucket = (group[0].id[0] >> shift) as usize;
-            match self.memory.get(bucket) {
-                Some(keys) => keys.lock().expect("lock").extend_from_slice(group),
-                None => self.disk[bucket - self.memory.len()]
-                    .lock()
-                    .expect("lock")
-                    .write_all(as_bytes(group))?,
+        let buckets = self.memory.len() + self.disk.len();
+        GROUPED.with_borrow_mut(|grouped| {
+            let ends = scatter_by_digit(keys, buckets, |k| (k.id[0] >> shift) as usize, grouped);
+            let mut start = 0;
+            for (bucket, end) in ends.into_iter().enumerate() {
+                let group = &grouped[start..end];
+                start = end;
+                if group.is_empty() {
+                    continue;
+                }
+                match self.memory.get(bucket) {
+                    Some(keys) => keys.lock().expect("lock").extend_from_slice(group),
+                    None => self.disk[bucket - self.memory.len()]
+                        .lock()
+                        .expect("lock")
+                        .write_all(as_bytes(group))?,
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// De-duplicates and counts every bucket, two at a time (one per thread by default); each
@@ -468,23 +548,23 @@ impl KeyStore {
             writer.into_inner().expect("lock").flush()?;
             paths.push(dir.join(format!("bucket-{}.keys", in_memory + i)));
         }
+        let bucket_bits = 64 - self.shift;
+        let pool = BufferPool::new(2 * rayon::current_num_threads() + 2);
         let from_memory = memory.into_par_iter().map(|keys| {
-            Ok(deduplicate_and_tally(
-                keys.into_inner().expect("lock"),
-                context,
-            ))
+            let keys = keys.into_inner().expect("lock");
+            Ok(deduplicate_and_tally(keys, bucket_bits, context, &pool))
         });
         let from_disk = paths.clone().into_par_iter().map(|path| {
-            let keys = read_keys(&path)?;
+            let keys = read_keys(&path, pool.take())?;
             std::fs::remove_file(&path).ok();
-            Ok(deduplicate_and_tally(keys, context))
+            Ok(deduplicate_and_tally(keys, bucket_bits, context, &pool))
         });
         // Merged one by one into a single accumulator: each count is inserted once (a reduce
         // tree would re-insert the large per-second maps at every level).
         let partials: Vec<anyhow::Result<Partial>> = from_memory.chain(from_disk).collect();
         let result = partials
             .into_iter()
-            .try_fold(Partial::new(context.month_count), |total, p| {
+            .try_fold(Partial::new(context.month_count()), |total, p| {
                 Ok(total.merge(p?))
             });
         if !paths.is_empty() {
@@ -526,10 +606,12 @@ impl Drop for KeyStore {
     }
 }
 
-fn read_keys(path: &Path) -> anyhow::Result<Vec<CallKey>> {
+/// Reads a spilled bucket into `keys` (emptied first; a reused buffer saves faulting in pages).
+fn read_keys(path: &Path, mut keys: Vec<CallKey>) -> anyhow::Result<Vec<CallKey>> {
     let file = File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
     let bytes = file.metadata()?.len() as usize;
-    let mut keys: Vec<CallKey> = Vec::with_capacity(bytes / KEY_BYTES);
+    keys.clear();
+    keys.reserve(bytes / KEY_BYTES);
     // SAFETY: the buffer has capacity for `bytes`, every bit pattern is a valid CallKey, and
     // the length is set only to what was read.
     unsafe {
@@ -542,7 +624,7 @@ fn read_keys(path: &Path) -> anyhow::Result<Vec<CallKey>> {
 
 /// A request id whose copies disagree: the positions of each distinct version.
 struct Conflict {
-    positions: Vec<(u32, u32)>,
+    positions: Vec<u32>,
 }
 
 /// What de-duplicating and counting some keys gives; partials merge.
@@ -570,31 +652,134 @@ impl Partial {
     }
 }
 
-/// Sorts keys by id and keeps one call per request id, counting it at once; ids whose copies
-/// disagree are set aside for [`resolve_conflicts`]. The keys are freed on return. Callers run
-/// many of these in parallel, one partition or bucket each.
-fn deduplicate_and_tally(mut keys: Vec<CallKey>, context: &TallyContext) -> Partial {
-    keys.sort_unstable_by_key(|k| (k.id, k.content));
-    let mut partial = Partial::new(context.month_count);
-    for group in keys.chunk_by(|a, b| a.id == b.id) {
+/// Key buffers freed by de-duplication, handed out again so that sorting or reading back a
+/// bucket reuses memory that is already mapped instead of faulting in fresh pages. Holds at
+/// most `limit` buffers; more are freed.
+struct BufferPool {
+    free: Mutex<Vec<Vec<CallKey>>>,
+    limit: usize,
+}
+
+impl BufferPool {
+    fn new(limit: usize) -> BufferPool {
+        BufferPool {
+            free: Mutex::new(Vec::new()),
+            limit,
+        }
+    }
+
+    /// An empty buffer, with whatever capacity it had.
+    fn take(&self) -> Vec<CallKey> {
+        self.free.lock().expect("lock").pop().unwrap_or_default()
+    }
+
+    fn give(&self, mut buffer: Vec<CallKey>) {
+        buffer.clear();
+        let mut free = self.free.lock().expect("lock");
+        if free.len() < self.limit {
+            free.push(buffer);
+        }
+    }
+}
+
+/// Keys per run that the radix pass of [`sort_bucket`] aims for: small enough to sort in L1.
+const RUN_KEYS: usize = 64;
+
+/// Sorts one bucket's `keys` by (id, content) into `sorted`, whose contents are replaced.
+///
+/// The keys of a bucket share the top `bucket_bits` bits of `id[0]`, and the bits below are
+/// uniformly spread (a hash). One counting pass on the next bits scatters them into runs of
+/// about [`RUN_KEYS`] keys, in order of those bits; each run is then sorted on its own. The
+/// cost per key so stays the same however large buckets grow (a comparison sort of a bucket
+/// larger than the cache does not).
+fn sort_bucket(keys: &[CallKey], bucket_bits: u32, sorted: &mut Vec<CallKey>) {
+    let radix_bits = (keys.len() / RUN_KEYS)
+        .max(1)
+        .ilog2()
+        .min(16)
+        .min(64 - bucket_bits);
+    if radix_bits == 0 {
+        sorted.clear();
+        sorted.extend_from_slice(keys);
+        sorted.sort_unstable_by_key(|k| (k.id, k.content));
+        return;
+    }
+    let shift = 64 - bucket_bits - radix_bits;
+    let mask = (1u64 << radix_bits) - 1;
+    let ends = scatter_by_digit(
+        keys,
+        1 << radix_bits,
+        |key| ((key.id[0] >> shift) & mask) as usize,
+        sorted,
+    );
+    let mut start = 0;
+    for end in ends {
+        sorted[start..end].sort_unstable_by_key(|k| (k.id, k.content));
+        start = end;
+    }
+}
+
+/// Copies `keys` into `out` (contents replaced) grouped by `digit(key)`, which must be below
+/// `digits`: a counting sort, stable, in digit order. Gives where each digit's run ends.
+fn scatter_by_digit(
+    keys: &[CallKey],
+    digits: usize,
+    digit: impl Fn(&CallKey) -> usize,
+    out: &mut Vec<CallKey>,
+) -> Vec<usize> {
+    let n = keys.len();
+    // ends[d]: first a count, then where run d starts, and once filled where it ends.
+    let mut ends = vec![0usize; digits];
+    for key in keys {
+        ends[digit(key)] += 1;
+    }
+    let mut start = 0;
+    for end in ends.iter_mut() {
+        let count = *end;
+        *end = start;
+        start += count;
+    }
+    out.clear();
+    out.reserve(n);
+    let slots = &mut out.spare_capacity_mut()[..n];
+    for key in keys {
+        let d = digit(key);
+        slots[ends[d]].write(*key);
+        ends[d] += 1;
+    }
+    // SAFETY: the counts and their prefix sums make `ends` visit every slot in 0..n exactly
+    // once, so all n slots were written above.
+    unsafe { out.set_len(n) };
+    ends
+}
+
+/// Sorts one bucket's keys by id and keeps one call per request id, counting it at once; ids
+/// whose copies disagree are set aside for [`resolve_conflicts`]. The key buffers go back to
+/// `pool`. Callers run many of these in parallel, one bucket each.
+fn deduplicate_and_tally(
+    keys: Vec<CallKey>,
+    bucket_bits: u32,
+    context: &TallyContext,
+    pool: &BufferPool,
+) -> Partial {
+    let mut sorted = pool.take();
+    sort_bucket(&keys, bucket_bits, &mut sorted);
+    pool.give(keys);
+    let mut partial = Partial::new(context.month_count());
+    for group in sorted.chunk_by(|a, b| a.id == b.id) {
         let first = group[0];
         if group.iter().all(|k| k.content == first.content) {
             partial.unique += 1;
-            partial.tally.add(
-                context,
-                first.id,
-                first.content,
-                first.customer_id,
-                first.ts,
-            );
+            partial.tally.add(context, &first);
         } else {
             let positions = group
                 .chunk_by(|a, b| a.content == b.content)
-                .map(|v| (v[0].chunk, v[0].row))
+                .map(|v| v[0].position)
                 .collect();
             partial.conflicts.push(Conflict { positions });
         }
     }
+    pool.give(sorted);
     partial
 }
 
@@ -638,28 +823,29 @@ fn conflict_entry(versions: &[&CallVersion]) -> Entry {
     )
 }
 
-/// The kept version of a conflicting id: (customer_id, ts, id hash, content hash).
-type ResolvedCall = (i64, i64, [u64; 2], u64);
-
 /// Conflicting rows of one chunk up to which each is read on its own.
 const FEW_ROWS: usize = 4;
 
-/// Re-reads the versions of conflicting ids from their positions and keeps the smallest.
+/// Re-reads the versions of conflicting ids from their positions and keeps the smallest; gives
+/// the quarantine entries and the kept versions as keys (whose position is that of no row).
 fn resolve_conflicts(
     files: &CallFiles,
     chunks: &[Chunk],
+    positions: &Positions,
     conflicts: &[Conflict],
-    errors: &mut HashMap<([u64; 2], u64), ErrorDetail>,
-) -> anyhow::Result<(Vec<Entry>, Vec<ResolvedCall>)> {
-    let mut wanted: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    coverage: &Coverage,
+    errors: &mut ErrorDetails,
+) -> anyhow::Result<(Vec<Entry>, Vec<CallKey>)> {
+    let mut wanted: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
     for conflict in conflicts {
-        for &(chunk, row) in &conflict.positions {
+        for &position in &conflict.positions {
+            let (chunk, row) = positions.locate(position);
             wanted.entry(chunk).or_default().push(row);
         }
     }
-    let mut versions: HashMap<(u32, u32), CallVersion> = HashMap::new();
+    let mut versions: HashMap<u32, CallVersion> = HashMap::new();
     for (chunk_index, rows) in wanted {
-        let chunk = chunks[chunk_index as usize];
+        let chunk = chunks[chunk_index];
         // A few rows: read just them (one row group each); many: read the chunk once.
         let reads: Vec<(Chunk, Vec<u32>)> = if rows.len() <= FEW_ROWS {
             rows.iter()
@@ -687,7 +873,7 @@ fn resolve_conflicts(
                 let version = columns
                     .version(i)
                     .expect("a position recorded for a valid row");
-                versions.insert((chunk_index, row), version);
+                versions.insert(positions.of(chunk_index, row as usize), version);
             }
         }
     }
@@ -712,36 +898,57 @@ fn resolve_conflicts(
             status,
             first.error_code.as_deref(),
         );
-        if status == STATUS_SYSTEM_ERROR {
+        let is_error = status == STATUS_SYSTEM_ERROR;
+        if is_error {
             errors.entry((id, content)).or_insert_with(|| ErrorDetail {
                 request_id: first.request_id.clone(),
                 error_code: first.error_code.clone(),
             });
         }
-        kept.push((first.customer_id, first.ts, id, content));
+        kept.push(CallKey {
+            id,
+            content,
+            ts: first.ts,
+            month_and_error: coverage
+                .month(first.customer_id, first.ts)
+                .unwrap_or(NO_MONTH)
+                | if is_error { SYSTEM_ERROR_BIT } else { 0 },
+            position: u32::MAX,
+        });
         entries.push(entry);
     }
     Ok((entries, kept))
 }
 
+/// Full detail of the system errors read, by (id hash, content hash).
+type ErrorDetails = HashMap<([u64; 2], u64), ErrorDetail>;
+
 /// Service-month lookup: a customer's covered instant ranges, sorted.
 struct Coverage {
-    by_customer: HashMap<i64, Vec<CoverageInterval>>,
+    by_customer: foldhash::HashMap<i64, Vec<CoverageInterval>>,
+    /// The customer of each service month, by `month_index`.
+    month_customers: Vec<i64>,
 }
 
 impl Coverage {
-    fn new(intervals: &[CoverageInterval]) -> Coverage {
-        let mut by_customer: HashMap<i64, Vec<CoverageInterval>> = HashMap::new();
+    fn new(intervals: &[CoverageInterval], month_count: usize) -> Coverage {
+        let mut by_customer: foldhash::HashMap<i64, Vec<CoverageInterval>> =
+            foldhash::HashMap::default();
+        let mut month_customers = vec![0; month_count];
         for interval in intervals {
             by_customer
                 .entry(interval.customer_id)
                 .or_default()
                 .push(*interval);
+            month_customers[interval.month_index as usize] = interval.customer_id;
         }
         for list in by_customer.values_mut() {
             list.sort_by_key(|i| i.start);
         }
-        Coverage { by_customer }
+        Coverage {
+            by_customer,
+            month_customers,
+        }
     }
 
     /// The service month a call at `ts` counts for, if any.
@@ -753,46 +960,34 @@ impl Coverage {
     }
 }
 
-/// What counting needs besides the calls: coverage, which contents are system errors, and
-/// the seconds in which system errors happened (only those need burst counts).
+/// What counting needs besides the calls: the customer of each service month, and the
+/// seconds in which system errors happened (only those need burst counts).
 struct TallyContext<'a> {
-    coverage: &'a Coverage,
-    month_count: usize,
-    errors: &'a HashMap<([u64; 2], u64), ErrorDetail>,
-    error_seconds: &'a HashSet<(i64, i64)>,
-    /// Cache-sized pre-checks for the two sets above: most calls are not errors and not in an
-    /// error's second, and a bit test avoids a cache-missing hash probe for them.
-    error_filter: BitFilter,
+    month_customers: &'a [i64],
+    error_seconds: &'a foldhash::HashSet<(i64, i64)>,
+    /// A cache-sized pre-check for the set above: most calls are not in an error's second,
+    /// and a bit test avoids a cache-missing hash probe for them.
     second_filter: BitFilter,
 }
 
 impl<'a> TallyContext<'a> {
     fn new(
         coverage: &'a Coverage,
-        month_count: usize,
-        errors: &'a HashMap<([u64; 2], u64), ErrorDetail>,
-        error_seconds: &'a HashSet<(i64, i64)>,
+        error_seconds: &'a foldhash::HashSet<(i64, i64)>,
     ) -> TallyContext<'a> {
-        let mut error_filter = BitFilter::new(errors.len());
-        for (id, _) in errors.keys() {
-            error_filter.insert(id[1]);
-        }
         let mut second_filter = BitFilter::new(error_seconds.len());
         for &(customer, second) in error_seconds {
             second_filter.insert(second_key(customer, second));
         }
         TallyContext {
-            coverage,
-            month_count,
-            errors,
+            month_customers: &coverage.month_customers,
             error_seconds,
-            error_filter,
             second_filter,
         }
     }
 
-    fn is_error(&self, id: [u64; 2], content: u64) -> bool {
-        self.error_filter.may_contain(id[1]) && self.errors.contains_key(&(id, content))
+    fn month_count(&self) -> usize {
+        self.month_customers.len()
     }
 
     fn is_error_second(&self, customer_id: i64, second: i64) -> bool {
@@ -845,7 +1040,7 @@ struct Tally {
     /// Counted system errors: (month, id, content, customer, ts).
     errors: Vec<(u32, [u64; 2], u64, i64, i64)>,
     /// Counted calls per (customer, UTC second), for seconds holding a system error.
-    seconds: HashMap<(i64, i64), u32>,
+    seconds: foldhash::HashMap<(i64, i64), u32>,
 }
 
 impl Tally {
@@ -857,25 +1052,20 @@ impl Tally {
     }
 
     /// Counts one kept call in its service month, if it has one.
-    fn add(
-        &mut self,
-        context: &TallyContext,
-        id: [u64; 2],
-        content: u64,
-        customer_id: i64,
-        ts: i64,
-    ) {
-        let Some(month) = context.coverage.month(customer_id, ts) else {
+    fn add(&mut self, context: &TallyContext, key: &CallKey) {
+        let Some(month) = key.month() else {
             return;
         };
+        let customer_id = context.month_customers[month as usize];
         self.totals[month as usize] += 1;
         self.counted += 1;
-        let second = ts.div_euclid(NANOS_PER_SECOND);
+        let second = key.ts.div_euclid(NANOS_PER_SECOND);
         if context.is_error_second(customer_id, second) {
             *self.seconds.entry((customer_id, second)).or_default() += 1;
         }
-        if context.is_error(id, content) {
-            self.errors.push((month, id, content, customer_id, ts));
+        if key.is_system_error() {
+            self.errors
+                .push((month, key.id, key.content, customer_id, key.ts));
         }
     }
 
@@ -900,6 +1090,8 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let mut phases = Phases::start();
     let files = input.files;
     let chunks = files.chunks();
+    let positions = Positions::new(&chunks)?;
+    let coverage = Coverage::new(input.coverage, input.month_count);
     let store = KeyStore::new(files.rows(), input.memory_budget, &input.spill_dir)?;
     let spilled_buckets = store.spilled_buckets();
 
@@ -908,13 +1100,14 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         .par_iter()
         .enumerate()
         .map(|(index, chunk)| {
-            let mut y = read_chunk(files, *chunk, index as u32)?;
-            store.add(std::mem::take(&mut y.keys))?;
+            let mut y = read_chunk(files, *chunk, positions.of(index, 0), &coverage)?;
+            store.add(&y.keys)?;
+            y.keys = Vec::new();
             Ok(y)
         })
         .collect();
-    let mut errors: HashMap<([u64; 2], u64), ErrorDetail> = HashMap::new();
-    let mut error_seconds: HashSet<(i64, i64)> = HashSet::new();
+    let mut errors = ErrorDetails::new();
+    let mut error_seconds = foldhash::HashSet::default();
     let mut quarantine = Vec::new();
     let mut quarantined = 0;
     for y in yields {
@@ -926,18 +1119,23 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     }
     phases.lap("read");
 
-    // 2. De-duplicate and 3. count, partition by partition.
-    let coverage = Coverage::new(input.coverage);
-    let context = TallyContext::new(&coverage, input.month_count, &errors, &error_seconds);
+    // 2. De-duplicate and 3. count, bucket by bucket.
+    let context = TallyContext::new(&coverage, &error_seconds);
     let partial = store.deduplicate(&context)?;
     phases.lap("deduplicate");
 
-    let (entries, resolved) = resolve_conflicts(files, &chunks, &partial.conflicts, &mut errors)?;
+    let (entries, resolved) = resolve_conflicts(
+        files,
+        &chunks,
+        &positions,
+        &partial.conflicts,
+        &coverage,
+        &mut errors,
+    )?;
     quarantine.extend(entries);
-    let context = TallyContext::new(&coverage, input.month_count, &errors, &error_seconds);
     let mut total = partial.tally;
-    for &(customer_id, ts, id, content) in &resolved {
-        total.add(&context, id, content, customer_id, ts);
+    for key in &resolved {
+        total.add(&context, key);
     }
     let unique_calls = partial.unique + resolved.len() as u64;
     phases.lap("resolve conflicts");
@@ -957,11 +1155,7 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
 }
 
 /// Totals per month, and each counted system error attributed to its clause (SPEC §4).
-fn attribute(
-    input: &HeavyStepInput,
-    tally: &Tally,
-    errors: &HashMap<([u64; 2], u64), ErrorDetail>,
-) -> Vec<MonthCallCounts> {
+fn attribute(input: &HeavyStepInput, tally: &Tally, errors: &ErrorDetails) -> Vec<MonthCallCounts> {
     let mut months: Vec<MonthCallCounts> = tally
         .totals
         .iter()
@@ -1154,10 +1348,11 @@ pub fn quarantine_rows(
         .enumerate()
         .filter(|(_, chunk)| file_indices.contains(&chunk.file))
         .collect();
+    let no_coverage = Coverage::new(&[], 0);
     let entries: Vec<(u32, Vec<Entry>)> = chunks
         .par_iter()
-        .map(|&(index, chunk)| {
-            let quarantine = read_chunk(files, chunk, index as u32)?.quarantine;
+        .map(|&(_, chunk)| {
+            let quarantine = read_chunk(files, chunk, 0, &no_coverage)?.quarantine;
             Ok((chunk.file, quarantine))
         })
         .collect::<anyhow::Result<_>>()?;
@@ -1181,4 +1376,158 @@ fn memory_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A key with the given id hash words and content hash, counted in month 0.
+    fn key(id: [u64; 2], content: u64, position: u32) -> CallKey {
+        CallKey {
+            id,
+            content,
+            ts: i64::from(position) * NANOS_PER_SECOND,
+            month_and_error: 0,
+            position,
+        }
+    }
+
+    /// The top `bits` bits of `prefix` above the (spread) bits of `low`: an id hash of one bucket.
+    fn in_bucket(prefix: u64, bits: u32, low: u64) -> u64 {
+        let spread = low.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        if bits == 0 {
+            spread
+        } else {
+            (prefix >> (64 - bits) << (64 - bits)) | (spread >> bits)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn spec2_sorting_a_bucket_orders_it_as_a_full_sort_would(
+            rows in proptest::collection::vec((0u64..400, 0u64..3, 0u64..3), 0..4000),
+            bits in 0u32..=10,
+            prefix in any::<u64>(),
+        ) {
+            let keys: Vec<CallKey> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, &(low, id1, content))| {
+                    key([in_bucket(prefix, bits, low), id1], content, i as u32)
+                })
+                .collect();
+            let mut sorted = Vec::new();
+            sort_bucket(&keys, bits, &mut sorted);
+            let mut expected = keys.clone();
+            expected.sort_by_key(|k| (k.id, k.content));
+            let order = |v: &[CallKey]| v.iter().map(|k| (k.id, k.content)).collect::<Vec<_>>();
+            prop_assert_eq!(order(&sorted), order(&expected));
+            let mut all = sorted.iter().map(|k| (k.id, k.content, k.position)).collect::<Vec<_>>();
+            all.sort();
+            let mut want = keys.iter().map(|k| (k.id, k.content, k.position)).collect::<Vec<_>>();
+            want.sort();
+            prop_assert_eq!(all, want);
+        }
+
+        #[test]
+        fn spec2_scattering_groups_keys_by_digit_and_keeps_their_order(
+            digits in proptest::collection::vec(0usize..7, 0..500),
+        ) {
+            let keys: Vec<CallKey> = digits
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| key([d as u64, 0], 0, i as u32))
+                .collect();
+            let mut out = Vec::new();
+            let ends = scatter_by_digit(&keys, 7, |k| k.id[0] as usize, &mut out);
+            prop_assert_eq!(ends.len(), 7);
+            prop_assert_eq!(out.len(), keys.len());
+            let mut start = 0;
+            for (d, &end) in ends.iter().enumerate() {
+                let run = &out[start..end];
+                prop_assert!(run.iter().all(|k| k.id[0] == d as u64));
+                prop_assert!(run.windows(2).all(|w| w[0].position < w[1].position));
+                prop_assert_eq!(run.len(), digits.iter().filter(|&&x| x == d).count());
+                start = end;
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_carries_its_service_month_and_system_error_flag() {
+        let mut k = key([1, 2], 3, 4);
+        k.month_and_error = 17 | SYSTEM_ERROR_BIT;
+        assert_eq!((k.month(), k.is_system_error()), (Some(17), true));
+        k.month_and_error = NO_MONTH;
+        assert_eq!((k.month(), k.is_system_error()), (None, false));
+        k.month_and_error = NO_MONTH | SYSTEM_ERROR_BIT;
+        assert_eq!((k.month(), k.is_system_error()), (None, true));
+    }
+
+    fn chunk(file: u32, offset: u64, rows: u64) -> Chunk {
+        Chunk { file, offset, rows }
+    }
+
+    #[test]
+    fn positions_number_rows_across_chunks_and_locate_them_back() {
+        let chunks = [
+            chunk(0, 0, 5),
+            chunk(0, 5, 3),
+            chunk(1, 0, 1),
+            chunk(2, 0, 10),
+        ];
+        let positions = Positions::new(&chunks).unwrap();
+        let mut next = 0;
+        for (index, c) in chunks.iter().enumerate() {
+            for row in 0..c.rows as usize {
+                assert_eq!(positions.of(index, row), next);
+                assert_eq!(positions.locate(next), (index, row as u32));
+                next += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn positions_refuse_more_rows_than_32_bits_number() {
+        let full = [chunk(0, 0, 1 << 31), chunk(1, 0, 1 << 31)];
+        assert!(Positions::new(&full).is_ok());
+        let over = [chunk(0, 0, 1 << 31), chunk(1, 0, (1 << 31) + 1)];
+        let message = Positions::new(&over).err().unwrap().to_string();
+        assert_eq!(
+            message,
+            "the call files hold 4294967297 rows; one run reads at most 4294967296 (2^32)"
+        );
+    }
+
+    #[test]
+    fn spec2_exact_copies_count_once_and_differing_copies_are_set_aside_for_the_tie_break() {
+        let coverage = Coverage::new(
+            &[CoverageInterval {
+                month_index: 0,
+                customer_id: 7,
+                start: 0,
+                end: i64::MAX,
+            }],
+            1,
+        );
+        let error_seconds = foldhash::HashSet::default();
+        let context = TallyContext::new(&coverage, &error_seconds);
+        let keys = vec![
+            key([1 << 60, 1], 10, 0),
+            key([1 << 60, 1], 10, 1), // an exact re-delivery
+            key([2 << 60, 1], 20, 2),
+            key([2 << 60, 1], 21, 3), // differs from the row before
+            key([2 << 60, 1], 20, 4),
+            key([3 << 60, 1], 30, 5),
+        ];
+        let partial = deduplicate_and_tally(keys, 0, &context, &BufferPool::new(2));
+        assert_eq!(partial.unique, 2);
+        assert_eq!(partial.tally.totals, vec![2]);
+        assert_eq!(partial.conflicts.len(), 1);
+        let mut versions = partial.conflicts[0].positions.clone();
+        versions.sort();
+        assert!(versions == [2, 3] || versions == [3, 4], "{versions:?}");
+    }
 }
