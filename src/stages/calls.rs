@@ -537,7 +537,7 @@ impl KeyStore {
     }
 
     /// De-duplicates and counts every bucket, two at a time (one per thread by default); each
-    /// is freed, or its file removed, once counted.
+    /// bucket's memory is freed or reused for the next, and its file removed, once counted.
     fn deduplicate(mut self, context: &TallyContext) -> anyhow::Result<Partial> {
         let memory = std::mem::take(&mut self.memory);
         let disk = std::mem::take(&mut self.disk);
