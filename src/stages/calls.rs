@@ -189,6 +189,11 @@ const SYSTEM_ERROR_BIT: u32 = 1 << 31;
 const NO_MONTH: u32 = SYSTEM_ERROR_BIT - 1;
 
 impl CallKey {
+    /// `month_and_error` of a row counted in `month` (if any) that is or is not a system error.
+    fn pack(month: Option<u32>, is_system_error: bool) -> u32 {
+        month.unwrap_or(NO_MONTH) | if is_system_error { SYSTEM_ERROR_BIT } else { 0 }
+    }
+
     /// The service month the call counts for, if any.
     fn month(&self) -> Option<u32> {
         Some(self.month_and_error & !SYSTEM_ERROR_BIT).filter(|&m| m != NO_MONTH)
@@ -419,8 +424,7 @@ fn read_chunk(
             id: id_hash(id),
             content: content_hash(&mut buffer, c, t, a, status, e),
             ts: t,
-            month_and_error: coverage.month(c, t).unwrap_or(NO_MONTH)
-                | if is_error { SYSTEM_ERROR_BIT } else { 0 },
+            month_and_error: CallKey::pack(coverage.month(c, t), is_error),
             position: first_position + row as u32,
         };
         if is_error {
@@ -436,11 +440,6 @@ fn read_chunk(
         out.keys.push(key);
     }
     Ok(out)
-}
-
-thread_local! {
-    /// A chunk's keys grouped by bucket, reused by each reading thread.
-    static GROUPED: std::cell::RefCell<Vec<CallKey>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Keys are kept in at least this many buckets by the top bits of their id hash, so each bucket
@@ -459,6 +458,8 @@ struct KeyStore {
     /// Buckets `memory.len()..`, one file each.
     disk: Vec<Mutex<BufWriter<File>>>,
     dir: PathBuf,
+    /// Scratch buffers for grouping a chunk's keys, sorting a bucket, reading one back.
+    pool: BufferPool,
 }
 
 fn as_bytes(keys: &[CallKey]) -> &[u8] {
@@ -470,9 +471,10 @@ impl KeyStore {
     fn new(rows: u64, budget: u64, spill_dir: &Path) -> anyhow::Result<KeyStore> {
         let needed = rows * KEY_BYTES as u64;
         let budget = budget.max(1);
-        // Buckets small enough to sort in cache (about 64 Ki keys), and small enough that the two
-        // being de-duplicated at once are a fraction of the budget; at most 1024 (more files, and
-        // the page cache, cost more than the smaller sorts save).
+        // Buckets of about 64 Ki keys (a bucket, its sorted copy and its runs' counts stay a few
+        // MB), and small enough that the two being de-duplicated at once are a fraction of the
+        // budget; at most 1024 (more files, and the page cache, cost more than smaller buckets
+        // save).
         let for_cache = rows.div_ceil(1 << 16);
         let for_budget = needed.div_ceil((budget / 8).max(1));
         let buckets = for_cache
@@ -503,6 +505,7 @@ impl KeyStore {
             memory,
             disk,
             dir: spill_dir.to_path_buf(),
+            pool: BufferPool::new(2 * rayon::current_num_threads() + 2),
         })
     }
 
@@ -515,25 +518,25 @@ impl KeyStore {
     fn add(&self, keys: &[CallKey]) -> anyhow::Result<()> {
         let shift = self.shift;
         let buckets = self.memory.len() + self.disk.len();
-        GROUPED.with_borrow_mut(|grouped| {
-            let ends = scatter_by_digit(keys, buckets, |k| (k.id[0] >> shift) as usize, grouped);
-            let mut start = 0;
-            for (bucket, end) in ends.into_iter().enumerate() {
-                let group = &grouped[start..end];
-                start = end;
-                if group.is_empty() {
-                    continue;
-                }
-                match self.memory.get(bucket) {
-                    Some(keys) => keys.lock().expect("lock").extend_from_slice(group),
-                    None => self.disk[bucket - self.memory.len()]
-                        .lock()
-                        .expect("lock")
-                        .write_all(as_bytes(group))?,
-                }
+        let mut grouped = self.pool.take();
+        let ends = scatter_by_digit(keys, buckets, |k| (k.id[0] >> shift) as usize, &mut grouped);
+        let mut start = 0;
+        for (bucket, end) in ends.into_iter().enumerate() {
+            let group = &grouped[start..end];
+            start = end;
+            if group.is_empty() {
+                continue;
             }
-            Ok(())
-        })
+            match self.memory.get(bucket) {
+                Some(keys) => keys.lock().expect("lock").extend_from_slice(group),
+                None => self.disk[bucket - self.memory.len()]
+                    .lock()
+                    .expect("lock")
+                    .write_all(as_bytes(group))?,
+            }
+        }
+        self.pool.give(grouped);
+        Ok(())
     }
 
     /// De-duplicates and counts every bucket, two at a time (one per thread by default); each
@@ -549,15 +552,15 @@ impl KeyStore {
             paths.push(dir.join(format!("bucket-{}.keys", in_memory + i)));
         }
         let bucket_bits = 64 - self.shift;
-        let pool = BufferPool::new(2 * rayon::current_num_threads() + 2);
+        let pool = &self.pool;
         let from_memory = memory.into_par_iter().map(|keys| {
             let keys = keys.into_inner().expect("lock");
-            Ok(deduplicate_and_tally(keys, bucket_bits, context, &pool))
+            Ok(deduplicate_and_tally(keys, bucket_bits, context, pool))
         });
         let from_disk = paths.clone().into_par_iter().map(|path| {
             let keys = read_keys(&path, pool.take())?;
             std::fs::remove_file(&path).ok();
-            Ok(deduplicate_and_tally(keys, bucket_bits, context, &pool))
+            Ok(deduplicate_and_tally(keys, bucket_bits, context, pool))
         });
         // Merged one by one into a single accumulator: each count is inserted once (a reduce
         // tree would re-insert the large per-second maps at every level).
@@ -698,13 +701,8 @@ fn sort_bucket(keys: &[CallKey], bucket_bits: u32, sorted: &mut Vec<CallKey>) {
         .ilog2()
         .min(16)
         .min(64 - bucket_bits);
-    if radix_bits == 0 {
-        sorted.clear();
-        sorted.extend_from_slice(keys);
-        sorted.sort_unstable_by_key(|k| (k.id, k.content));
-        return;
-    }
-    let shift = 64 - bucket_bits - radix_bits;
+    // With no radix bits the mask is 0 and there is one run; the shift only has to stay legal.
+    let shift = (64 - bucket_bits - radix_bits).min(63);
     let mask = (1u64 << radix_bits) - 1;
     let ends = scatter_by_digit(
         keys,
@@ -909,10 +907,7 @@ fn resolve_conflicts(
             id,
             content,
             ts: first.ts,
-            month_and_error: coverage
-                .month(first.customer_id, first.ts)
-                .unwrap_or(NO_MONTH)
-                | if is_error { SYSTEM_ERROR_BIT } else { 0 },
+            month_and_error: CallKey::pack(coverage.month(first.customer_id, first.ts), is_error),
             position: u32::MAX,
         });
         entries.push(entry);
