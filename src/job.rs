@@ -13,7 +13,7 @@ use crate::cli::{EngineName, RunArgs};
 use crate::engine::Engine;
 use crate::error::UsageError;
 use crate::policy::Policy;
-use crate::time::{parse_date, YearMonth};
+use crate::time::{parse_date, YearMonth, PRICED_YEARS};
 
 /// A job file: every key optional, unknown keys rejected.
 #[derive(Debug, Default, Deserialize)]
@@ -77,8 +77,18 @@ impl MonthRange {
         };
         if last < first {
             return Err(format!(
-                "month range `{text}` ends ({last}) before it starts ({first})"
+                "month range {} ends ({last}) before it starts ({first})",
+                crate::text::quoted(text)
             ));
+        }
+        for month in [first, last] {
+            if !PRICED_YEARS.contains(&month.year) {
+                return Err(format!(
+                    "month {month} is outside the years {}..={} a ledger can cover",
+                    PRICED_YEARS.start(),
+                    PRICED_YEARS.end()
+                ));
+            }
         }
         Ok(MonthRange { first, last })
     }
@@ -178,6 +188,14 @@ impl Job {
             Some(text) => parse_date(text).map_err(|e| UsageError::new(format!("--as-of: {e}")))?,
             None => today(&policy),
         };
+        if !PRICED_YEARS.contains(&chrono::Datelike::year(&as_of)) {
+            return Err(UsageError::new(format!(
+                "--as-of: {as_of} is outside the years {}..={} a ledger can cover",
+                PRICED_YEARS.start(),
+                PRICED_YEARS.end()
+            ))
+            .into());
+        }
         let months_spec = args
             .months
             .clone()
@@ -208,19 +226,45 @@ impl Job {
             job_file: args.job.clone(),
             force: args.force || file.force.unwrap_or(false),
             strict: args.strict || file.strict.unwrap_or(false),
-            threads: args.threads.or(file.threads),
-            memory_budget_mib: args
-                .memory_budget_mib
-                .or(file.memory_budget_mib)
-                .unwrap_or(DEFAULT_MEMORY_BUDGET_MIB),
+            threads: checked_threads(args.threads.or(file.threads))?,
+            memory_budget_mib: checked_memory_budget(
+                args.memory_budget_mib
+                    .or(file.memory_budget_mib)
+                    .unwrap_or(DEFAULT_MEMORY_BUDGET_MIB),
+            )?,
             engine: resolve_engine(args, &file)?,
         })
+    }
+
+    /// The memory budget in bytes (resolution bounds it, so this cannot overflow).
+    pub fn memory_budget_bytes(&self) -> u64 {
+        self.memory_budget_mib * 1024 * 1024
     }
 
     pub fn includes_customer(&self, customer_id: i64) -> bool {
         self.customers
             .as_ref()
             .is_none_or(|ids| ids.contains(&customer_id))
+    }
+}
+
+/// Largest `--memory-budget-mib`: 16 TiB, far above any machine, and its bytes fit a `u64`.
+pub const MAX_MEMORY_BUDGET_MIB: u64 = 1 << 24;
+
+fn checked_threads(threads: Option<usize>) -> Result<Option<usize>, UsageError> {
+    match threads {
+        Some(0) => Err(UsageError::new("--threads must be at least 1")),
+        other => Ok(other),
+    }
+}
+
+fn checked_memory_budget(mib: u64) -> Result<u64, UsageError> {
+    if (1..=MAX_MEMORY_BUDGET_MIB).contains(&mib) {
+        Ok(mib)
+    } else {
+        Err(UsageError::new(format!(
+            "--memory-budget-mib must be from 1 to {MAX_MEMORY_BUDGET_MIB}; got {mib}"
+        )))
     }
 }
 
@@ -306,6 +350,11 @@ mod tests {
             .contains("before"));
         assert!(MonthRange::parse("current..previous", as_of).is_err());
         assert!(MonthRange::parse("last", as_of).is_err());
+        // Beyond what 64-bit nanosecond instants hold, a month cannot be priced.
+        assert!(MonthRange::parse("2300-01", as_of)
+            .unwrap_err()
+            .contains("outside the years"));
+        assert!(MonthRange::parse("1899-12..2026-01", as_of).is_err());
     }
 
     #[test]

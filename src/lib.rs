@@ -36,5 +36,6 @@ pub mod report;
 pub mod run;
 pub mod stages;
 pub mod telemetry;
+pub mod text;
 pub mod time;
 pub mod validate;

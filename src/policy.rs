@@ -42,8 +42,12 @@ impl FromStr for Clause {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let expected =
-            || format!("`{text}` is not an SLA clause; expected `5.N` with N from 1 to 18");
+        let expected = || {
+            format!(
+                "{} is not an SLA clause; expected `5.N` with N from 1 to 18",
+                crate::text::quoted(text)
+            )
+        };
         let digits = text.strip_prefix("5.").ok_or_else(expected)?;
         let canonical = !digits.is_empty()
             && digits.len() <= 2
@@ -145,8 +149,12 @@ impl Policy {
         })?;
         let clause = |text: &String| text.parse::<Clause>();
         let decimal = |field: &str, text: &str| {
-            Decimal::from_str_exact(text)
-                .map_err(|_| format!("`{field}` = `{text}` is not a decimal number"))
+            Decimal::from_str_exact(text).map_err(|_| {
+                format!(
+                    "`{field}` = {} is not a decimal number",
+                    crate::text::quoted(text)
+                )
+            })
         };
         let tiers = file
             .tiers

@@ -17,6 +17,7 @@ pub enum Reason {
     UnknownKind,
     BadAmount,
     EmptyCurrency,
+    BadCurrency,
     UnannouncedWindow,
     LateNotice,
 }
@@ -34,6 +35,7 @@ impl Reason {
             Reason::UnknownKind => "unknown_kind",
             Reason::BadAmount => "bad_amount",
             Reason::EmptyCurrency => "empty_currency",
+            Reason::BadCurrency => "bad_currency",
             Reason::UnannouncedWindow => "unannounced_window",
             Reason::LateNotice => "late_notice",
         }

@@ -58,9 +58,7 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
 
 /// Sizes both thread pools (ours and polars') before either starts.
 fn use_threads(threads: usize) -> anyhow::Result<()> {
-    if threads == 0 {
-        return Err(crate::error::UsageError::new("--threads must be at least 1").into());
-    }
+    debug_assert!(threads > 0, "job resolution refuses --threads 0");
     // Read by polars when its pool first starts, which has not happened yet in this process.
     std::env::set_var("POLARS_MAX_THREADS", threads.to_string());
     rayon::ThreadPoolBuilder::new()
@@ -113,7 +111,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
             coverage: &coverage,
             exemptions: &inputs.exemptions,
             policy: &job.policy,
-            memory_budget: job.memory_budget_mib * 1024 * 1024,
+            memory_budget: job.memory_budget_bytes(),
             spill_dir: spill_dir(&job.out_dir),
         },
         job.threads,

@@ -12,6 +12,11 @@ use chrono_tz::Tz;
 
 pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
+/// The years whose service months and as-of dates a run can price: every instant of them, and
+/// of the claim windows that follow, fits the signed 64-bit nanoseconds used for instants
+/// (1677-09-21 to 2262-04-11), with room to spare.
+pub const PRICED_YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
 /// A calendar month, `YYYY-MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct YearMonth {
@@ -91,16 +96,23 @@ impl FromStr for YearMonth {
             && bytes[..4].iter().all(u8::is_ascii_digit)
             && bytes[5..].iter().all(u8::is_ascii_digit);
         if !shaped {
-            return Err(format!("`{text}` is not a month; expected `YYYY-MM`"));
+            return Err(format!(
+                "{} is not a month; expected `YYYY-MM`",
+                crate::text::quoted(text)
+            ));
         }
         let year: i32 = text[..4]
             .parse()
-            .map_err(|_| format!("bad year in `{text}`"))?;
+            .map_err(|_| format!("bad year in {}", crate::text::quoted(text)))?;
         let month: u32 = text[5..]
             .parse()
-            .map_err(|_| format!("bad month in `{text}`"))?;
-        YearMonth::new(year, month)
-            .ok_or_else(|| format!("`{text}` has month {month}; expected 01 to 12"))
+            .map_err(|_| format!("bad month in {}", crate::text::quoted(text)))?;
+        YearMonth::new(year, month).ok_or_else(|| {
+            format!(
+                "{} has month {month}; expected 01 to 12",
+                crate::text::quoted(text)
+            )
+        })
     }
 }
 
@@ -109,23 +121,34 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
     let bytes = text.as_bytes();
     let shaped = bytes.len() == 10 && bytes[4] == b'-' && bytes[7] == b'-';
     if !shaped {
-        return Err(format!("`{text}` is not a date; expected `YYYY-MM-DD`"));
+        return Err(format!(
+            "{} is not a date; expected `YYYY-MM-DD`",
+            crate::text::quoted(text)
+        ));
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| format!("`{text}` is not a valid date; expected `YYYY-MM-DD`"))
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        format!(
+            "{} is not a valid date; expected `YYYY-MM-DD`",
+            crate::text::quoted(text)
+        )
+    })
 }
 
 /// Parses an RFC 3339 timestamp that carries an explicit offset, into UTC nanoseconds.
 pub fn parse_instant(text: &str) -> Result<i64, String> {
     let parsed = DateTime::parse_from_rfc3339(text).map_err(|_| {
         format!(
-            "`{text}` is not an RFC 3339 timestamp with an offset; \
-             expected e.g. `2026-03-01T00:00:00+08:00`"
+            "{} is not an RFC 3339 timestamp with an offset; \
+             expected e.g. `2026-03-01T00:00:00+08:00`",
+            crate::text::quoted(text)
         )
     })?;
-    parsed
-        .timestamp_nanos_opt()
-        .ok_or_else(|| format!("`{text}` is out of the supported range"))
+    parsed.timestamp_nanos_opt().ok_or_else(|| {
+        format!(
+            "{} is out of the supported range",
+            crate::text::quoted(text)
+        )
+    })
 }
 
 /// The instant local midnight starts `date` in `tz`, in UTC nanoseconds.

@@ -56,18 +56,28 @@ pub struct Billing {
     pub defective: BTreeSet<(i64, YearMonth)>,
 }
 
-/// An amount as SPEC §2 allows it: `^[0-9]+(\.[0-9]{1,2})?$`, read exactly.
+/// Digits an amount may have before its decimal point (SPEC §2).
+pub const MAX_WHOLE_DIGITS: usize = 15;
+
+/// An amount as SPEC §2 allows it: `^[0-9]{1,15}(\.[0-9]{1,2})?$`, read exactly.
 pub fn parse_amount(text: &str) -> Option<Decimal> {
     let (whole, fraction) = match text.split_once('.') {
         Some((w, f)) => (w, Some(f)),
         None => (text, None),
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let well_formed = digits(whole) && fraction.is_none_or(|f| digits(f) && f.len() <= 2);
+    let well_formed = digits(whole)
+        && whole.len() <= MAX_WHOLE_DIGITS
+        && fraction.is_none_or(|f| digits(f) && f.len() <= 2);
     if !well_formed {
         return None;
     }
     Decimal::from_str_exact(text).ok()
+}
+
+/// A currency as SPEC §2 allows it: an ISO 4217 alphabetic code, `^[A-Z]{3}$`.
+pub fn is_currency_code(text: &str) -> bool {
+    text.len() == 3 && text.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 impl Billing {
@@ -94,17 +104,27 @@ impl Billing {
                 billing.defective.insert((customer_id, period));
             };
             let Some(kind) = Kind::parse(kind_text) else {
-                defect(Reason::UnknownKind, format!("customer {customer_id} {period}: kind `{kind_text}`; expected charge, refund, voucher, coupon, discount or waiver"));
+                defect(Reason::UnknownKind, format!("customer {customer_id} {period}: kind {}; expected charge, refund, voucher, coupon, discount or waiver", crate::text::quoted(kind_text)));
                 continue;
             };
             let Some(amount) = parse_amount(amount_text) else {
-                defect(Reason::BadAmount, format!("customer {customer_id} {period}: amount `{amount_text}`; expected digits with at most 2 decimals"));
+                defect(Reason::BadAmount, format!("customer {customer_id} {period}: amount {}; expected at most 15 digits with at most 2 decimals", crate::text::quoted(amount_text)));
                 continue;
             };
             if currency.is_empty() {
                 defect(
                     Reason::EmptyCurrency,
                     format!("customer {customer_id} {period}: currency is empty"),
+                );
+                continue;
+            }
+            if !is_currency_code(currency) {
+                defect(
+                    Reason::BadCurrency,
+                    format!(
+                        "customer {customer_id} {period}: currency {}; expected an ISO 4217 code of three capital letters, like `CNY`",
+                        crate::text::quoted(currency)
+                    ),
                 );
                 continue;
             }
@@ -133,6 +153,32 @@ mod tests {
             "1.500", "-0.00", "+1", ".5", " 1", "1.", "1e3", "", "1,00", "１",
         ] {
             assert_eq!(parse_amount(bad), None, "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn spec_2_amounts_have_at_most_15_whole_digits() {
+        let most = "9".repeat(15);
+        assert!(parse_amount(&most).is_some());
+        assert!(parse_amount(&format!("{most}.99")).is_some());
+        assert_eq!(parse_amount(&"1".repeat(16)), None);
+        assert_eq!(parse_amount(&format!("1{}", "0".repeat(28))), None);
+    }
+
+    #[test]
+    fn spec_2_currencies_are_iso_4217_codes() {
+        assert!(is_currency_code("CNY"));
+        for bad in [
+            "cny",
+            "RMB ¥",
+            "=1+2",
+            "CN",
+            "CNYY",
+            "C\u{1b}Y",
+            "ＣＮＹ",
+            "@SU",
+        ] {
+            assert!(!is_currency_code(bad), "{bad:?} should be rejected");
         }
     }
 }

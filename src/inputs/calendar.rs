@@ -146,7 +146,8 @@ fn parse_kind(text: &str) -> Result<DayKind, String> {
         "holiday" => Ok(DayKind::Holiday),
         "workday" => Ok(DayKind::Workday),
         other => Err(format!(
-            "`{other}` is not a day kind; expected `holiday` or `workday`"
+            "{} is not a day kind; expected `holiday` or `workday`",
+            crate::text::quoted(other)
         )),
     }
 }

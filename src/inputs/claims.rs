@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{parse_customer_id, read_optional};
+use super::{parse_customer_id, parse_identifier, read_optional};
 use crate::error::InputError;
 use crate::inputs::problems::Problems;
 use crate::time::{parse_instant, YearMonth};
@@ -35,7 +35,7 @@ impl Claims {
         let records = read_optional(data_dir, "claims", COLUMNS, problems)?;
         let mut claims = Vec::with_capacity(records.rows.len());
         for record in &records.rows {
-            let claim_id = problems.check(records.required(record, "claim_id"))?;
+            let claim_id = problems.check(records.parse(record, "claim_id", parse_identifier))?;
             let customer_id =
                 problems.check(records.parse(record, "customer_id", parse_customer_id))?;
             let service_month =

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{parse_customer_id, read_optional};
+use super::{parse_customer_id, parse_identifier, read_optional};
 use crate::error::InputError;
 use crate::inputs::problems::Problems;
 use crate::inputs::table::{Record, Records};
@@ -200,7 +200,7 @@ fn read_window(
     record: &Record,
     problems: &mut Problems,
 ) -> Result<Option<(Window, Option<i64>)>, InputError> {
-    let window_id = problems.check(windows.required(record, "window_id"))?;
+    let window_id = problems.check(windows.parse(record, "window_id", parse_identifier))?;
     let clause = problems.check(clause(windows, record))?;
     let start = problems.check(windows.parse(record, "start", parse_instant))?;
     let end = problems.check(windows.parse(record, "end", parse_instant))?;

@@ -65,8 +65,36 @@ pub(crate) fn read_required(
 
 /// Parses a customer id cell: a decimal integer.
 pub(crate) fn parse_customer_id(text: &str) -> Result<i64, String> {
-    text.parse::<i64>()
-        .map_err(|_| format!("`{text}` is not a customer id; expected an integer"))
+    text.parse::<i64>().map_err(|_| {
+        format!(
+            "{} is not a customer id; expected an integer",
+            crate::text::quoted(text)
+        )
+    })
+}
+
+/// Longest identifier SPEC §2 allows in an output (`claim_id`, `window_id`).
+pub const MAX_IDENTIFIER_CHARS: usize = 64;
+
+/// An identifier that reaches the outputs (SPEC §2): `^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$`.
+/// It starts with a letter or digit, so no output cell can begin a spreadsheet formula, and it
+/// holds no spaces or control characters.
+pub(crate) fn parse_identifier(text: &str) -> Result<String, String> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"._:/#-".contains(&b);
+    let well_formed = text.len() <= MAX_IDENTIFIER_CHARS
+        && text
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && text.bytes().all(allowed);
+    if well_formed {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{} is not an identifier; expected 1 to {MAX_IDENTIFIER_CHARS} letters, digits or `._:/#-`, starting with a letter or digit",
+            crate::text::quoted(text)
+        ))
+    }
 }
 
 /// Everything read from the data directory, before any stage runs.

@@ -33,7 +33,10 @@ pub fn find_table(data_dir: &Path, stem: &str) -> Result<Option<TableFile>, Inpu
     let csv = data_dir.join(format!("{stem}.csv"));
     let parquet = data_dir.join(format!("{stem}.parquet"));
     let shown = |ext: &str| PathBuf::from(format!("{stem}.{ext}"));
-    match (csv.is_file(), parquet.is_file()) {
+    match (
+        present(&csv, &shown("csv"))?,
+        present(&parquet, &shown("parquet"))?,
+    ) {
         (true, true) => Err(InputError::new(
             Location::file(shown("csv")),
             format!("both `{stem}.csv` and `{stem}.parquet` exist; expected one of them"),
@@ -50,6 +53,31 @@ pub fn find_table(data_dir: &Path, stem: &str) -> Result<Option<TableFile>, Inpu
             format: TableFormat::Parquet,
         })),
         (false, false) => Ok(None),
+    }
+}
+
+/// Whether a table file is there: `false` only when nothing at all is at `path`. Anything that
+/// is there but is not a readable regular file (a dangling symlink, a folder, a fifo) is an
+/// error, never an empty table: an optional table silently read as empty changes payouts.
+fn present(path: &Path, shown: &Path) -> Result<bool, InputError> {
+    let problem = |what: String| {
+        Err(InputError::new(Location::file(shown), what).hint(
+            "a table must be a regular file (a symlink to one is followed); remove or fix it",
+        ))
+    };
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return problem(format!("cannot be inspected: {e}")),
+        Ok(_) => {}
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(true),
+        Ok(meta) if meta.is_dir() => problem("is a folder; expected a file".into()),
+        Ok(_) => problem("is not a regular file".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            problem("is a symlink to nothing (dangling); expected a file".into())
+        }
+        Err(e) => problem(format!("cannot be opened: {e}")),
     }
 }
 
@@ -282,19 +310,36 @@ fn column_as_text(
     }
     let text = match &dtype {
         DataType::Datetime(unit, _) => {
-            let ns = series
+            let raw = series
                 .cast(&DataType::Int64)
                 .map_err(|e| InputError::new(location(), e.to_string()))?;
-            let factor = match unit {
+            let raw = raw
+                .i64()
+                .map_err(|e| InputError::new(location(), e.to_string()))?;
+            let factor: i64 = match unit {
                 TimeUnit::Milliseconds => 1_000_000,
                 TimeUnit::Microseconds => 1_000,
                 TimeUnit::Nanoseconds => 1,
             };
-            ns.i64()
-                .expect("cast to Int64")
-                .iter()
-                .map(|v| v.map(|v| crate::time::format_instant(v * factor)))
-                .collect()
+            let mut text = Vec::with_capacity(raw.len());
+            for (i, value) in raw.iter().enumerate() {
+                let instant = match value {
+                    None => None,
+                    Some(v) => Some(v.checked_mul(factor).ok_or_else(|| {
+                        InputError::new(
+                            Location::file(shown)
+                                .at(Position::Row(i as u64 + 1))
+                                .column(column),
+                            format!(
+                                "holds {v} {unit}, which is outside the instants from 1677-09-21 to 2262-04-11; expected a timestamp in that range"
+                            ),
+                        )
+                        .hint("check the column's unit: a value in the wrong unit lands centuries away")
+                    })?),
+                };
+                text.push(instant.map(crate::time::format_instant));
+            }
+            text
         }
         DataType::Decimal(_, scale) if *scale > 2 => {
             return Err(InputError::new(
@@ -310,7 +355,7 @@ fn column_as_text(
                 )
             })?;
             cast.str()
-                .expect("cast to String")
+                .map_err(|e| InputError::new(location(), e.to_string()))?
                 .iter()
                 .map(|v| v.map(str::to_string))
                 .collect()

@@ -39,12 +39,20 @@ pub fn monthly_fee<'a>(
             }
             Some(_) => {}
         }
-        net += match row.kind {
-            Kind::Charge => row.amount,
+        let summed = match row.kind {
+            Kind::Charge => net.checked_add(row.amount),
             Kind::Refund | Kind::Voucher | Kind::Coupon | Kind::Discount | Kind::Waiver => {
-                -row.amount
+                net.checked_sub(row.amount)
             }
         };
+        // Unreachable with SPEC §2's 15-digit amounts short of 10^13 rows, but an exact
+        // decimal never wraps or rounds silently: such a month cannot be priced.
+        let Some(summed) = summed else {
+            return Fee::Unpriceable(
+                "the billing rows of this month sum beyond the range of exact decimals".into(),
+            );
+        };
+        net = summed;
     }
     // Floor at zero: refunds and vouchers can exceed the charge; nobody paid less than nothing.
     let mut amount = net.max(Decimal::ZERO);

@@ -1,0 +1,100 @@
+//! Input strings made safe to show (SPEC §8): control characters escaped, length bounded.
+//!
+//! Takes any text an input held; gives text that cannot move a terminal's cursor, retitle its
+//! window or fake a line of the program's own output, and that stays short whatever the input
+//! held. Every message that quotes an input value goes through [`quoted`] or [`escaped`].
+
+use std::fmt::Write as _;
+
+/// Characters of an input value shown in a message before it is cut.
+pub const SHOWN_CHARS: usize = 200;
+
+/// `text` with every control character (C0, DEL, C1) and the Unicode line and paragraph
+/// separators written as a Rust-style escape (`\n`, `\u{1b}`), so it prints as one inert line.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\\' => out.push_str("\\\\"),
+        c if is_unsafe(c) => {
+            write!(out, "\\u{{{:x}}}", u32::from(c)).ok();
+        }
+        c => out.push(c),
+    }
+}
+
+/// Whether `c` is a character a terminal may act on rather than print.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// `text` escaped and, past [`SHOWN_CHARS`] characters, cut with its full length noted.
+pub fn shown(text: &str) -> String {
+    let mut out = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == SHOWN_CHARS {
+            write!(out, "… ({} bytes in all)", text.len()).ok();
+            return out;
+        }
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
+/// An input value for a message: [`shown`], in backticks.
+pub fn quoted(text: &str) -> String {
+    format!("`{}`", shown(text))
+}
+
+/// A whole message for a terminal: each line's control characters escaped, the line breaks
+/// the program itself wrote (between message and `hint:`) kept.
+pub fn for_terminal(message: &str) -> String {
+    message
+        .split('\n')
+        .map(escaped)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_8_control_characters_are_escaped() {
+        assert_eq!(escaped("a\u{1b}]0;owned\u{7}b"), "a\\u{1b}]0;owned\\u{7}b");
+        assert_eq!(escaped("x\ny\r\t\\"), "x\\ny\\r\\t\\\\");
+        assert_eq!(escaped("\u{9b}2J"), "\\u{9b}2J");
+        assert_eq!(escaped("\u{202e}gnp.exe"), "\\u{202e}gnp.exe");
+        assert_eq!(escaped("人民币 CNY"), "人民币 CNY");
+    }
+
+    #[test]
+    fn spec_8_long_values_are_cut_with_their_length() {
+        let long = "é".repeat(5000);
+        let shown = shown(&long);
+        assert!(shown.starts_with(&"é".repeat(SHOWN_CHARS)));
+        assert!(shown.ends_with("… (10000 bytes in all)"), "{shown}");
+        assert_eq!(quoted("ab"), "`ab`");
+    }
+
+    #[test]
+    fn spec_8_a_terminal_message_keeps_its_own_lines_only() {
+        assert_eq!(
+            for_terminal("bad `\u{1b}[2J`\n  hint: fix"),
+            "bad `\\u{1b}[2J`\n  hint: fix"
+        );
+    }
+}
