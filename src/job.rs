@@ -6,12 +6,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{EngineName, RunArgs};
 use crate::engine::Engine;
 use crate::error::UsageError;
+use crate::inputs::stamp::InputFile;
 use crate::policy::Policy;
 use crate::time::{parse_date, YearMonth, PRICED_YEARS};
 
@@ -123,6 +125,8 @@ pub struct Job {
     pub memory_budget_mib: u64,
     /// Where the heavy step runs.
     pub engine: Engine,
+    /// The job and policy files read, as they were before they were read (for the manifest).
+    pub sources: Vec<InputFile>,
 }
 
 pub const DEFAULT_MONTHS: &str = "previous..current";
@@ -152,15 +156,19 @@ impl Job {
         today: impl FnOnce(&Policy) -> NaiveDate,
         needs_out: bool,
     ) -> anyhow::Result<Job> {
+        let mut sources = Vec::new();
         let (file, base) = match &args.job {
-            Some(path) => (read_job_file(path)?, path.parent().map(Path::to_path_buf)),
+            Some(path) => {
+                let file = read_stamped(path, "job", &mut sources, read_job_file)?;
+                (file, path.parent().map(Path::to_path_buf))
+            }
             None => (JobFile::default(), None),
         };
         let from_file = |p: &Option<PathBuf>| p.as_ref().map(|p| relative_to(base.as_deref(), p));
 
         let policy_source = args.policy.clone().or_else(|| from_file(&file.policy));
         let policy = match &policy_source {
-            Some(path) => Policy::from_file(path)?,
+            Some(path) => read_stamped(path, "policy", &mut sources, Policy::from_file)?,
             None => Policy::ccc(),
         };
 
@@ -233,6 +241,7 @@ impl Job {
                     .unwrap_or(DEFAULT_MEMORY_BUDGET_MIB),
             )?,
             engine: resolve_engine(args, &file)?,
+            sources,
         })
     }
 
@@ -297,6 +306,26 @@ fn resolve_engine(args: &RunArgs, file: &JobFile) -> Result<Engine, UsageError> 
         };
     crate::engine::check_available(&engine)?;
     Ok(engine)
+}
+
+/// Reads a file of the job's own (`label` names it in the manifest) and notes its stamp,
+/// taken before the read, so the manifest can prove the file did not change afterwards.
+fn read_stamped<T>(
+    path: &Path,
+    label: &str,
+    sources: &mut Vec<InputFile>,
+    read: impl FnOnce(&Path) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let shown = format!("{label}:{}", path.display());
+    let before = InputFile::stamp(shown.clone(), path);
+    let value = read(path)?;
+    // A stamp that failed before a read that worked: the file appeared in between; stamp now.
+    sources.push(match before {
+        Ok(file) => file,
+        Err(_) => InputFile::stamp(shown, path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?,
+    });
+    Ok(value)
 }
 
 fn relative_to(base: Option<&Path>, path: &Path) -> PathBuf {

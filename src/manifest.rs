@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::inputs::stamp::InputFile;
 use crate::job::MonthRange;
 use crate::policy::Policy;
 use crate::stages::calls::RowCounts;
@@ -104,6 +105,25 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<(u64, String)> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Digests of the run's inputs, hashed in parallel, in the given order. Each input must still
+/// be exactly the file the run read, before and after its bytes are hashed, so the hash is of
+/// the bytes that were counted (SPEC §8).
+pub fn digest_inputs(inputs: &[InputFile]) -> anyhow::Result<Vec<FileDigest>> {
+    inputs
+        .par_iter()
+        .map(|input| {
+            input.check_unchanged()?;
+            let (bytes, sha256) = sha256_file(&input.path)?;
+            input.check_unchanged()?;
+            Ok(FileDigest {
+                path: input.shown.clone(),
+                bytes,
+                sha256,
+            })
+        })
+        .collect()
 }
 
 /// Digests of `(shown name, path)` pairs, hashed in parallel, in the given order.

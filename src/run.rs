@@ -12,7 +12,7 @@ use crate::engine::Engine;
 use crate::inputs::billing::BillingRow;
 use crate::inputs::calendar::{self, Calendar};
 use crate::inputs::claims::Claim;
-use crate::inputs::table::find_table;
+use crate::inputs::stamp::InputFile;
 use crate::inputs::Inputs;
 use crate::job::{CalendarSource, Job};
 use crate::ledger::{self, LedgerRow, Priced};
@@ -71,10 +71,7 @@ fn use_threads(threads: usize) -> anyhow::Result<()> {
 pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
     crate::output::check_target(&job.out_dir, job.force)?;
     let stage = telemetry::stage("inputs", "reading the data directory");
-    let (calendar, calendar_name) = match &job.calendar {
-        CalendarSource::Builtin => (Calendar::builtin(), calendar::source_name(None)),
-        CalendarSource::File(path) => (Calendar::load(path)?, calendar::source_name(Some(path))),
-    };
+    let (calendar, calendar_input) = load_calendar(job)?;
     let inputs = Inputs::load(&job.data_dir, &job.policy)?;
     stage.done(&[
         ("call_files", inputs.calls.files.len() as u64),
@@ -86,7 +83,62 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         ("billing_rows", inputs.billing.rows.len() as u64),
         ("claims", inputs.claims.claims.len() as u64),
     ]);
+    let computed = compute(job, &inputs, &calendar, spill_dir(&job.out_dir))?;
+    let mut sources = inputs.sources;
+    sources.extend(calendar_input);
+    sources.extend(job.sources.iter().cloned());
+    let stage = telemetry::stage("write", "writing the output folder");
+    write_outputs(job, &computed, &sources)?;
+    stage.done(&[("quarantine_entries", computed.quarantine.len() as u64)]);
+    Ok(RunOutcome {
+        ledger: computed.ledger,
+        exemptions: computed.exemptions,
+        quarantine: computed.quarantine,
+        calls: computed.counts.rows,
+        totals: computed.totals,
+        out_dir: job.out_dir.clone(),
+        at_risk: computed.at_risk,
+    })
+}
 
+/// The run's calendar, and the file it came from (none for the built-in one).
+pub fn load_calendar(job: &Job) -> anyhow::Result<(Calendar, Option<InputFile>)> {
+    match &job.calendar {
+        CalendarSource::Builtin => Ok((Calendar::builtin(), None)),
+        CalendarSource::File(path) => {
+            let input = InputFile::stamp(calendar::source_name(Some(path)), path).ok();
+            let calendar = Calendar::load(path)?;
+            Ok((calendar, input))
+        }
+    }
+}
+
+/// Everything a run computes, before anything is written.
+#[derive(Debug)]
+pub struct Computed {
+    pub calendar_name: String,
+    pub ledger: Vec<LedgerRow>,
+    pub exemptions: Vec<(i64, YearMonth, Clause, u64)>,
+    /// Small tables' and call rows' entries, sorted.
+    pub quarantine: Vec<Entry>,
+    pub counts: CallCounts,
+    pub totals: BTreeMap<String, Totals>,
+    pub at_risk: Vec<AtRisk>,
+}
+
+/// Every stage after loading, in the order the data flows, writing nothing but the heavy
+/// step's spill files into `spill_dir`. `validate` runs exactly this, so it fails exactly
+/// when a run would.
+pub fn compute(
+    job: &Job,
+    inputs: &Inputs,
+    calendar: &Calendar,
+    spill_dir: PathBuf,
+) -> anyhow::Result<Computed> {
+    let calendar_name = calendar::source_name(match &job.calendar {
+        CalendarSource::Builtin => None,
+        CalendarSource::File(path) => Some(path),
+    });
     let stage = telemetry::stage(
         "service_months",
         "cutting subscriptions into service months",
@@ -112,10 +164,11 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
             exemptions: &inputs.exemptions,
             policy: &job.policy,
             memory_budget: job.memory_budget_bytes(),
-            spill_dir: spill_dir(&job.out_dir),
+            spill_dir,
         },
         job.threads,
     )?;
+    check_counts(&months, &counts)?;
     for phase in &counts.timings {
         tracing::debug!(
             stage = "calls",
@@ -135,7 +188,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
     ]);
 
     let stage = telemetry::stage("price", "pricing months and deciding claims");
-    let ledger = price_months(job, &inputs, &months, &counts, &calendar, &calendar_name)?;
+    let ledger = price_months(job, inputs, &months, &counts, calendar, &calendar_name)?;
     stage.done(&[
         ("ledger_rows", ledger.len() as u64),
         (
@@ -144,9 +197,9 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         ),
     ]);
     let exemptions = exemption_rows(&months, &counts.months);
-    let mut quarantine = inputs.quarantine;
+    let mut quarantine = inputs.quarantine.sorted();
     quarantine.extend(counts.quarantine.iter().cloned());
-    let quarantine = quarantine.sorted();
+    quarantine.sort();
 
     if job.strict {
         let errors = ledger.iter().filter(|r| r.priced.is_none()).count();
@@ -157,30 +210,60 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
             );
         }
     }
-    let totals = totals_by_currency(&ledger);
+    let totals = totals_by_currency(&ledger)?;
     let at_risk = error_budget::at_risk_rows(&ledger, &job.policy);
-    let stage = telemetry::stage("write", "writing the output folder");
-    write_outputs(
-        job,
-        &calendar_name,
-        &inputs.calls,
-        &ledger,
-        &exemptions,
-        &quarantine,
-        &counts,
-        &totals,
-        &at_risk,
-    )?;
-    stage.done(&[("quarantine_entries", quarantine.len() as u64)]);
-    Ok(RunOutcome {
+    Ok(Computed {
+        calendar_name,
         ledger,
         exemptions,
         quarantine,
-        calls: counts.rows,
+        counts,
         totals,
-        out_dir: job.out_dir.clone(),
         at_risk,
     })
+}
+
+/// The engine's counts cross a boundary here: whatever engine produced them, they must
+/// describe the service months asked for and add up (SPEC §4, §7 row counts).
+fn check_counts(months: &[ServiceMonth], counts: &CallCounts) -> anyhow::Result<()> {
+    let internal =
+        |what: String| anyhow::anyhow!("internal check failed: {what}; nothing was written");
+    if counts.months.len() != months.len() {
+        return Err(internal(format!(
+            "the heavy step gave {} month counts for {} service months",
+            counts.months.len(),
+            months.len()
+        )));
+    }
+    for (month, count) in months.iter().zip(&counts.months) {
+        let exempt = count.exempt_errors();
+        if exempt > count.system_errors || count.system_errors > count.total_calls {
+            return Err(internal(format!(
+                "customer {} {}: {} exempt of {} system errors of {} calls",
+                month.customer_id, month.month, exempt, count.system_errors, count.total_calls
+            )));
+        }
+    }
+    let rows = &counts.rows;
+    let accounted = [
+        rows.quarantined,
+        rows.duplicates,
+        rows.counted,
+        rows.not_counted,
+    ]
+    .iter()
+    .try_fold(0u64, |sum, n| sum.checked_add(*n));
+    if accounted != Some(rows.read) {
+        return Err(internal(format!("call rows do not add up: {rows:?}")));
+    }
+    let counted: u64 = counts.months.iter().map(|m| m.total_calls).sum();
+    if counted != rows.counted {
+        return Err(internal(format!(
+            "{counted} calls counted in months, {} in the row accounting",
+            rows.counted
+        )));
+    }
+    Ok(())
 }
 
 /// A hidden sibling of the output folder for call keys that do not fit the memory budget.
@@ -220,6 +303,7 @@ fn price_months(
         let exempt_errors = count.exempt_errors();
         let availability = Availability {
             total_calls: count.total_calls,
+            // check_counts: exempt errors never exceed system errors.
             unavailable_calls: count.system_errors - exempt_errors,
         };
         let tier_rate = availability.tier_rate(&job.policy);
@@ -302,7 +386,7 @@ fn money(value: Decimal) -> String {
 }
 
 /// Compensation and payout per currency over `ok` rows with a currency.
-pub fn totals_by_currency(rows: &[LedgerRow]) -> BTreeMap<String, Totals> {
+pub fn totals_by_currency(rows: &[LedgerRow]) -> anyhow::Result<BTreeMap<String, Totals>> {
     let mut sums: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
     for row in rows {
         if let Some(Priced {
@@ -312,11 +396,18 @@ pub fn totals_by_currency(rows: &[LedgerRow]) -> BTreeMap<String, Totals> {
         }) = &row.priced
         {
             let entry = sums.entry(currency.clone()).or_default();
-            entry.0 += *compensation;
-            entry.1 += row.payout;
+            let sum = entry
+                .0
+                .checked_add(*compensation)
+                .zip(entry.1.checked_add(row.payout));
+            let Some(sum) = sum else {
+                bail!("the {currency} totals of the ledger exceed the range of exact decimals; nothing was written");
+            };
+            *entry = sum;
         }
     }
-    sums.into_iter()
+    Ok(sums
+        .into_iter()
         .map(|(currency, (c, p))| {
             (
                 currency,
@@ -326,56 +417,20 @@ pub fn totals_by_currency(rows: &[LedgerRow]) -> BTreeMap<String, Totals> {
                 },
             )
         })
-        .collect()
+        .collect())
 }
 
-fn input_files(
-    job: &Job,
-    calls: &crate::inputs::calls::CallFiles,
-) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut files: Vec<(String, PathBuf)> = calls
-        .files
-        .iter()
-        .map(|f| (f.shown.display().to_string(), f.path.clone()))
-        .collect();
-    for stem in [
-        "subscriptions",
-        "billing",
-        "claims",
-        "exemptions/error_codes",
-        "exemptions/calls",
-        "exemptions/windows",
-        "exemptions/notices",
-    ] {
-        if let Some(table) = find_table(&job.data_dir, stem)? {
-            files.push((table.shown.display().to_string(), table.path));
-        }
-    }
-    let mut extra = |path: &Option<PathBuf>, label: &str| {
-        if let Some(p) = path {
-            files.push((format!("{label}:{}", p.display()), p.clone()));
-        }
-    };
-    if let CalendarSource::File(path) = &job.calendar {
-        extra(&Some(path.clone()), "calendar");
-    }
-    extra(&job.policy_source, "policy");
-    extra(&job.job_file, "job");
-    Ok(files)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write_outputs(
-    job: &Job,
-    calendar_name: &str,
-    calls: &crate::inputs::calls::CallFiles,
-    ledger_rows: &[LedgerRow],
-    exemptions: &[(i64, YearMonth, Clause, u64)],
-    quarantine: &[Entry],
-    counts: &CallCounts,
-    totals: &BTreeMap<String, Totals>,
-    at_risk: &[AtRisk],
-) -> anyhow::Result<()> {
+/// Writes the output folder (SPEC §7) from what [`compute`] gave; `sources` are the inputs read.
+fn write_outputs(job: &Job, computed: &Computed, sources: &[InputFile]) -> anyhow::Result<()> {
+    let Computed {
+        calendar_name,
+        ledger: ledger_rows,
+        exemptions,
+        quarantine,
+        counts,
+        totals,
+        at_risk,
+    } = computed;
     let staged = StagedOutput::prepare(&job.out_dir, job.force)?;
     staged.write("ledger.csv", |w| ledger::write_csv(ledger_rows, w))?;
     staged.write("ledger.parquet", |w| ledger::write_parquet(ledger_rows, w))?;
@@ -437,7 +492,7 @@ fn write_outputs(
                 Engine::Polars => None,
             },
         },
-        inputs: manifest::digest_files(&input_files(job, calls)?)?,
+        inputs: manifest::digest_inputs(sources)?,
         rows: Rows {
             calls: counts.rows,
             spilled_buckets: counts.spilled_buckets,

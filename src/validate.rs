@@ -13,16 +13,13 @@ use anyhow::bail;
 use chrono::Utc;
 
 use crate::cli::RunArgs;
-use crate::error::{InputError, Location};
 use crate::inputs::calendar::{self, Calendar};
 use crate::inputs::problems::Problems;
 use crate::inputs::Inputs;
 use crate::job::{CalendarSource, Job};
 use crate::quarantine::Entry;
-use crate::stages::calls::{screen_calls, CallScreen};
-use crate::stages::claims::claim_opens;
+use crate::stages::calls::CallScreen;
 use crate::stages::service_months::service_months;
-use crate::time::YearMonth;
 
 /// What `validate` found.
 #[derive(Debug)]
@@ -57,7 +54,9 @@ pub fn validate_command(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks everything a run reads, in the order a run reads it, collecting every problem.
+/// Checks everything a run reads, in the order a run reads it, collecting every problem; when
+/// the inputs load cleanly, runs the run's own computation ([`crate::run::compute`], writing
+/// nothing), so `validate` fails exactly when `run` would.
 pub fn validate(job: &Job) -> anyhow::Result<Validation> {
     let mut problems = Problems::collect_all();
     let mut extra: Vec<String> = Vec::new();
@@ -75,23 +74,7 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
         ),
     };
     let inputs = Inputs::load_with(&job.data_dir, &job.policy, &mut problems)?;
-
     let call_files = inputs.calls.files.len();
-    let calls = if call_files == 0 {
-        None
-    } else {
-        match screen_calls(&inputs.calls) {
-            Ok(screen) => Some(screen),
-            Err(err) => {
-                extra.push(
-                    InputError::new(Location::file("calls/"), format!("cannot be read: {err}"))
-                        .hint("a file may be truncated or still being written; re-export it")
-                        .to_string(),
-                );
-                None
-            }
-        }
-    };
 
     let months = service_months(
         &inputs.subscriptions.periods,
@@ -99,48 +82,31 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
         |customer_id| job.includes_customer(customer_id),
         job.as_of,
     );
-    // SPEC §6: a closed month that owes compensation needs its claim window, so the calendar
-    // must cover the year it opens in. Which months owe anything is known only after the
-    // ledger is computed, so every closed month counts here.
-    let mut gaps: BTreeMap<i32, Vec<(i64, YearMonth)>> = BTreeMap::new();
-    let mut years_needed = BTreeSet::new();
-    for month in months.iter().filter(|m| !m.provisional) {
-        years_needed.insert(month.month.next().year);
-        if let Err(year) = claim_opens(month.month, &calendar, &job.policy) {
-            gaps.entry(year)
-                .or_default()
-                .push((month.customer_id, month.month));
-        }
-    }
-    for (year, needing) in &gaps {
-        let (customer, month) = needing[0];
-        extra.push(
-            InputError::new(
-                Location::file(&calendar_name),
-                format!(
-                    "does not cover {year}, needed for the claim windows of {} closed service \
-                     month(s) (first: customer {customer} {month}) if any of them owes compensation",
-                    needing.len()
-                ),
-            )
-            .hint(format!(
-                "add {year}'s holidays and make-up workdays to the calendar, or pass `--calendar FILE`"
-            ))
-            .to_string(),
-        );
-    }
+    let years_needed = months
+        .iter()
+        .filter(|m| !m.provisional)
+        .map(|m| m.month.next().year)
+        .collect();
 
-    let mut quarantine = inputs.quarantine;
-    if let Some(screen) = &calls {
-        quarantine.extend(screen.quarantine.iter().cloned());
-    }
-    let quarantine = quarantine.sorted();
-    if job.strict && !quarantine.is_empty() {
-        extra.push(format!(
-            "--strict: {} row(s) would be quarantined, so a strict run would fail\n  hint: see the quarantine summary above; run without `--strict` to write them to `quarantine.csv`",
-            quarantine.len()
-        ));
-    }
+    // The run's own stages, on whatever loaded (in collect-all mode a defective file or row is
+    // left out): every check a run makes after loading is made here too, and writes nothing.
+    let spill = spill_folder(job);
+    let (calls, quarantine) = match crate::run::compute(job, &inputs, &calendar, spill) {
+        Ok(computed) => {
+            let rows = computed.counts.rows;
+            let screen = CallScreen {
+                read: rows.read,
+                quarantined: rows.quarantined,
+                duplicates: rows.duplicates,
+                quarantine: computed.counts.quarantine.clone(),
+            };
+            (Some(screen), computed.quarantine)
+        }
+        Err(err) => {
+            extra.push(format!("{err:#}"));
+            (None, inputs.quarantine.sorted())
+        }
+    };
 
     let mut all: Vec<String> = problems.into_vec().iter().map(|p| p.to_string()).collect();
     all.extend(extra);
@@ -155,6 +121,11 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
         calendar_years: calendar.years().clone(),
         years_needed,
     })
+}
+
+/// Where `validate`'s heavy step may spill: the system's temporary folder.
+fn spill_folder(_job: &Job) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("sla-ledger-validate-{}", std::process::id()))
 }
 
 fn years(years: &BTreeSet<i32>) -> String {

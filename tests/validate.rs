@@ -78,7 +78,7 @@ fn validate_reports_every_problem_of_a_broken_data_set_at_once() {
         "`exemptions/error_codes.csv` line 3 column `clause`: `6.1`",
         "`exemptions/windows.csv` line 4 column `end`: `end` 2026-01-20T20:00:00",
         "`claims.csv` line 6 column `submitted_at`: `2026-02-10T10:00:00` is not an RFC 3339 timestamp with an offset",
-        "does not cover 2026, needed for the claim windows",
+        "does not cover 2026, needed for the claim window",
     ];
     for needle in expected {
         assert!(
@@ -127,7 +127,7 @@ fn run_on_the_same_broken_data_fails_on_the_first_problem_as_before() {
 }
 
 #[test]
-fn validate_passes_clean_data_and_computes_nothing() {
+fn validate_passes_clean_data_and_writes_nothing() {
     let dir = TempDir::new("validate-clean");
     let data = dir.join("data");
     materialise_golden(&repo_root().join("tests/golden/sla-rules"), &data);
@@ -168,5 +168,9 @@ fn validate_passes_clean_data_and_computes_nothing() {
         ],
     );
     assert_exit(&strict, 1);
-    assert!(text(&strict.stdout).contains("--strict: 2 row(s)"));
+    assert!(
+        text(&strict.stdout).contains("--strict: 2 quarantined row(s)"),
+        "{}",
+        text(&strict.stdout)
+    );
 }

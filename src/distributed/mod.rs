@@ -124,6 +124,37 @@ async fn connect(cluster: &Cluster, threads: usize) -> anyhow::Result<SessionCon
     }
 }
 
+/// Nanoseconds per unit of `ts` as DataFusion reads the registered table: its reader, not the
+/// file's Arrow schema alone, decides the unit (pyarrow's `timestamp[s]` is a Parquet column in
+/// milliseconds), so the factor comes from the schema DataFusion gives.
+async fn ts_nanos_per_unit(
+    ctx: &SessionContext,
+    table: &str,
+    shown: &std::path::Path,
+) -> anyhow::Result<i64> {
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    let frame = ctx
+        .table(table)
+        .await
+        .with_context(|| format!("cannot read the schema of `{}`", shown.display()))?;
+    let field = frame
+        .schema()
+        .field_with_unqualified_name("ts")
+        .with_context(|| format!("`{}` has no column `ts`", shown.display()))?;
+    match field.data_type() {
+        DataType::Timestamp(unit, _) => Ok(match unit {
+            TimeUnit::Second => 1_000_000_000,
+            TimeUnit::Millisecond => 1_000_000,
+            TimeUnit::Microsecond => 1_000,
+            TimeUnit::Nanosecond => 1,
+        }),
+        other => anyhow::bail!(
+            "`{}` column `ts` has type {other}; expected a timestamp",
+            shown.display()
+        ),
+    }
+}
+
 async fn count_calls_async(
     input: &HeavyStepInput<'_>,
     cluster: &Cluster,
@@ -147,9 +178,10 @@ async fn count_calls_async(
         ctx.register_parquet(&name, path, ParquetReadOptions::default())
             .await
             .with_context(|| format!("cannot register `{}` with {where_}", file.shown.display()))?;
+        let ts_nanos_per_unit = ts_nanos_per_unit(&ctx, &name, &file.shown).await?;
         tables.push(CallTable {
             name,
-            ts_nanos_per_unit: files.ts_nanos_per_unit(index),
+            ts_nanos_per_unit,
         });
     }
     phases.lap("connect");

@@ -12,6 +12,7 @@ use polars::prelude::*;
 
 use crate::error::{InputError, Location};
 use crate::inputs::problems::Problems;
+use crate::inputs::stamp::{FileStamp, InputFile};
 
 /// Column names of the call logs and of a chunk as [`CallFiles::read_chunk`] gives it.
 pub mod columns {
@@ -46,6 +47,8 @@ pub struct CallFile {
     /// Rows per row group, in file order.
     pub row_groups: Vec<u64>,
     ts_nanos_per_unit: i64,
+    /// The file as it was before its footer was read; the manifest checks it is unchanged.
+    pub stamp: FileStamp,
 }
 
 /// A run of whole row groups of one file: the unit of parallel reading.
@@ -93,13 +96,9 @@ impl CallFiles {
             )?;
             return Ok(none);
         }
-        let mut paths = Vec::new();
-        let listed = collect_parquet_files(&root, &mut paths).map_err(|e| {
-            InputError::new(Location::file("calls/"), format!("cannot be listed: {e}"))
-        });
-        if problems.check(listed)?.is_none() {
-            return Ok(none);
-        }
+        let mut walk = Walk::default();
+        walk.folder(&root, data_dir, problems)?;
+        let paths = walk.files;
         if paths.is_empty() {
             problems.report(
                 InputError::new(
@@ -111,11 +110,10 @@ impl CallFiles {
             return Ok(none);
         }
         // Checked in path order, so the first problem reported is the same on every machine.
-        paths.sort();
         let mut files = Vec::with_capacity(paths.len());
-        for path in paths {
+        for (path, stamp) in paths {
             let shown = path.strip_prefix(data_dir).unwrap_or(&path).to_path_buf();
-            if let Some(file) = check_file(path, shown, problems)? {
+            if let Some(file) = check_file(path, shown, stamp, problems)? {
                 files.push(file);
             }
         }
@@ -125,6 +123,15 @@ impl CallFiles {
 
     pub fn rows(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
+    }
+
+    /// Every call file as an input of the run, with the stamp it had when first opened.
+    pub fn inputs(&self) -> impl Iterator<Item = InputFile> + '_ {
+        self.files.iter().map(|f| InputFile {
+            shown: f.shown.display().to_string(),
+            path: f.path.clone(),
+            stamp: f.stamp,
+        })
     }
 
     /// Nanoseconds per unit of the `ts` column of file `index` (1, 1 000 or 1 000 000).
@@ -205,16 +212,95 @@ impl CallFiles {
     }
 }
 
-fn collect_parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_parquet_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
+/// The walk of `calls/`: every `*.parquet` file below it, each read once.
+///
+/// Symlinks are followed, to files and to folders alike, but every folder is listed once and
+/// every file kept once, by device and inode: a link back into `calls/` (or to a folder seen
+/// under another name) is passed over, so a loop ends and no call is counted twice. A file
+/// reached by two paths is kept under the first in path order. Entries are visited in name
+/// order, so what is kept is the same on every machine. Anything at a `*.parquet` path that is
+/// not a regular file, and any link that leads nowhere, is an error: it is either an input the
+/// run would miss or one it cannot read (a fifo would block the run).
+#[derive(Default)]
+struct Walk {
+    folders_seen: std::collections::HashSet<(u64, u64)>,
+    files_seen: std::collections::HashSet<(u64, u64)>,
+    /// Files kept, with the stamp taken when they were found, in path order once walked.
+    files: Vec<(PathBuf, FileStamp)>,
+}
+
+impl Walk {
+    fn folder(
+        &mut self,
+        dir: &Path,
+        data_dir: &Path,
+        problems: &mut Problems,
+    ) -> Result<(), InputError> {
+        let shown =
+            |path: &Path| Location::file(path.strip_prefix(data_dir).unwrap_or(path).to_path_buf());
+        let identity = match std::fs::metadata(dir) {
+            Ok(meta) => FileStamp::from_metadata(&meta).identity(),
+            Err(e) => {
+                return problems.report(InputError::new(shown(dir), format!("cannot be read: {e}")))
+            }
+        };
+        if !self.folders_seen.insert(identity) {
+            return Ok(());
         }
+        let listed = std::fs::read_dir(dir).and_then(|entries| {
+            let mut paths = entries
+                .map(|entry| entry.map(|e| e.path()))
+                .collect::<std::io::Result<Vec<PathBuf>>>()?;
+            paths.sort();
+            Ok(paths)
+        });
+        let paths = match listed {
+            Ok(paths) => paths,
+            Err(e) => {
+                return problems.report(InputError::new(
+                    shown(dir),
+                    format!("cannot be listed: {e}"),
+                ))
+            }
+        };
+        for path in paths {
+            let is_parquet = path.extension().is_some_and(|e| e == "parquet");
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    let dangling = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
+                    let problem = if dangling {
+                        "is a symlink to nothing (dangling); expected a folder or a Parquet file"
+                            .to_string()
+                    } else {
+                        format!("cannot be read: {e}")
+                    };
+                    problems
+                        .report(InputError::new(shown(&path), problem).hint(
+                            "every entry under `calls/` must be readable: fix or remove it",
+                        ))?;
+                    continue;
+                }
+            };
+            if meta.is_dir() {
+                self.folder(&path, data_dir, problems)?;
+            } else if is_parquet && !meta.is_file() {
+                problems.report(
+                    InputError::new(
+                        shown(&path),
+                        "is not a regular file; expected a Parquet file",
+                    )
+                    .hint("a call file must be a regular file (a symlink to one is followed)"),
+                )?;
+            } else if is_parquet {
+                let stamp = FileStamp::from_metadata(&meta);
+                if self.files_seen.insert(stamp.identity()) {
+                    self.files.push((path, stamp));
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Reads a file's Parquet footer and checks every required column's type (SPEC §2). Each
@@ -222,6 +308,7 @@ fn collect_parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<
 fn check_file(
     path: PathBuf,
     shown: PathBuf,
+    stamp: FileStamp,
     problems: &mut Problems,
 ) -> Result<Option<CallFile>, InputError> {
     let location = || Location::file(&shown);
@@ -287,12 +374,16 @@ fn check_file(
     });
     good &= problems.check(customer)?.is_some();
     let ts = column(columns::TS).and_then(|ts| match &ts {
-        ArrowDataType::Timestamp(unit, tz) if tz.as_deref().is_none_or(is_utc) => Ok(match unit {
-            ArrowTimeUnit::Second => 1_000_000_000,
-            ArrowTimeUnit::Millisecond => 1_000_000,
-            ArrowTimeUnit::Microsecond => 1_000,
-            ArrowTimeUnit::Nanosecond => 1,
-        }),
+        // The unit is the one polars decodes the column into, not the one the file's Arrow
+        // schema names: pyarrow writes `timestamp[s]` as a Parquet column in milliseconds, and
+        // polars reads any seconds column as milliseconds (SPEC §2: read what is really there).
+        ArrowDataType::Timestamp(unit, tz) if tz.as_deref().is_none_or(is_utc) => {
+            Ok(match TimeUnit::from(unit) {
+                TimeUnit::Milliseconds => 1_000_000,
+                TimeUnit::Microseconds => 1_000,
+                TimeUnit::Nanoseconds => 1,
+            })
+        }
         other => Err(InputError::new(
             location().column(columns::TS),
             format!(
@@ -308,6 +399,7 @@ fn check_file(
             rows,
             row_groups,
             ts_nanos_per_unit,
+            stamp,
         })),
         _ => Ok(None),
     }

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod claims;
 pub mod exemptions;
 pub mod problems;
+pub mod stamp;
 pub mod subscriptions;
 pub mod table;
 
@@ -105,6 +106,8 @@ pub struct Inputs {
     pub exemptions: exemptions::ExemptionTables,
     pub claims: claims::Claims,
     pub quarantine: Quarantine,
+    /// Every file read (call files, then tables), as it was when first opened.
+    pub sources: Vec<stamp::InputFile>,
 }
 
 impl Inputs {
@@ -128,7 +131,10 @@ impl Inputs {
         let exemptions =
             exemptions::ExemptionTables::load(data_dir, policy, &mut quarantine, problems)?;
         let claims = claims::Claims::load(data_dir, problems)?;
+        let mut sources: Vec<stamp::InputFile> = calls.inputs().collect();
+        sources.extend(problems.take_read());
         Ok(Inputs {
+            sources,
             calls,
             subscriptions,
             billing,

@@ -1,4 +1,5 @@
-//! Collecting input problems: stop at the first (`run`) or gather them all (`validate`).
+//! Collecting input problems: stop at the first (`run`) or gather them all (`validate`); and
+//! noting each file a loader opened, with its stamp, for the manifest's provenance (SPEC §8).
 //!
 //! Every loader takes a [`Problems`] and hands each fatal defect to it. In
 //! [`Problems::first_fatal`] mode the defect comes straight back as `Err`, so `?` stops the
@@ -6,6 +7,7 @@
 //! is kept, the offending row or file is skipped, and loading goes on to find the rest.
 
 use crate::error::InputError;
+use crate::inputs::stamp::InputFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -17,6 +19,8 @@ enum Mode {
 pub struct Problems {
     mode: Mode,
     found: Vec<InputError>,
+    /// Files the loaders opened, in the order they opened them.
+    read: Vec<InputFile>,
 }
 
 impl Problems {
@@ -25,6 +29,7 @@ impl Problems {
         Problems {
             mode: Mode::FirstFatal,
             found: Vec::new(),
+            read: Vec::new(),
         }
     }
 
@@ -33,6 +38,7 @@ impl Problems {
         Problems {
             mode: Mode::CollectAll,
             found: Vec::new(),
+            read: Vec::new(),
         }
     }
 
@@ -65,6 +71,16 @@ impl Problems {
 
     pub fn into_vec(self) -> Vec<InputError> {
         self.found
+    }
+
+    /// Notes a file a loader is about to read.
+    pub fn read_file(&mut self, file: InputFile) {
+        self.read.push(file);
+    }
+
+    /// The files noted so far, handed over once.
+    pub fn take_read(&mut self) -> Vec<InputFile> {
+        std::mem::take(&mut self.read)
     }
 }
 

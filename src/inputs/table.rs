@@ -150,6 +150,15 @@ pub fn read_table(
     problems: &mut Problems,
 ) -> Result<Records, InputError> {
     let empty = || Records::empty(table.shown.clone(), columns);
+    let shown = table.shown.display().to_string();
+    match crate::inputs::stamp::InputFile::stamp(shown, &table.path) {
+        Ok(file) => problems.read_file(file),
+        Err(e) => {
+            let problem =
+                InputError::new(Location::file(&table.shown), format!("cannot be read: {e}"));
+            return problems.report(problem).map(|()| empty());
+        }
+    }
     let read = match table.format {
         TableFormat::Csv => read_csv(table, columns, problems),
         TableFormat::Parquet => read_parquet(table, columns, problems),
