@@ -147,13 +147,53 @@ pub fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
             .zip(record.iter())
             .map(|(c, v)| (*c, v.to_string()))
             .collect();
-        rows.push(LedgerLine {
+        let row = LedgerLine {
             customer_id,
             service_month: record[1].to_string(),
             cells,
-        });
+        };
+        check_money(&row).map_err(|(column, problem)| {
+            anyhow::anyhow!(
+                "`{}` line {line} column `{column}`: {problem}\n  hint: a ledger is read as `sla-ledger run` wrote it; rerun the run rather than edit its output",
+                path.display()
+            )
+        })?;
+        rows.push(row);
     }
     Ok(rows)
+}
+
+/// What an adjustment is computed from must be what a run writes (SPEC §7): a payout of at
+/// most 15 digits and 2 decimals, a currency that is empty or an ISO 4217 code, and no money
+/// without a currency. Gives the offending column and what is wrong with it.
+fn check_money(row: &LedgerLine) -> Result<(), (&'static str, String)> {
+    let payout_text = row.cell("payout");
+    let payout = crate::inputs::billing::parse_amount(payout_text).ok_or_else(|| {
+        (
+            "payout",
+            format!(
+                "{} is not an amount; expected digits with 2 decimals, like `12.30`",
+                crate::text::quoted(payout_text)
+            ),
+        )
+    })?;
+    let currency = row.cell("currency");
+    if !currency.is_empty() && !crate::inputs::billing::is_currency_code(currency) {
+        return Err((
+            "currency",
+            format!(
+                "{} is not an ISO 4217 code of three capital letters",
+                crate::text::quoted(currency)
+            ),
+        ));
+    }
+    if currency.is_empty() && !payout.is_zero() {
+        return Err((
+            "currency",
+            format!("is empty, but the payout is {payout_text}; expected a currency for any money"),
+        ));
+    }
+    Ok(())
 }
 
 /// One correction entry.
@@ -495,7 +535,7 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
     staged.commit(args.force)?;
-    print!("{}", summary(&prior, &current, &rows, &totals, &args.out));
+    crate::text::print(&summary(&prior, &current, &rows, &totals, &args.out))?;
     Ok(())
 }
 

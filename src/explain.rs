@@ -194,10 +194,8 @@ pub fn explain_command(args: &ExplainArgs) -> anyhow::Result<()> {
         ExplainFormat::Text => render_text(&explanation),
         ExplainFormat::Json => serde_json::to_string_pretty(&explanation)? + "\n",
     };
-    // Written, not printed: a closed pipe (`| head`) is an error to report, not a panic.
-    std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
-        .context("cannot write the explanation to stdout")?;
-    Ok(())
+    // JSON escapes every control character itself; text has them escaped on the way out.
+    crate::text::print(&text)
 }
 
 fn run_args(args: &ExplainArgs) -> RunArgs {

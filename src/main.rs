@@ -28,8 +28,13 @@ fn main() -> ExitCode {
                 let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
                 tracing::error!(error = %chain.join(": "), "failed");
             } else {
-                eprintln!("error: {err}");
+                // Input values can hold terminal escapes: printed inert (SPEC §8).
+                eprintln!(
+                    "error: {}",
+                    sla_ledger::text::for_terminal(&err.to_string())
+                );
                 for cause in err.chain().skip(1) {
+                    let cause = sla_ledger::text::for_terminal(&cause.to_string());
                     eprintln!("  caused by: {cause}");
                 }
             }

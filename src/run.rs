@@ -52,7 +52,7 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     }
     let outcome = execute(&job)?;
     telemetry::finish();
-    print!("{}", summary(&job, &outcome));
+    crate::text::print(&summary(&job, &outcome))?;
     Ok(())
 }
 

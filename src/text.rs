@@ -61,11 +61,29 @@ pub fn quoted(text: &str) -> String {
 /// A whole message for a terminal: each line's control characters escaped, the line breaks
 /// the program itself wrote (between message and `hint:`) kept.
 pub fn for_terminal(message: &str) -> String {
-    message
-        .split('\n')
-        .map(escaped)
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        // Backslashes stay: values quoted in the message were escaped once already.
+        match c {
+            '\n' | '\\' => out.push(c),
+            c => push_escaped(&mut out, c),
+        }
+    }
+    out
+}
+
+/// Writes a report to stdout with [`for_terminal`] applied. A closed pipe (`| head`) ends the
+/// output quietly: the reader has all it wanted. Any other failure is an error, never a panic.
+pub fn print(report: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(for_terminal(report).as_bytes())
+        .and_then(|()| stdout.flush());
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}")),
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +114,6 @@ mod tests {
             for_terminal("bad `\u{1b}[2J`\n  hint: fix"),
             "bad `\\u{1b}[2J`\n  hint: fix"
         );
+        assert_eq!(for_terminal(&quoted("\u{1b}")), "`\\u{1b}`");
     }
 }

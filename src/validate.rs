@@ -43,7 +43,7 @@ pub fn validate_command(args: &RunArgs) -> anyhow::Result<()> {
         Utc::now().with_timezone(&policy.timezone).date_naive()
     })?;
     let validation = validate(&job)?;
-    print!("{}", render(&job, &validation));
+    crate::text::print(&render(&job, &validation))?;
     if !validation.problems.is_empty() {
         bail!(
             "{} problem(s) in the inputs of `{}`; a run would fail\n  hint: fix them in order, then run `sla-ledger validate` again",
