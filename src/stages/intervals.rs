@@ -72,11 +72,6 @@ impl<K: Ord + Copy> IntervalIndex<K> {
         self.smallest.get(segment).copied().flatten()
     }
 
-    /// Whether any interval covers `ts`.
-    pub fn covers(&self, ts: i64) -> bool {
-        self.smallest_covering(ts).is_some()
-    }
-
     /// Positions (in input order, ascending) of every interval covering `ts`.
     pub fn covering(&self, ts: i64) -> Vec<usize> {
         self.covering_counted(ts, &mut 0)
