@@ -9,4 +9,5 @@ pub mod claims;
 pub mod compensation;
 pub mod error_budget;
 pub mod exemptions;
+pub mod intervals;
 pub mod service_months;
