@@ -57,10 +57,12 @@ pub fn render(report: &Report) -> String {
     page
 }
 
-/// Escapes text for HTML element content and double-quoted attributes.
+/// Escapes text for HTML element content and double-quoted attributes. Control characters
+/// are shown as `\u{..}` first: HTML forbids them, and the file may be read in a terminal.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let visible = crate::text::for_terminal(text);
+    let mut out = String::with_capacity(visible.len());
+    for c in visible.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),

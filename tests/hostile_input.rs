@@ -583,3 +583,83 @@ fn issue12_item13_validate_and_run_agree_on_a_closed_december_and_on_flags() {
         "--threads must be at least 1",
     );
 }
+
+#[test]
+fn issue12_item7_json_and_report_html_keep_escaping_hostile_strings() {
+    let dir = TempDir::new("hostile-escapes");
+    let data = golden(&dir);
+    let hostile = "\u{1b}]0;owned\u{7}\"<script>x</script>";
+    write_calls_parquet(
+        &data.join("calls/hostile.parquet"),
+        &[CallRow {
+            request_id: Some(hostile.to_string()),
+            customer_id: Some(1),
+            ts: Some(1_767_700_800_000_000_000), // 2026-01-06T20:00:00+08:00
+            api: Some(hostile.to_string()),
+            status: Some("system_error".into()),
+            error_code: Some(hostile.to_string()),
+        }],
+        TimeUnit::Milliseconds,
+        true,
+    );
+    let policy = dir.join("policy.toml");
+    let builtin = fs::read_to_string(repo_root().join("jobs/policy-ccc.toml")).unwrap();
+    fs::write(
+        &policy,
+        builtin.replace(
+            "name = \"CCC\"",
+            "name = \"<script>alert(1)</script>\\u001b[2J\"",
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let run = run_ledger(
+        &data,
+        &out,
+        MONTHS,
+        AS_OF,
+        &["--policy", policy.to_str().unwrap()],
+    );
+    assert_success(&run);
+    let page = fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        !page.contains("<script"),
+        "report.html holds a raw <script>"
+    );
+    assert!(
+        page.contains("&lt;script&gt;alert(1)"),
+        "the policy name is shown escaped"
+    );
+    assert!(!page.contains('\u{1b}'));
+
+    for format in ["json", "text"] {
+        let explain = sla_ledger(
+            &repo_root(),
+            &[
+                "explain",
+                "--data",
+                data.to_str().unwrap(),
+                "--as-of",
+                AS_OF,
+                "--customer",
+                "1",
+                "--month",
+                MONTHS,
+                "--format",
+                format,
+            ],
+        );
+        assert_success(&explain);
+        let printed = text(&explain.stdout);
+        assert!(
+            !printed.contains('\u{1b}') && !printed.contains('\u{7}'),
+            "{printed}"
+        );
+        if format == "json" {
+            let value: serde_json::Value = serde_json::from_str(&printed).unwrap();
+            assert!(value.to_string().contains("\\u001b]0;owned"), "{printed}");
+        } else {
+            assert!(printed.contains("\\u{1b}]0;owned"), "{printed}");
+        }
+    }
+}
