@@ -37,6 +37,25 @@ fn assert_fails(dir: &TempDir, data: &Path, extra: &[&str], code: i32, needles: 
         "left behind: {:?}",
         entries(&out_parent)
     );
+    // validate refuses whatever run refuses, with the same exit status (issue 12 item 13).
+    let mut args = vec![
+        "validate",
+        "--data",
+        data.to_str().unwrap(),
+        "--months",
+        "2026-01",
+        "--as-of",
+        "2026-04-30",
+    ];
+    args.extend_from_slice(extra);
+    let validate = sla_ledger(&repo_root(), &args);
+    assert_exit(&validate, code);
+    let reported = text(&validate.stdout) + &text(&validate.stderr);
+    assert!(!reported.contains("panicked"), "{reported}");
+    assert!(
+        !reported.contains("no problems found"),
+        "validate passed what run refused:\n{reported}"
+    );
 }
 
 fn write_frame(path: &Path, mut frame: DataFrame) {
