@@ -174,6 +174,10 @@ impl Job {
                 )
             })?;
 
+        if !out_dir.as_os_str().is_empty() {
+            crate::output::check_apart(&out_dir, &[("--data", &data_dir)])?;
+        }
+
         let as_of = match args.as_of.as_ref().or(file.as_of.as_ref()) {
             Some(text) => parse_date(text).map_err(|e| UsageError::new(format!("--as-of: {e}")))?,
             None => today(&policy),
@@ -206,7 +210,7 @@ impl Job {
             policy,
             policy_source,
             job_file: args.job.clone(),
-            force: args.force || file.force.unwrap_or(false),
+            force: !args.no_force && (args.force || file.force.unwrap_or(false)),
             strict: args.strict || file.strict.unwrap_or(false),
             threads: args.threads.or(file.threads),
             memory_budget_mib: args

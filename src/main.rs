@@ -9,6 +9,10 @@ use sla_ledger::error::UsageError;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     sla_ledger::telemetry::init(&cli.output);
+    if let Err(err) = sla_ledger::scratch::install_signal_cleanup() {
+        eprintln!("error: cannot install the SIGINT/SIGTERM/SIGHUP cleanup: {err}");
+        return ExitCode::from(1);
+    }
     let outcome = match cli.command {
         Command::Run(args) => sla_ledger::run::run_command(&args),
         Command::Validate(args) => sla_ledger::validate::validate_command(&args),

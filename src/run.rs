@@ -20,6 +20,7 @@ use crate::manifest::{self, EffectiveJob, Manifest, Program, Rows, Totals};
 use crate::output::StagedOutput;
 use crate::policy::Clause;
 use crate::quarantine::Entry;
+use crate::scratch::ScratchDir;
 use crate::stages::availability::Availability;
 use crate::stages::billing::{monthly_fee, Fee};
 use crate::stages::calls::{CallCounts, HeavyStepInput, MonthCallCounts};
@@ -105,6 +106,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         "calls",
         "counting calls (quarantine, duplicates, exemptions)",
     );
+    let spill = spill_dir(&job.out_dir)?;
     let counts = crate::engine::count_calls(
         &job.engine,
         &HeavyStepInput {
@@ -114,10 +116,12 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
             exemptions: &inputs.exemptions,
             policy: &job.policy,
             memory_budget: job.memory_budget_mib * 1024 * 1024,
-            spill_dir: spill_dir(&job.out_dir),
+            spill_dir: spill.path().to_path_buf(),
         },
         job.threads,
-    )?;
+    )
+    .map_err(|err| name_the_spill_folder(err, spill.path()))?;
+    drop(spill);
     for phase in &counts.timings {
         tracing::debug!(
             stage = "calls",
@@ -185,12 +189,35 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
     })
 }
 
-/// A hidden sibling of the output folder for call keys that do not fit the memory budget.
-fn spill_dir(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    out.with_file_name(format!(".{name}.spill-{}", std::process::id()))
+/// A fresh scratch sibling of the output folder for call keys that do not fit the memory
+/// budget: empty, owned by this run, removed when dropped (SPEC §8). Its parent is created as
+/// the output's would be.
+fn spill_dir(out: &Path) -> anyhow::Result<ScratchDir> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create `{}`", parent.display()))?;
+    }
+    Ok(ScratchDir::beside(out, "spill")?)
+}
+
+/// A full or read-only disk while spilling surfaces as a bare OS error: name the folder.
+fn name_the_spill_folder(err: anyhow::Error, spill: &Path) -> anyhow::Error {
+    let disk_full_or_read_only = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|code| {
+                [libc::ENOSPC, libc::EDQUOT, libc::EROFS, libc::EFBIG].contains(&code)
+            })
+    });
+    if disk_full_or_read_only {
+        err.context(format!(
+            "cannot spill call keys into `{}`\n  hint: free space there, or raise `--memory-budget-mib` so fewer keys are spilled",
+            spill.display()
+        ))
+    } else {
+        err
+    }
 }
 
 /// Availability → fee → compensation → claims, one row per service month.
