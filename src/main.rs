@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         Command::Man => sla_ledger::manual::man_page(),
     };
     sla_ledger::telemetry::finish();
+    // A signal being handled wins: its cleanup ends the process with its own status.
+    sla_ledger::scratch::wait_for_signal_cleanup();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -52,7 +52,8 @@ pub fn written_by_this_program(manifest: &[u8]) -> bool {
     struct Name {
         name: String,
     }
-    serde_json::from_slice::<Head>(manifest).is_ok_and(|h| h.program.name == Program::current().name)
+    serde_json::from_slice::<Head>(manifest)
+        .is_ok_and(|h| h.program.name == Program::current().name)
 }
 
 #[derive(Debug, Serialize)]

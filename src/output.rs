@@ -17,6 +17,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -156,6 +157,21 @@ pub fn check_target(target: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `0777` less the process umask, as `mkdir` would give; read from `/proc` (changing the umask
+/// to read it would race with other threads creating files), else the usual `022`.
+fn published_mode() -> u32 {
+    let umask = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022);
+    0o777 & !umask
+}
+
 impl StagedOutput {
     pub fn prepare(target: &Path, force: bool) -> anyhow::Result<StagedOutput> {
         check_target(target, force)?;
@@ -201,6 +217,12 @@ impl StagedOutput {
     /// Moves the finished folder into place; with `force`, atomically exchanges it with the
     /// previous output, which is then removed.
     pub fn commit(self, force: bool) -> anyhow::Result<()> {
+        // Private while being written; published with the mode any new folder would get.
+        fs::set_permissions(
+            self.temp.path(),
+            fs::Permissions::from_mode(published_mode()),
+        )
+        .with_context(|| format!("cannot set the mode of `{}`", self.temp.path().display()))?;
         File::open(self.temp.path()).and_then(|d| d.sync_all()).ok();
         if fs::symlink_metadata(&self.target).is_ok() {
             check_target(&self.target, force)?;
@@ -232,10 +254,8 @@ mod tests {
     use super::*;
 
     fn place(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "sla-ledger-output-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("sla-ledger-output-{name}-{}", std::process::id()));
         fs::remove_dir_all(&dir).ok();
         fs::create_dir_all(dir.join("data/calls")).unwrap();
         dir
@@ -270,7 +290,10 @@ mod tests {
         assert!(check_target(&out, false).is_ok(), "empty");
         fs::write(out.join("notes.txt"), "mine").unwrap();
         let err = check_target(&out, true).unwrap_err().to_string();
-        assert!(err.contains("manifest.json") && err.contains("hint:"), "{err}");
+        assert!(
+            err.contains("manifest.json") && err.contains("hint:"),
+            "{err}"
+        );
         fs::write(
             out.join("manifest.json"),
             r#"{"program":{"name":"someone-else","version":"1"}}"#,

@@ -41,7 +41,10 @@ fn live() -> MutexGuard<'static, Vec<PathBuf>> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScratchError {
-    #[error("cannot create a scratch folder in `{}`", place.display())]
+    #[error(
+        "cannot create a scratch folder in `{}`\n  hint: the folder must exist, be writable by this user and have free space",
+        place.display()
+    )]
     Create {
         place: PathBuf,
         #[source]
@@ -269,7 +272,7 @@ pub fn install_signal_cleanup() -> io::Result<()> {
                 // Kept locked until exit: no folder is made or published after this point.
                 let live = live();
                 for path in live.iter() {
-                    fs::remove_dir_all(path).ok();
+                    remove_while_written(path);
                 }
                 tracing::warn!(
                     signal = signal_name(signal),
@@ -281,6 +284,23 @@ pub fn install_signal_cleanup() -> io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// Removes a folder other threads may still be creating files in: a file made between the
+/// listing and the final `rmdir` makes that fail, so try again a few times.
+fn remove_while_written(path: &Path) {
+    for _ in 0..16 {
+        match fs::remove_dir_all(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => continue,
+            _ => return,
+        }
+    }
+}
+
+/// Returns at once, unless a signal's cleanup is under way; then never (it ends the process),
+/// so a run that failed because its folders vanished exits with the signal's status.
+pub fn wait_for_signal_cleanup() {
+    drop(live());
 }
 
 fn signal_name(signal: i32) -> &'static str {
@@ -332,7 +352,15 @@ fn renameat2(a: &Path, b: &Path, flags: libc::c_uint) -> io::Result<()> {
     let a = CString::new(a.as_os_str().as_bytes())?;
     let b = CString::new(b.as_os_str().as_bytes())?;
     // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), flags) };
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            flags,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {
@@ -345,7 +373,8 @@ mod tests {
     use super::*;
 
     fn place(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("sla-ledger-scratch-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sla-ledger-scratch-{name}-{}", std::process::id()));
         fs::remove_dir_all(&dir).ok();
         fs::create_dir_all(&dir).unwrap();
         dir
@@ -393,7 +422,11 @@ mod tests {
         let next = ScratchDir::beside(&dir.join("b"), "out").unwrap();
         assert!(!dead.exists());
         for kept in [alive.path(), &foreign, &link, &pending, next.path()] {
-            assert!(fs::symlink_metadata(kept).is_ok(), "{} was removed", kept.display());
+            assert!(
+                fs::symlink_metadata(kept).is_ok(),
+                "{} was removed",
+                kept.display()
+            );
         }
         drop((alive, next));
         fs::remove_dir_all(&dir).unwrap();
