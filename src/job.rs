@@ -399,4 +399,31 @@ mod tests {
         assert!(err.downcast_ref::<UsageError>().is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn spec_1_no_force_undoes_the_job_files_force_and_out_stays_apart_from_data() {
+        let dir = std::env::temp_dir().join(format!("sla-ledger-noforce-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        let job_path = dir.join("job.toml");
+        std::fs::write(&job_path, "data = \"d\"\nout = \"o\"\nforce = true\n").unwrap();
+        let today = |_: &Policy| date("2026-01-01");
+        let from_file = RunArgs {
+            job: Some(job_path.clone()),
+            ..RunArgs::default()
+        };
+        assert!(Job::resolve(&from_file, today).unwrap().force);
+        let no_force = RunArgs {
+            no_force: true,
+            ..from_file.clone()
+        };
+        assert!(!Job::resolve(&no_force, today).unwrap().force);
+        let inside = RunArgs {
+            out: Some(dir.join("d/../d/out")),
+            ..from_file
+        };
+        let err = Job::resolve(&inside, today).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some(), "{err}");
+        assert!(err.to_string().contains("lies inside"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
