@@ -503,6 +503,10 @@ impl LedgerSource {
 
 /// `sla-ledger diff --prior DIR --current DIR --out DIR [--force]`.
 pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
+    crate::output::check_apart(
+        &args.out,
+        &[("--prior", &args.prior), ("--current", &args.current)],
+    )?;
     crate::output::check_target(&args.out, args.force)?;
     let prior = RunLedger::load(&args.prior)?;
     let current = RunLedger::load(&args.current)?;

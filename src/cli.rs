@@ -190,9 +190,12 @@ pub struct RunArgs {
     /// A TOML job spec setting any of these options; flags override it.
     #[arg(long, value_name = "FILE")]
     pub job: Option<PathBuf>,
-    /// Replace a non-empty --out directory (atomically).
+    /// Replace --out (atomically) if it is an earlier output of this program.
     #[arg(long)]
     pub force: bool,
+    /// Never replace a non-empty --out, even if the job file sets `force = true`.
+    #[arg(long, conflicts_with = "force")]
+    pub no_force: bool,
     /// Fail (writing nothing) if any row is quarantined or any ledger row is an error.
     #[arg(long)]
     pub strict: bool,
@@ -250,7 +253,7 @@ pub struct DiffArgs {
     /// Where to write `adjustments.csv`, `adjustments.parquet`, `adjustment_totals.csv`.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Replace a non-empty --out directory (atomically).
+    /// Replace --out (atomically) if it is an earlier output of this program.
     #[arg(long)]
     pub force: bool,
 }

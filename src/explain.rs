@@ -209,6 +209,7 @@ fn run_args(args: &ExplainArgs) -> RunArgs {
         policy: args.policy.clone(),
         job: args.job.clone(),
         force: false,
+        no_force: false,
         strict: false,
         threads: None,
         memory_budget_mib: None,

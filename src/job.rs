@@ -192,6 +192,10 @@ impl Job {
                 )
             })?;
 
+        if !out_dir.as_os_str().is_empty() {
+            crate::output::check_apart(&out_dir, &[("--data", &data_dir)])?;
+        }
+
         let as_of = match args.as_of.as_ref().or(file.as_of.as_ref()) {
             Some(text) => parse_date(text).map_err(|e| UsageError::new(format!("--as-of: {e}")))?,
             None => today(&policy),
@@ -232,7 +236,7 @@ impl Job {
             policy,
             policy_source,
             job_file: args.job.clone(),
-            force: args.force || file.force.unwrap_or(false),
+            force: !args.no_force && (args.force || file.force.unwrap_or(false)),
             strict: args.strict || file.strict.unwrap_or(false),
             threads: checked_threads(args.threads.or(file.threads))?,
             memory_budget_mib: checked_memory_budget(
@@ -471,6 +475,33 @@ mod tests {
         };
         let err = Job::resolve(&polars_with_scheduler, today).unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec_1_no_force_undoes_the_job_files_force_and_out_stays_apart_from_data() {
+        let dir = std::env::temp_dir().join(format!("sla-ledger-noforce-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        let job_path = dir.join("job.toml");
+        std::fs::write(&job_path, "data = \"d\"\nout = \"o\"\nforce = true\n").unwrap();
+        let today = |_: &Policy| date("2026-01-01");
+        let from_file = RunArgs {
+            job: Some(job_path.clone()),
+            ..RunArgs::default()
+        };
+        assert!(Job::resolve(&from_file, today).unwrap().force);
+        let no_force = RunArgs {
+            no_force: true,
+            ..from_file.clone()
+        };
+        assert!(!Job::resolve(&no_force, today).unwrap().force);
+        let inside = RunArgs {
+            out: Some(dir.join("d/../d/out")),
+            ..from_file
+        };
+        let err = Job::resolve(&inside, today).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some(), "{err}");
+        assert!(err.to_string().contains("lies inside"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

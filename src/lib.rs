@@ -34,6 +34,7 @@ pub mod policy;
 pub mod quarantine;
 pub mod report;
 pub mod run;
+pub mod scratch;
 pub mod stages;
 pub mod telemetry;
 pub mod text;

@@ -9,6 +9,10 @@ use sla_ledger::error::UsageError;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     sla_ledger::telemetry::init(&cli.output);
+    if let Err(err) = sla_ledger::scratch::install_signal_cleanup() {
+        eprintln!("error: cannot install the SIGINT/SIGTERM/SIGHUP cleanup: {err}");
+        return ExitCode::from(1);
+    }
     let outcome = match cli.command {
         Command::Run(args) => sla_ledger::run::run_command(&args),
         Command::Validate(args) => sla_ledger::validate::validate_command(&args),
@@ -20,6 +24,8 @@ fn main() -> ExitCode {
         Command::Man => sla_ledger::manual::man_page(),
     };
     sla_ledger::telemetry::finish();
+    // A signal being handled wins: its cleanup ends the process with its own status.
+    sla_ledger::scratch::wait_for_signal_cleanup();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

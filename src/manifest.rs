@@ -42,6 +42,21 @@ impl Program {
     }
 }
 
+/// Whether `manifest` (the bytes of a `manifest.json`) was written by this program, `run` or
+/// `diff`: it parses, and its `program.name` is ours. Any other field may differ.
+pub fn written_by_this_program(manifest: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        program: Name,
+    }
+    #[derive(serde::Deserialize)]
+    struct Name {
+        name: String,
+    }
+    serde_json::from_slice::<Head>(manifest)
+        .is_ok_and(|h| h.program.name == Program::current().name)
+}
+
 #[derive(Debug, Serialize)]
 pub struct EffectiveJob {
     pub data: String,

@@ -1,88 +1,175 @@
-//! Atomic output (SPEC §1): everything is written into a temporary sibling of `--out`, checked,
-//! then renamed into place.
+//! Atomic output (SPEC §1, §8): everything is written into a scratch sibling of `--out`,
+//! checked, then renamed into place.
 //!
-//! - A failed run removes its temporary folder and leaves `--out` exactly as it was.
-//! - `--force` swaps the new folder with the previous one in a single atomic exchange (Linux
-//!   `renameat2(RENAME_EXCHANGE)`), so `--out` always holds either the old or the new output.
-//! - A run killed mid-way can leave only a hidden `.NAME.tmp-PID` sibling, never a half-written
-//!   `--out`; the next run removes such leftovers of processes that no longer exist.
+//! Takes the `--out` path, `--force` and the inputs it must stay apart from; gives a staged
+//! folder to write into and a commit that publishes it.
+//!
+//! - `--out` may not be an input folder, hold one or lie inside one ([`check_apart`]), compared
+//!   by real location, so `a/../b`, symlinked parents and relative paths compare as the folder
+//!   they name.
+//! - [`check_target`] alone decides whether `--out` may be written: absent, an empty folder,
+//!   or with `--force` an earlier output of this program (its `manifest.json`). A file, a
+//!   symlink or any other folder is refused and left untouched.
+//! - A failed or interrupted run removes its scratch folder and leaves `--out` exactly as it
+//!   was. `--force` swaps the new folder with the previous one in a single atomic exchange
+//!   (Linux `renameat2(RENAME_EXCHANGE)`), so `--out` always holds either the old or the new
+//!   output.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use crate::error::UsageError;
+use crate::scratch::ScratchDir;
+
 /// An output folder being written.
 pub struct StagedOutput {
-    temp: PathBuf,
+    temp: ScratchDir,
     target: PathBuf,
-    committed: bool,
 }
 
-fn is_non_empty_dir(path: &Path) -> std::io::Result<bool> {
-    Ok(fs::read_dir(path)?.next().is_some())
-}
-
-/// Fails unless `target` is absent or an empty folder (or `force`).
-pub fn check_target(target: &Path, force: bool) -> anyhow::Result<()> {
-    if !target.exists() || force {
-        return Ok(());
+/// Where `path` really is: the nearest existing ancestor canonicalized, the rest appended with
+/// `.` and `..` applied as `mkdir -p` would apply them.
+pub fn real_location(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_or_else(|_| path.to_path_buf(), |cwd| cwd.join(path))
+    };
+    let components: Vec<Component> = absolute.components().collect();
+    for existing in (1..=components.len()).rev() {
+        let prefix: PathBuf = components[..existing].iter().collect();
+        let Ok(mut real) = prefix.canonicalize() else {
+            continue;
+        };
+        for component in &components[existing..] {
+            match component {
+                Component::ParentDir => {
+                    real.pop();
+                }
+                Component::Normal(name) => real.push(name),
+                _ => {}
+            }
+        }
+        return real;
     }
-    if !target.is_dir() {
+    absolute
+}
+
+/// Fails (a usage error: the flags contradict each other) when `out` is, holds or lies inside
+/// one of `inputs`, given as `(flag, path)`. Nothing has been read or written yet.
+pub fn check_apart(out: &Path, inputs: &[(&str, &Path)]) -> Result<(), UsageError> {
+    let out_real = real_location(out);
+    for (flag, input) in inputs {
+        let input_real = real_location(input);
+        let relation = if out_real == input_real {
+            "is the same folder as"
+        } else if input_real.starts_with(&out_real) {
+            "contains"
+        } else if out_real.starts_with(&input_real) {
+            "lies inside"
+        } else {
+            continue;
+        };
+        return Err(UsageError::new(format!(
+            "`--out` `{}` {relation} `{flag}` `{}` (real locations `{}` and `{}`), so writing the output could destroy that input; nothing was read or written\n  hint: choose an `--out` outside `{}` that does not contain it",
+            out.display(),
+            input.display(),
+            out_real.display(),
+            input_real.display(),
+            input.display()
+        )));
+    }
+    Ok(())
+}
+
+/// What a path that is not a folder is, for messages.
+fn kind_of(file_type: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_file() {
+        "a regular file"
+    } else if file_type.is_fifo() {
+        "a named pipe"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else {
+        "not a folder"
+    }
+}
+
+/// Whether `dir` holds a `manifest.json` (a regular file, not a link) written by this program.
+fn is_earlier_output(dir: &Path) -> bool {
+    let path = dir.join("manifest.json");
+    // A manifest is kilobytes to a few megabytes; a huge file is not one.
+    if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() < 1 << 30) {
+        return false;
+    }
+    fs::read(&path).is_ok_and(|bytes| crate::manifest::written_by_this_program(&bytes))
+}
+
+/// Fails unless `target` is absent, an empty folder, or (with `force`) an earlier output of
+/// this program. The one place that decides what `--out` may replace.
+pub fn check_target(target: &Path, force: bool) -> anyhow::Result<()> {
+    let meta = match fs::symlink_metadata(target) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot inspect output `{}`", target.display()))
+        }
+    };
+    if meta.file_type().is_symlink() {
         bail!(
-            "output `{}` exists and is not a folder\n  hint: choose another `--out`",
+            "output `{}` is a symbolic link; it was left untouched\n  hint: pass the folder itself as `--out`, or choose another `--out`",
             target.display()
         );
     }
-    if is_non_empty_dir(target)
+    if !meta.is_dir() {
+        bail!(
+            "output `{}` exists and is {}, not a folder; it was left untouched\n  hint: choose another `--out`",
+            target.display(),
+            kind_of(meta.file_type())
+        );
+    }
+    let non_empty = fs::read_dir(target)
         .with_context(|| format!("cannot list output `{}`", target.display()))?
-    {
+        .next()
+        .is_some();
+    if !non_empty {
+        return Ok(());
+    }
+    if !force {
         bail!(
             "output `{}` exists and is not empty; it was left untouched\n  hint: pass `--force` to replace it, or choose another `--out`",
+            target.display()
+        );
+    }
+    if !is_earlier_output(target) {
+        bail!(
+            "output `{}` is not empty and holds no `manifest.json` written by sla-ledger; `--force` replaces only an empty folder or an earlier output of this program, so it was left untouched\n  hint: choose another `--out`, or move its contents away yourself",
             target.display()
         );
     }
     Ok(())
 }
 
-fn temp_prefix(target: &Path) -> anyhow::Result<String> {
-    let name = target
-        .file_name()
-        .with_context(|| format!("output `{}` has no folder name", target.display()))?;
-    Ok(format!(".{}.tmp-", name.to_string_lossy()))
-}
-
-/// Removes `.NAME.tmp-PID` siblings left by killed runs whose process is gone.
-fn remove_stale_siblings(target: &Path, prefix: &str) {
-    let parent = match target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(p) => p.to_path_buf(),
-        None => PathBuf::from("."),
-    };
-    let Ok(entries) = fs::read_dir(&parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(prefix)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !process_exists(pid) {
-            fs::remove_dir_all(entry.path()).ok();
-        }
-    }
-}
-
-fn process_exists(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
-    }
-    // Where /proc is unavailable, assume alive: leaving a hidden folder is safer than
-    // removing another run's work.
-    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
+/// `0777` less the process umask, as `mkdir` would give; read from `/proc` (changing the umask
+/// to read it would race with other threads creating files), else the usual `022`.
+fn published_mode() -> u32 {
+    let umask = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022);
+    0o777 & !umask
 }
 
 impl StagedOutput {
@@ -92,63 +179,68 @@ impl StagedOutput {
             fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create `{}`", parent.display()))?;
         }
-        let prefix = temp_prefix(target)?;
-        remove_stale_siblings(target, &prefix);
-        let temp = target.with_file_name(format!("{prefix}{}", std::process::id()));
-        if temp.exists() {
-            fs::remove_dir_all(&temp)
-                .with_context(|| format!("cannot clear `{}`", temp.display()))?;
-        }
-        fs::create_dir(&temp).with_context(|| format!("cannot create `{}`", temp.display()))?;
+        target
+            .file_name()
+            .with_context(|| format!("output `{}` has no folder name", target.display()))?;
         Ok(StagedOutput {
-            temp,
+            temp: ScratchDir::beside(target, "out")?,
             target: target.to_path_buf(),
-            committed: false,
         })
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
-        self.temp.join(name)
+        self.temp.path().join(name)
     }
 
-    /// Writes one file completely (flushed and synced) or fails.
+    /// Writes one file completely (flushed and synced) or fails, naming the file.
     pub fn write(
         &self,
         name: &str,
         fill: impl FnOnce(&mut BufWriter<File>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let path = self.path(name);
-        let file =
-            File::create(&path).with_context(|| format!("cannot create `{}`", path.display()))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("cannot create `{}`", path.display()))?;
         let mut writer = BufWriter::new(file);
-        fill(&mut writer).with_context(|| format!("cannot write `{name}`"))?;
-        writer.flush()?;
-        writer.get_ref().sync_all()?;
-        Ok(())
+        let written: anyhow::Result<()> = (|| {
+            fill(&mut writer)?;
+            writer.flush()?;
+            writer.get_ref().sync_all()?;
+            Ok(())
+        })();
+        written.with_context(|| format!("cannot write `{}`", path.display()))
     }
 
     /// Moves the finished folder into place; with `force`, atomically exchanges it with the
     /// previous output, which is then removed.
-    pub fn commit(mut self, force: bool) -> anyhow::Result<()> {
-        File::open(&self.temp).and_then(|d| d.sync_all()).ok();
-        if self.target.exists() {
+    pub fn commit(self, force: bool) -> anyhow::Result<()> {
+        // Private while being written; published with the mode any new folder would get.
+        fs::set_permissions(
+            self.temp.path(),
+            fs::Permissions::from_mode(published_mode()),
+        )
+        .with_context(|| format!("cannot set the mode of `{}`", self.temp.path().display()))?;
+        File::open(self.temp.path()).and_then(|d| d.sync_all()).ok();
+        if fs::symlink_metadata(&self.target).is_ok() {
             check_target(&self.target, force)?;
-            exchange(&self.temp, &self.target).with_context(|| {
+            self.temp.exchange_with(&self.target).with_context(|| {
                 format!("cannot replace the output `{}`", self.target.display())
             })?;
-            // `temp` now holds the previous output.
-            self.committed = true;
-            fs::remove_dir_all(&self.temp).with_context(|| {
+            // The scratch folder now holds the previous output.
+            let previous = self.temp.path().to_path_buf();
+            self.temp.remove().with_context(|| {
                 format!(
                     "cannot remove the previous output, now at `{}`",
-                    self.temp.display()
+                    previous.display()
                 )
             })?;
         } else {
-            fs::rename(&self.temp, &self.target).with_context(|| {
+            self.temp.move_to(&self.target).with_context(|| {
                 format!("cannot move the output into `{}`", self.target.display())
             })?;
-            self.committed = true;
         }
         if let Some(parent) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
             File::open(parent).and_then(|d| d.sync_all()).ok();
@@ -157,47 +249,72 @@ impl StagedOutput {
     }
 }
 
-/// Swaps two paths in one step.
-#[cfg(target_os = "linux")]
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let a = CString::new(a.as_os_str().as_bytes())?;
-    let b = CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Elsewhere: move the previous output aside, then the new one in. A crash between the two
-/// renames leaves the previous output in the hidden sibling.
-#[cfg(not(target_os = "linux"))]
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    let aside = a.with_extension("previous");
-    fs::rename(b, &aside)?;
-    if let Err(e) = fs::rename(a, b) {
-        fs::rename(&aside, b).ok();
-        return Err(e);
+    fn place(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sla-ledger-output-{name}-{}", std::process::id()));
+        fs::remove_dir_all(&dir).ok();
+        fs::create_dir_all(dir.join("data/calls")).unwrap();
+        dir
     }
-    fs::rename(&aside, a)
-}
 
-impl Drop for StagedOutput {
-    fn drop(&mut self) {
-        if !self.committed {
-            fs::remove_dir_all(&self.temp).ok();
+    #[test]
+    fn spec_1_out_may_not_be_hold_or_lie_inside_the_data() {
+        let dir = place("apart");
+        let data = dir.join("data");
+        std::os::unix::fs::symlink(&data, dir.join("link")).unwrap();
+        for out in [
+            data.clone(),
+            dir.clone(),
+            data.join("calls/new"),
+            dir.join("link/out"),
+            dir.join("nowhere/../data"),
+            dir.join("data/./x/../y"),
+        ] {
+            let err = check_apart(&out, &[("--data", &data)]).unwrap_err();
+            assert!(err.message.contains("hint:"), "{}", err.message);
         }
+        assert!(check_apart(&dir.join("out"), &[("--data", &data)]).is_ok());
+        assert!(check_apart(&dir.join("data-out"), &[("--data", &data)]).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec_1_force_replaces_only_an_empty_folder_or_an_earlier_output() {
+        let dir = place("force");
+        let out = dir.join("out");
+        fs::create_dir(&out).unwrap();
+        assert!(check_target(&out, false).is_ok(), "empty");
+        fs::write(out.join("notes.txt"), "mine").unwrap();
+        let err = check_target(&out, true).unwrap_err().to_string();
+        assert!(
+            err.contains("manifest.json") && err.contains("hint:"),
+            "{err}"
+        );
+        fs::write(
+            out.join("manifest.json"),
+            r#"{"program":{"name":"someone-else","version":"1"}}"#,
+        )
+        .unwrap();
+        assert!(check_target(&out, true).is_err());
+        fs::write(
+            out.join("manifest.json"),
+            r#"{"program":{"name":"sla-ledger","version":"0.1.0"},"rows":{}}"#,
+        )
+        .unwrap();
+        assert!(check_target(&out, true).is_ok());
+        assert!(check_target(&out, false).is_err(), "not empty, no --force");
+        let file = dir.join("file");
+        fs::write(&file, "x").unwrap();
+        for force in [false, true] {
+            let err = check_target(&file, force).unwrap_err().to_string();
+            assert!(err.contains("a regular file"), "{err}");
+        }
+        std::os::unix::fs::symlink(&out, dir.join("link")).unwrap();
+        assert!(check_target(&dir.join("link"), true).is_err());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -20,6 +20,7 @@ use crate::manifest::{self, EffectiveJob, Manifest, Program, Rows, Totals};
 use crate::output::StagedOutput;
 use crate::policy::Clause;
 use crate::quarantine::Entry;
+use crate::scratch::ScratchDir;
 use crate::stages::availability::Availability;
 use crate::stages::billing::{monthly_fee, Fee};
 use crate::stages::calls::{CallCounts, HeavyStepInput, MonthCallCounts};
@@ -83,7 +84,7 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
         ("billing_rows", inputs.billing.rows.len() as u64),
         ("claims", inputs.claims.claims.len() as u64),
     ]);
-    let computed = compute(job, &inputs, &calendar, spill_dir(&job.out_dir))?;
+    let computed = compute(job, &inputs, &calendar, spill_dir(&job.out_dir)?)?;
     let mut sources = inputs.sources;
     sources.extend(calendar_input);
     sources.extend(job.sources.iter().cloned());
@@ -127,13 +128,13 @@ pub struct Computed {
 }
 
 /// Every stage after loading, in the order the data flows, writing nothing but the heavy
-/// step's spill files into `spill_dir`. `validate` runs exactly this, so it fails exactly
-/// when a run would.
+/// step's spill files into `spill` (removed once the heavy step is done). `validate` runs
+/// exactly this, so it fails exactly when a run would.
 pub fn compute(
     job: &Job,
     inputs: &Inputs,
     calendar: &Calendar,
-    spill_dir: PathBuf,
+    spill: ScratchDir,
 ) -> anyhow::Result<Computed> {
     let calendar_name = calendar::source_name(match &job.calendar {
         CalendarSource::Builtin => None,
@@ -164,10 +165,12 @@ pub fn compute(
             exemptions: &inputs.exemptions,
             policy: &job.policy,
             memory_budget: job.memory_budget_bytes(),
-            spill_dir,
+            spill_dir: spill.path().to_path_buf(),
         },
         job.threads,
-    )?;
+    )
+    .map_err(|err| name_the_spill_folder(err, spill.path()))?;
+    drop(spill);
     check_counts(&months, &counts)?;
     for phase in &counts.timings {
         tracing::debug!(
@@ -266,12 +269,35 @@ fn check_counts(months: &[ServiceMonth], counts: &CallCounts) -> anyhow::Result<
     Ok(())
 }
 
-/// A hidden sibling of the output folder for call keys that do not fit the memory budget.
-fn spill_dir(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    out.with_file_name(format!(".{name}.spill-{}", std::process::id()))
+/// A fresh scratch sibling of the output folder for call keys that do not fit the memory
+/// budget: empty, owned by this run, removed when dropped (SPEC §8). Its parent is created as
+/// the output's would be.
+fn spill_dir(out: &Path) -> anyhow::Result<ScratchDir> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create `{}`", parent.display()))?;
+    }
+    Ok(ScratchDir::beside(out, "spill")?)
+}
+
+/// A full or read-only disk while spilling surfaces as a bare OS error: name the folder.
+fn name_the_spill_folder(err: anyhow::Error, spill: &Path) -> anyhow::Error {
+    let disk_full_or_read_only = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|code| {
+                [libc::ENOSPC, libc::EDQUOT, libc::EROFS, libc::EFBIG].contains(&code)
+            })
+    });
+    if disk_full_or_read_only {
+        err.context(format!(
+            "cannot spill call keys into `{}`\n  hint: free space there, or raise `--memory-budget-mib` so fewer keys are spilled",
+            spill.display()
+        ))
+    } else {
+        err
+    }
 }
 
 /// Availability → fee → compensation → claims, one row per service month.

@@ -90,7 +90,7 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
 
     // The run's own stages, on whatever loaded (in collect-all mode a defective file or row is
     // left out): every check a run makes after loading is made here too, and writes nothing.
-    let spill = spill_folder(job);
+    let spill = crate::scratch::ScratchDir::in_temp("validate")?;
     let (calls, quarantine) = match crate::run::compute(job, &inputs, &calendar, spill) {
         Ok(computed) => {
             let rows = computed.counts.rows;
@@ -121,11 +121,6 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
         calendar_years: calendar.years().clone(),
         years_needed,
     })
-}
-
-/// Where `validate`'s heavy step may spill: the system's temporary folder.
-fn spill_folder(_job: &Job) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("sla-ledger-validate-{}", std::process::id()))
 }
 
 fn years(years: &BTreeSet<i32>) -> String {

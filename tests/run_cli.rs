@@ -159,8 +159,6 @@ fn usage_errors_exit_2_and_write_nothing() {
 fn an_existing_output_is_kept_unless_forced() {
     let dir = TempDir::new("force");
     let out = dir.join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("keep.txt"), "previous").unwrap();
     let args = [
         "run",
         "--job",
@@ -168,6 +166,8 @@ fn an_existing_output_is_kept_unless_forced() {
         "--out",
         out.to_str().unwrap(),
     ];
+    assert_success(&sla_ledger(&repo_root(), &args));
+    let previous = std::fs::read(out.join("manifest.json")).unwrap();
     let output = sla_ledger(&repo_root(), &args);
     assert_exit(&output, 1);
     assert!(
@@ -175,11 +175,11 @@ fn an_existing_output_is_kept_unless_forced() {
         "{}",
         text(&output.stderr)
     );
-    assert_eq!(entries(&out), ["keep.txt"]);
+    assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), previous);
     let mut forced = args.to_vec();
     forced.push("--force");
     assert_success(&sla_ledger(&repo_root(), &forced));
-    assert!(out.join("ledger.csv").is_file() && !out.join("keep.txt").exists());
+    assert!(out.join("ledger.csv").is_file());
     // No temporary or previous sibling is left next to the output.
     assert_eq!(entries(&dir.path), ["out"]);
 }

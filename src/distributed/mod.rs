@@ -75,14 +75,9 @@ pub fn count_calls(
         return runtime.block_on(count_calls_async(input, cluster, threads));
     }
     // The in-process executor writes its shuffle files under the system's temporary folder and
-    // never removes them (gigabytes per run at scale). Point it at the step's own spill folder,
-    // beside `--out`, and remove that folder when the step ends, however it ends.
-    std::fs::create_dir_all(&input.spill_dir).with_context(|| {
-        format!(
-            "cannot create the scratch folder `{}`",
-            input.spill_dir.display()
-        )
-    })?;
+    // never removes them (gigabytes per run at scale). Point it at the step's spill folder (made
+    // fresh, empty and owned by the caller, who removes it) and empty it when the step ends,
+    // however it ends: everything in it is this step's.
     let previous = std::env::var_os("TMPDIR");
     std::env::set_var("TMPDIR", &input.spill_dir);
     let counts = runtime.block_on(count_calls_async(input, cluster, threads));
@@ -91,15 +86,29 @@ pub fn count_calls(
         Some(value) => std::env::set_var("TMPDIR", value),
         None => std::env::remove_var("TMPDIR"),
     }
-    let removed = std::fs::remove_dir_all(&input.spill_dir).with_context(|| {
+    let removed = empty_folder(&input.spill_dir).with_context(|| {
         format!(
-            "cannot remove the scratch folder `{}`",
+            "cannot empty the spill folder `{}`",
             input.spill_dir.display()
         )
     });
     let counts = counts?;
     removed?;
     Ok(counts)
+}
+
+/// Removes what is inside `dir`, never `dir` itself (the caller owns it). Entries are removed
+/// as themselves: `remove_dir_all` does not follow a symlink.
+fn empty_folder(dir: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// A session on `cluster`. Memory is Ballista's to manage: an in-process cluster's is not
