@@ -27,7 +27,7 @@ const PENDING_SUFFIX: &str = ".new";
 /// A pending folder older than this was left by a run killed between `mkdir` and `rename`.
 const PENDING_GRACE: Duration = Duration::from_secs(60);
 /// The kinds of scratch folder this program makes.
-const KINDS: [&str; 3] = ["out", "spill", "screen"];
+const KINDS: [&str; 3] = ["out", "spill", "validate"];
 const MODE: u32 = 0o700;
 
 /// The scratch folders alive in this process. Held while a folder is made, published or
