@@ -1,1 +1,408 @@
 //! Hostile and faulty input (issue 12): the heavy step's memory, spill files and reads.
+//!
+//! Each attack is built here with polars (no binary blobs) and run through the binary: it must
+//! end in exit 0 with a complete, consistent output or exit 1 naming the file, with nothing
+//! left beside `--out`, never a panic, a signal or a hang.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use polars::prelude::*;
+
+use crate::support::*;
+
+/// A small valid data folder (the `sla-rules` golden case) to add a hostile file to.
+fn valid_data(dir: &TempDir) -> PathBuf {
+    let data = dir.join("data");
+    materialise_golden(&repo_root().join("tests/golden/sla-rules"), &data);
+    data
+}
+
+fn write_frame(path: &Path, mut frame: DataFrame) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    ParquetWriter::new(fs::File::create(path).unwrap())
+        .finish(&mut frame)
+        .unwrap();
+}
+
+/// `rows` calls of customer 1 in January 2026, ids `r-0..`, one second apart, each with the
+/// given status and error code. Both strings are repeated as one value (`new_from_index`),
+/// so that a 10 KB string on 100k rows costs this process 10 KB, not 1 GB.
+fn calls_frame(rows: usize, status: &str, error_code: Option<&str>) -> DataFrame {
+    let repeated =
+        |name: &str, value: Option<&str>| Column::new(name.into(), [value]).new_from_index(0, rows);
+    let january_ms = 1_767_225_600_000i64 + 86_400_000;
+    let ts = Int64Chunked::from_iter_values(
+        "ts".into(),
+        (0..rows as i64).map(|i| january_ms + i * 1000),
+    )
+    .into_datetime(TimeUnit::Milliseconds, None);
+    DataFrame::new(
+        rows,
+        vec![
+            Column::new(
+                "request_id".into(),
+                (0..rows).map(|i| format!("r-{i}")).collect::<Vec<_>>(),
+            ),
+            Column::new("customer_id".into(), vec![1i64; rows]),
+            ts.into_series().into(),
+            Column::new("api".into(), vec!["DescribeTelCdr"; rows]),
+            repeated("status", Some(status)),
+            repeated("error_code", error_code),
+        ],
+    )
+    .unwrap()
+}
+
+/// What a child run gave: exit code (None for a signal), both streams, and its peak RSS.
+struct Finished {
+    code: Option<i32>,
+    signal: Option<i32>,
+    stdout: String,
+    stderr: String,
+    peak_rss_kib: u64,
+}
+
+impl Finished {
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}, signal {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Spawns the binary with `args`, streams captured to files (so a full pipe cannot stall it).
+fn spawn(args: &[&str], logs: &Path) -> Child {
+    fs::create_dir_all(logs).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_sla-ledger"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(logs.join("stdout")).unwrap())
+        .stderr(fs::File::create(logs.join("stderr")).unwrap())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// Waits for `child` (killing it after `limit`: a hang fails the caller) and reaps it with
+/// `wait4`, which also gives the child's peak resident memory.
+fn finish(child: Child, logs: &Path, limit: Duration) -> Finished {
+    let pid = child.id() as libc::pid_t;
+    let deadline = Instant::now() + limit;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 only writes the two out-parameters.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: as above; WNOHANG returns at once, 0 while the child still runs.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(reaped >= 0, "wait4 failed");
+        if reaped == pid {
+            break;
+        }
+        if Instant::now() > deadline {
+            // SAFETY: the child is ours and not yet reaped, so the pid is still its own.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY: as above, blocking until the killed child is reaped.
+            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+            panic!(
+                "the run did not end within {limit:?}: a hang\n{}",
+                read(&logs.join("stderr"))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(child);
+    let exited = libc::WIFEXITED(status);
+    Finished {
+        code: exited.then(|| libc::WEXITSTATUS(status)),
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        stdout: read(&logs.join("stdout")),
+        stderr: read(&logs.join("stderr")),
+        peak_rss_kib: usage.ru_maxrss as u64,
+    }
+}
+
+fn read(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    text
+}
+
+fn run_measured(data: &Path, out: &Path, logs: &Path) -> Finished {
+    let args = run_args(data, out, "2026-01", "2026-04-30", &[]);
+    finish(spawn(&args, logs), logs, Duration::from_secs(120))
+}
+
+#[test]
+fn issue12_item3_memory_grows_with_distinct_strings_not_rows_times_length() {
+    let dir = TempDir::new("heavy-memory");
+    let data = valid_data(&dir);
+    // 100k system errors sharing one 10 KB error code: polars writes a repeated string
+    // dictionary-encoded, so the file is small while the rows × length is 1 GB.
+    let code = "E".repeat(10_240);
+    let file = data.join("calls/hostile/one-code.parquet");
+    write_frame(&file, calls_frame(100_000, "system_error", Some(&code)));
+    let bytes = fs::metadata(&file).unwrap().len();
+    assert!(bytes < 1 << 20, "the hostile file is {bytes} bytes");
+    let out = dir.join("out/ledger");
+    fs::create_dir_all(dir.join("out")).unwrap();
+    let run = run_measured(&data, &out, &dir.join("logs"));
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(out.join("manifest.json").is_file());
+    let peak_mib = run.peak_rss_kib / 1024;
+    eprintln!("peak RSS {peak_mib} MiB for a {bytes}-byte calls file");
+    assert!(peak_mib < 400, "peak RSS {peak_mib} MiB");
+}
+
+/// A reader of Thrift's compact protocol, just enough to find the Parquet footer's row counts.
+struct Thrift<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Thrift<'_> {
+    fn byte(&mut self) -> u8 {
+        self.at += 1;
+        self.bytes[self.at - 1]
+    }
+
+    fn varint(&mut self) -> u64 {
+        let (mut value, mut shift) = (0u64, 0);
+        loop {
+            let b = self.byte();
+            value |= u64::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                return value;
+            }
+        }
+    }
+
+    /// Visits the fields of a struct: `visit(reader, field id, type)` must read the value or
+    /// call `skip`.
+    fn fields(&mut self, visit: &mut dyn FnMut(&mut Self, i16, u8)) {
+        let mut last = 0i16;
+        loop {
+            let header = self.byte();
+            if header == 0 {
+                return;
+            }
+            let (delta, kind) = ((header >> 4) as i16, header & 0x0f);
+            last = if delta == 0 {
+                let z = self.varint();
+                ((z >> 1) as i64 ^ -((z & 1) as i64)) as i16
+            } else {
+                last + delta
+            };
+            visit(self, last, kind);
+        }
+    }
+
+    /// The size and element type of a list or set.
+    fn list(&mut self) -> (u64, u8) {
+        let header = self.byte();
+        let size = u64::from(header >> 4);
+        let size = if size == 15 { self.varint() } else { size };
+        (size, header & 0x0f)
+    }
+
+    fn skip(&mut self, kind: u8) {
+        match kind {
+            1 | 2 => {}
+            3 => self.at += 1,
+            4..=6 => {
+                self.varint();
+            }
+            7 => self.at += 8,
+            8 => {
+                let n = self.varint() as usize;
+                self.at += n;
+            }
+            9 | 10 => {
+                let (size, element) = self.list();
+                for _ in 0..size {
+                    if element == 1 || element == 2 {
+                        self.at += 1;
+                    } else {
+                        self.skip(element);
+                    }
+                }
+            }
+            11 => {
+                let size = self.varint();
+                if size > 0 {
+                    let kinds = self.byte();
+                    for _ in 0..size {
+                        self.skip(kinds >> 4);
+                        self.skip(kinds & 0x0f);
+                    }
+                }
+            }
+            12 => self.fields(&mut |t, _, kind| t.skip(kind)),
+            other => panic!("compact type {other} at byte {}", self.at),
+        }
+    }
+}
+
+/// The byte ranges of the row counts in a Parquet footer: the file's `num_rows` (field 3 of
+/// FileMetaData) and each row group's (field 3 of RowGroup, in field 4's list).
+fn footer_row_counts(footer: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+    let (mut file_level, mut groups) = (Vec::new(), Vec::new());
+    let mut reader = Thrift {
+        bytes: footer,
+        at: 0,
+    };
+    reader.fields(&mut |t, id, kind| match (id, kind) {
+        (3, 6) => {
+            let start = t.at;
+            t.varint();
+            file_level.push((start, t.at));
+        }
+        (4, 9) => {
+            let (size, _) = t.list();
+            for _ in 0..size {
+                t.fields(&mut |t, id, kind| {
+                    if (id, kind) == (3, 6) {
+                        let start = t.at;
+                        t.varint();
+                        groups.push((start, t.at));
+                    } else {
+                        t.skip(kind);
+                    }
+                });
+            }
+        }
+        _ => t.skip(kind),
+    });
+    (file_level, groups)
+}
+
+/// Zigzag varint of `value`, as compact Thrift writes an i64.
+fn zigzag_varint(value: i64) -> Vec<u8> {
+    let mut z = ((value << 1) ^ (value >> 63)) as u64;
+    let mut out = Vec::new();
+    loop {
+        let b = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Rewrites, in place, the footer's row counts in `ranges` to `rows` (same encoded length, so
+/// the footer keeps its size and the file stays readable).
+fn patch_row_counts(file: &[u8], ranges: &[(usize, usize)], rows: i64) -> Vec<u8> {
+    let footer_len = u32::from_le_bytes(file[file.len() - 8..file.len() - 4].try_into().unwrap());
+    let footer_start = file.len() - 8 - footer_len as usize;
+    let mut patched = file.to_vec();
+    for &(start, end) in ranges {
+        let bytes = zigzag_varint(rows);
+        assert_eq!(
+            bytes.len(),
+            end - start,
+            "the new count must encode in as many bytes"
+        );
+        patched[footer_start + start..footer_start + end].copy_from_slice(&bytes);
+    }
+    patched
+}
+
+fn footer(file: &[u8]) -> &[u8] {
+    let footer_len = u32::from_le_bytes(file[file.len() - 8..file.len() - 4].try_into().unwrap());
+    &file[file.len() - 8 - footer_len as usize..file.len() - 8]
+}
+
+/// Runs on `data` into `dir/out/ledger`; asserts exit 1, that stderr holds every needle and no
+/// panic, and that nothing was left beside `--out`.
+fn assert_refused(dir: &TempDir, data: &Path, needles: &[&str]) {
+    let out_parent = dir.join("out");
+    fs::create_dir_all(&out_parent).unwrap();
+    let run = run_measured(data, &out_parent.join("ledger"), &dir.join("logs"));
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    for needle in needles {
+        assert!(
+            run.stderr.contains(needle),
+            "stderr lacks `{needle}`:\n{}",
+            run.stderr
+        );
+    }
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert!(
+        entries(&out_parent).is_empty(),
+        "left behind: {:?}",
+        entries(&out_parent)
+    );
+}
+
+#[test]
+fn issue12_item5_a_footer_that_counts_fewer_rows_than_the_file_holds_is_refused() {
+    let dir = TempDir::new("heavy-footer");
+    let data = valid_data(&dir);
+    let file = data.join("calls/hostile/lying.parquet");
+    write_frame(&file, calls_frame(1000, "success", None));
+    // The lie is made honestly: the footer polars wrote is walked as compact Thrift and its
+    // file-level `num_rows` rewritten in place (a varint of the same length), so the file
+    // stays readable and its one row group still holds the 1000 rows. Lowered a lot, the run
+    // used to panic; lowered a little, it miscounted duplicates.
+    let bytes = fs::read(&file).unwrap();
+    let (file_level, groups) = footer_row_counts(footer(&bytes));
+    assert_eq!((file_level.len(), groups.len()), (1, 1));
+    for rows in [950, 100] {
+        fs::write(&file, patch_row_counts(&bytes, &file_level, rows)).unwrap();
+        let counts = format!("the file's footer counts {rows} rows, its row groups 1000");
+        assert_refused(
+            &dir,
+            &data,
+            &[
+                "`calls/hostile/lying.parquet`",
+                "rows 1..1000",
+                &counts,
+                "hint: the file's metadata does not match its data",
+            ],
+        );
+    }
+}
+
+#[test]
+fn issue12_item3_a_long_status_writes_a_bounded_quarantine_detail() {
+    let dir = TempDir::new("heavy-status");
+    let data = valid_data(&dir);
+    let status = format!("\u{1b}]0;owned\u{7}{}", "S".repeat(10_240));
+    let file = data.join("calls/hostile/long-status.parquet");
+    write_frame(&file, calls_frame(10_000, &status, None));
+    let out = dir.join("out/ledger");
+    fs::create_dir_all(dir.join("out")).unwrap();
+    let run = run_measured(&data, &out, &dir.join("logs"));
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let csv = out.join("quarantine.csv");
+    let bytes = fs::metadata(&csv).unwrap().len();
+    // 10k entries of at most a few hundred bytes (it was 10 KB each: 100 MB).
+    assert!(bytes < 4 << 20, "quarantine.csv is {bytes} bytes");
+    let text = fs::read_to_string(&csv).unwrap();
+    let detail = format!(
+        "request_id r-0: status `{status}`; expected success, client_error or system_error"
+    );
+    let note = format!("… ({} bytes in all)", detail.len());
+    let line = text
+        .lines()
+        .find(|l| l.contains(",r-0") || l.contains("r-0:"))
+        .unwrap();
+    assert!(line.contains(&note), "{line}");
+    assert!(line.contains("\\u{1b}]0;owned\\u{7}"), "{line}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "a raw escape reached quarantine.csv"
+    );
+}
