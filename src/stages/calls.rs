@@ -1789,4 +1789,154 @@ mod tests {
         versions.sort();
         assert!(versions == [2, 3] || versions == [3, 4], "{versions:?}");
     }
+
+    /// A fresh folder for one test's spill files (the caller's folder, in the step's contract).
+    fn spill_folder(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sla-ledger-spill-{name}-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn some_keys(n: u32) -> Vec<CallKey> {
+        (0..n)
+            .map(|i| {
+                let mut k = key([u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15), 7], 9, i);
+                k.month_and_error = i % 3 | if i % 2 == 0 { SYSTEM_ERROR_BIT } else { 0 };
+                k
+            })
+            .collect()
+    }
+
+    /// Writes `keys` to bucket 3 of `dir`, lets `tamper` change the file, and reads it back.
+    fn spill_and_read(
+        dir: &Path,
+        keys: &[CallKey],
+        tamper: impl Fn(&Path),
+    ) -> Result<Vec<CallKey>, SpillError> {
+        let mut file = SpillFile::create(dir, 3).unwrap();
+        file.write(&keys[..keys.len() / 2]).unwrap();
+        file.write(&keys[keys.len() / 2..]).unwrap();
+        file.writer.flush().unwrap();
+        tamper(&dir.join("bucket-3.keys"));
+        file.read_back(Vec::new())
+    }
+
+    #[test]
+    fn spec8_spilled_keys_read_back_as_written_and_their_file_is_removed() {
+        let dir = spill_folder("round-trip");
+        // More than one read-back block, and not a whole number of them.
+        let keys = some_keys(5000);
+        let back = spill_and_read(&dir, &keys, |_| {}).unwrap();
+        assert_eq!(back, keys);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    fn assert_changed(result: Result<Vec<CallKey>, SpillError>, dir: &Path, found: &str) {
+        let message = result
+            .err()
+            .expect("a changed spill file is an error")
+            .to_string();
+        let path = dir.join("bucket-3.keys");
+        let start = format!(
+            "spill file `{}` does not read back as written: ",
+            path.display()
+        );
+        assert!(message.starts_with(&start), "{message}");
+        assert!(message.contains(found), "{message}");
+        assert!(message.contains("\n  hint: "), "{message}");
+        assert!(
+            !path.exists(),
+            "the step's file is removed even when it failed"
+        );
+    }
+
+    #[test]
+    fn spec8_a_spill_file_cut_to_a_non_multiple_of_the_key_width_is_fatal() {
+        let dir = spill_folder("truncated");
+        let keys = some_keys(100);
+        let cut = |path: &Path| {
+            let file = OpenOptions::new().write(true).open(path).unwrap();
+            file.set_len(100 * KEY_BYTES as u64 - 13).unwrap();
+        };
+        let found = "it holds 3987 bytes; 100 keys of 40 bytes were written (4000 bytes)";
+        assert_changed(spill_and_read(&dir, &keys, cut), &dir, found);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec8_a_spill_file_with_a_flipped_byte_is_fatal() {
+        let dir = spill_folder("flipped");
+        let keys = some_keys(100);
+        let flip = |path: &Path| {
+            let mut bytes = std::fs::read(path).unwrap();
+            bytes[1234] ^= 0x10;
+            std::fs::write(path, bytes).unwrap();
+        };
+        let found = "100 keys with checksum";
+        assert_changed(spill_and_read(&dir, &keys, flip), &dir, found);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec8_a_spill_file_extended_by_whole_keys_is_fatal() {
+        let dir = spill_folder("extended");
+        let keys = some_keys(100);
+        let extend = |path: &Path| {
+            let mut file = OpenOptions::new().append(true).open(path).unwrap();
+            file.write_all(as_bytes(&some_keys(2))).unwrap();
+        };
+        let found = "it holds 4080 bytes; 100 keys of 40 bytes were written (4000 bytes)";
+        assert_changed(spill_and_read(&dir, &keys, extend), &dir, found);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec8_a_spill_file_name_already_taken_is_not_reused() {
+        let dir = spill_folder("planted");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/dev/null", dir.join("bucket-3.keys")).unwrap();
+        #[cfg(not(unix))]
+        std::fs::write(dir.join("bucket-3.keys"), b"").unwrap();
+        let message = SpillFile::create(&dir, 3).err().unwrap().to_string();
+        let path = dir.join("bucket-3.keys");
+        assert!(
+            message.starts_with(&format!("cannot create spill file `{}`: ", path.display())),
+            "{message}"
+        );
+        assert!(message.contains("exists"), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec8_the_key_store_spills_into_the_callers_folder_and_leaves_it_empty() {
+        let dir = spill_folder("store");
+        let keys = some_keys(3000);
+        // A 1-byte budget: every bucket goes to disk.
+        let store = KeyStore::new(keys.len() as u64, 1, &dir).unwrap();
+        assert_eq!(store.spilled_buckets() as u64, MAX_BUCKETS);
+        store.add(&keys).unwrap();
+        let coverage = Coverage::new(
+            &[CoverageInterval {
+                month_index: 0,
+                customer_id: 0,
+                start: i64::MIN,
+                end: i64::MAX,
+            }],
+            3,
+        );
+        let error_seconds = foldhash::HashSet::default();
+        let context = TallyContext::new(&coverage, &error_seconds);
+        let partial = store.deduplicate(&context).unwrap();
+        assert_eq!(partial.unique, 3000);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+        let missing = KeyStore::new(keys.len() as u64, 1, &dir)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(missing.contains("bucket-0.keys"), "{missing}");
+    }
 }
