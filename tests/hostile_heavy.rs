@@ -253,9 +253,12 @@ impl Thrift<'_> {
     }
 }
 
+/// A byte range `start..end` of a footer.
+type Span = (usize, usize);
+
 /// The byte ranges of the row counts in a Parquet footer: the file's `num_rows` (field 3 of
 /// FileMetaData) and each row group's (field 3 of RowGroup, in field 4's list).
-fn footer_row_counts(footer: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+fn footer_row_counts(footer: &[u8]) -> (Vec<Span>, Vec<Span>) {
     let (mut file_level, mut groups) = (Vec::new(), Vec::new());
     let mut reader = Thrift {
         bytes: footer,
@@ -303,7 +306,7 @@ fn zigzag_varint(value: i64) -> Vec<u8> {
 
 /// Rewrites, in place, the footer's row counts in `ranges` to `rows` (same encoded length, so
 /// the footer keeps its size and the file stays readable).
-fn patch_row_counts(file: &[u8], ranges: &[(usize, usize)], rows: i64) -> Vec<u8> {
+fn patch_row_counts(file: &[u8], ranges: &[Span], rows: i64) -> Vec<u8> {
     let footer_len = u32::from_le_bytes(file[file.len() - 8..file.len() - 4].try_into().unwrap());
     let footer_start = file.len() - 8 - footer_len as usize;
     let mut patched = file.to_vec();
@@ -404,5 +407,167 @@ fn issue12_item3_a_long_status_writes_a_bounded_quarantine_detail() {
     assert!(
         !text.contains('\u{1b}'),
         "a raw escape reached quarantine.csv"
+    );
+}
+
+/// A deterministic generator (xorshift64*): the same 500 mutations on every run.
+struct Mutations(u64);
+
+impl Mutations {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// One mutation of `file`: cut at an offset, or 1–4 bytes flipped in the footer (its
+    /// Thrift, length and magic) or in the pages before it.
+    fn mutate(&mut self, file: &[u8]) -> (String, Vec<u8>) {
+        let footer_start = file.len() - 8 - footer(file).len();
+        let mut bytes = file.to_vec();
+        match self.below(3) {
+            0 => {
+                let at = self.below(file.len());
+                bytes.truncate(at);
+                (format!("cut at {at}"), bytes)
+            }
+            kind => {
+                let (from, to) = if kind == 1 {
+                    (footer_start, file.len())
+                } else {
+                    (4, footer_start)
+                };
+                let mut flipped = Vec::new();
+                for _ in 0..1 + self.below(4) {
+                    let at = from + self.below(to - from);
+                    let mask = 1u8 << self.below(8);
+                    bytes[at] ^= mask;
+                    flipped.push(format!("{at}^{mask:#04x}"));
+                }
+                let region = if kind == 1 { "footer" } else { "pages" };
+                (format!("{region} flipped {}", flipped.join(",")), bytes)
+            }
+        }
+    }
+}
+
+/// The small valid calls file the fuzz test mutates: 400 rows in 8 row groups, with system
+/// errors and codes, duplicates and conflicting duplicates, so that every path of the read
+/// (quarantine, de-duplication, re-reads for the tie-break, error details) sees its bytes.
+fn fuzz_calls_file() -> Vec<u8> {
+    let rows = 400;
+    let mut frame = calls_frame(rows, "success", None);
+    let statuses: Vec<&str> = (0..rows)
+        .map(|i| ["success", "system_error", "client_error", "success"][i % 4])
+        .collect();
+    let codes: Vec<Option<&str>> = (0..rows)
+        .map(|i| (i % 4 == 1).then_some(["InternalError", "FailedOperation.CalleeInvalid"][i % 2]))
+        .collect();
+    let ids: Vec<String> = (0..rows).map(|i| format!("r-{}", i % 370)).collect();
+    frame
+        .with_column(Column::new("status".into(), statuses))
+        .unwrap();
+    frame
+        .with_column(Column::new("error_code".into(), codes))
+        .unwrap();
+    frame
+        .with_column(Column::new("request_id".into(), ids))
+        .unwrap();
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes)
+        .with_row_group_size(Some(50))
+        .finish(&mut frame)
+        .unwrap();
+    bytes
+}
+
+/// A data folder holding only what a run needs, the call file at `calls/fuzz.parquet`.
+fn fuzz_data(dir: &TempDir) -> PathBuf {
+    let data = dir.join("data");
+    fs::create_dir_all(data.join("calls")).unwrap();
+    fs::write(
+        data.join("subscriptions.csv"),
+        "customer_id,start_date,end_date\n1,2025-06-01,\n",
+    )
+    .unwrap();
+    data
+}
+
+/// Why one run's outcome is not allowed (`None`: it is): exit 0 with a complete output whose
+/// row accounting adds up, or exit 1 naming the file with nothing left beside `--out`.
+fn fuzz_verdict(run: &Finished, out_parent: &Path) -> Option<String> {
+    let out = out_parent.join("ledger");
+    if run.stderr.contains("panicked") || run.code == Some(101) {
+        return Some("a panic".into());
+    }
+    match run.code {
+        Some(0) => {
+            let manifest = fs::read_to_string(out.join("manifest.json")).ok()?;
+            let manifest: serde_json::Value = serde_json::from_str(&manifest).ok()?;
+            let calls = &manifest["rows"]["calls"];
+            let n = |k: &str| calls[k].as_u64().unwrap_or(u64::MAX / 8);
+            let parts = n("quarantined") + n("duplicates") + n("counted") + n("not_counted");
+            (n("read") != parts).then(|| format!("row accounting does not add up: {calls}"))
+        }
+        Some(1) if !run.stderr.contains("`calls/fuzz.parquet`") => {
+            Some("exit 1 without naming the file".into())
+        }
+        Some(1) if !entries(out_parent).is_empty() => {
+            Some(format!("left behind: {:?}", entries(out_parent)))
+        }
+        Some(1) => None,
+        _ => Some("neither exit 0 nor 1".into()),
+    }
+}
+
+#[test]
+fn issue12_tests_fuzzed_call_files_end_in_a_ledger_or_a_named_error() {
+    let valid = fuzz_calls_file();
+    let mut mutations = Mutations(0x5EED_1212);
+    let cases: Vec<(String, Vec<u8>)> = (0..500).map(|_| mutations.mutate(&valid)).collect();
+    let started = Instant::now();
+    // Two workers (the machines this runs on have two cores), each with its own data folder
+    // into which every mutation is swapped in turn.
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|worker| {
+                let cases = &cases;
+                scope.spawn(move || {
+                    let dir = TempDir::new(&format!("heavy-fuzz-{worker}"));
+                    let data = fuzz_data(&dir);
+                    let out_parent = dir.join("out");
+                    let out = out_parent.join("ledger");
+                    let logs = dir.join("logs");
+                    let mut failures = Vec::new();
+                    for (name, bytes) in cases.iter().skip(worker).step_by(2) {
+                        fs::write(data.join("calls/fuzz.parquet"), bytes).unwrap();
+                        fs::create_dir_all(&out_parent).unwrap();
+                        let args = run_args(&data, &out, "2026-01", "2026-04-30", &[]);
+                        let run = finish(spawn(&args, &logs), &logs, Duration::from_secs(30));
+                        if let Some(why) = fuzz_verdict(&run, &out_parent) {
+                            failures.push(format!("{name}: {why}\n{}", run.describe()));
+                        }
+                        fs::remove_dir_all(&out_parent).unwrap();
+                    }
+                    failures
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    eprintln!("500 mutations run in {:?}", started.elapsed());
+    assert!(
+        failures.is_empty(),
+        "{} of 500 mutations failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
     );
 }

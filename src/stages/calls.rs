@@ -856,6 +856,10 @@ impl Drop for SpillFile {
     }
 }
 
+/// A row to re-read for the tie-break: its row in its chunk and the (id, content) hashes it had
+/// when first read.
+type Reread = (u32, [u64; 2], u64);
+
 /// A request id whose copies disagree: the position and content hash of each distinct version.
 struct Conflict {
     id: [u64; 2],
@@ -1070,7 +1074,7 @@ fn resolve_conflicts(
     errors: &mut ErrorDetails,
 ) -> anyhow::Result<(Vec<Entry>, Vec<CallKey>)> {
     // Each version's row and the (id, content) hashes it had when first read.
-    let mut wanted: BTreeMap<usize, Vec<(u32, [u64; 2], u64)>> = BTreeMap::new();
+    let mut wanted: BTreeMap<usize, Vec<Reread>> = BTreeMap::new();
     for conflict in conflicts {
         for (&position, &content) in conflict.positions.iter().zip(&conflict.contents) {
             let (chunk, row) = positions
@@ -1086,7 +1090,7 @@ fn resolve_conflicts(
     for (chunk_index, rows) in wanted {
         let chunk = chunks[chunk_index];
         // A few rows: read just them (one row group each); many: read the chunk once.
-        let reads: Vec<(Chunk, Vec<(u32, [u64; 2], u64)>)> = if rows.len() <= FEW_ROWS {
+        let reads: Vec<(Chunk, Vec<Reread>)> = if rows.len() <= FEW_ROWS {
             rows.iter()
                 .map(|&wanted| {
                     let part = Chunk {
@@ -1803,7 +1807,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let mut k = key([u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15), 7], 9, i);
-                k.month_and_error = i % 3 | if i % 2 == 0 { SYSTEM_ERROR_BIT } else { 0 };
+                k.month_and_error = (i % 3) | if i % 2 == 0 { SYSTEM_ERROR_BIT } else { 0 };
                 k
             })
             .collect()
@@ -1836,8 +1840,7 @@ mod tests {
 
     fn assert_changed(result: Result<Vec<CallKey>, SpillError>, dir: &Path, found: &str) {
         let message = result
-            .err()
-            .expect("a changed spill file is an error")
+            .expect_err("a changed spill file is an error")
             .to_string();
         let path = dir.join("bucket-3.keys");
         let start = format!(
