@@ -1073,6 +1073,48 @@ fn resolve_conflicts(
     coverage: &Coverage,
     errors: &mut ErrorDetails,
 ) -> anyhow::Result<(Vec<Entry>, Vec<CallKey>)> {
+    let versions = reread_versions(files, chunks, positions, conflicts)?;
+    let mut entries = Vec::with_capacity(conflicts.len());
+    let mut kept = Vec::with_capacity(conflicts.len());
+    for conflict in conflicts {
+        let found: Option<Vec<CallVersion>> = conflict
+            .positions
+            .iter()
+            .map(|p| versions.get(p).cloned())
+            .collect();
+        let found =
+            found.ok_or_else(|| anyhow::anyhow!("a conflicting call row was not re-read"))?;
+        let (entry, first) = resolve_conflict(found);
+        // `version` gives valid statuses only.
+        let (id, content) = version_hashes(&first)
+            .ok_or_else(|| anyhow::anyhow!("status `{}` of a kept call", first.status))?;
+        let is_error = status_code(&first.status) == Some(STATUS_SYSTEM_ERROR);
+        if is_error {
+            errors.entry((id, content)).or_insert_with(|| ErrorDetail {
+                request_id: first.request_id.as_str().into(),
+                error_code: first.error_code.as_deref().map(Arc::from),
+            });
+        }
+        kept.push(CallKey {
+            id,
+            content,
+            ts: first.ts,
+            month_and_error: CallKey::pack(coverage.month(first.customer_id, first.ts), is_error),
+            position: u32::MAX,
+        });
+        entries.push(entry);
+    }
+    Ok((entries, kept))
+}
+
+/// The full version at every position of `conflicts`, each checked to be the row whose key
+/// was made when it was first read.
+fn reread_versions(
+    files: &CallFiles,
+    chunks: &[Chunk],
+    positions: &Positions,
+    conflicts: &[Conflict],
+) -> anyhow::Result<HashMap<u32, CallVersion>> {
     // Each version's row and the (id, content) hashes it had when first read.
     let mut wanted: BTreeMap<usize, Vec<Reread>> = BTreeMap::new();
     for conflict in conflicts {
@@ -1117,37 +1159,7 @@ fn resolve_conflicts(
             }
         }
     }
-    let mut entries = Vec::with_capacity(conflicts.len());
-    let mut kept = Vec::with_capacity(conflicts.len());
-    for conflict in conflicts {
-        let found: Option<Vec<CallVersion>> = conflict
-            .positions
-            .iter()
-            .map(|p| versions.get(p).cloned())
-            .collect();
-        let found =
-            found.ok_or_else(|| anyhow::anyhow!("a conflicting call row was not re-read"))?;
-        let (entry, first) = resolve_conflict(found);
-        // `version` gives valid statuses only.
-        let (id, content) = version_hashes(&first)
-            .ok_or_else(|| anyhow::anyhow!("status `{}` of a kept call", first.status))?;
-        let is_error = status_code(&first.status) == Some(STATUS_SYSTEM_ERROR);
-        if is_error {
-            errors.entry((id, content)).or_insert_with(|| ErrorDetail {
-                request_id: first.request_id.as_str().into(),
-                error_code: first.error_code.as_deref().map(Arc::from),
-            });
-        }
-        kept.push(CallKey {
-            id,
-            content,
-            ts: first.ts,
-            month_and_error: CallKey::pack(coverage.month(first.customer_id, first.ts), is_error),
-            position: u32::MAX,
-        });
-        entries.push(entry);
-    }
-    Ok((entries, kept))
+    Ok(versions)
 }
 
 /// The (id, content) hashes of a version, as its key was made when its row was read.
