@@ -507,8 +507,13 @@ fn fuzz_verdict(run: &Finished, out_parent: &Path) -> Option<String> {
     }
     match run.code {
         Some(0) => {
-            let manifest = fs::read_to_string(out.join("manifest.json")).ok()?;
-            let manifest: serde_json::Value = serde_json::from_str(&manifest).ok()?;
+            let Ok(manifest) = fs::read_to_string(out.join("manifest.json")) else {
+                return Some("exit 0 without a manifest".into());
+            };
+            let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+            if !out.join("ledger.csv").is_file() || entries(out_parent) != ["ledger"] {
+                return Some(format!("incomplete output: {:?}", entries(out_parent)));
+            }
             let calls = &manifest["rows"]["calls"];
             let n = |k: &str| calls[k].as_u64().unwrap_or(u64::MAX / 8);
             let parts = n("quarantined") + n("duplicates") + n("counted") + n("not_counted");
@@ -533,7 +538,7 @@ fn issue12_tests_fuzzed_call_files_end_in_a_ledger_or_a_named_error() {
     let started = Instant::now();
     // Two workers (the machines this runs on have two cores), each with its own data folder
     // into which every mutation is swapped in turn.
-    let failures: Vec<String> = std::thread::scope(|scope| {
+    let (failures, ledgers): (Vec<Vec<String>>, Vec<usize>) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..2)
             .map(|worker| {
                 let cases = &cases;
@@ -543,7 +548,7 @@ fn issue12_tests_fuzzed_call_files_end_in_a_ledger_or_a_named_error() {
                     let out_parent = dir.join("out");
                     let out = out_parent.join("ledger");
                     let logs = dir.join("logs");
-                    let mut failures = Vec::new();
+                    let (mut failures, mut ledgers) = (Vec::new(), 0);
                     for (name, bytes) in cases.iter().skip(worker).step_by(2) {
                         fs::write(data.join("calls/fuzz.parquet"), bytes).unwrap();
                         fs::create_dir_all(&out_parent).unwrap();
@@ -551,19 +556,24 @@ fn issue12_tests_fuzzed_call_files_end_in_a_ledger_or_a_named_error() {
                         let run = finish(spawn(&args, &logs), &logs, Duration::from_secs(30));
                         if let Some(why) = fuzz_verdict(&run, &out_parent) {
                             failures.push(format!("{name}: {why}\n{}", run.describe()));
+                        } else if run.code == Some(0) {
+                            ledgers += 1;
                         }
                         fs::remove_dir_all(&out_parent).unwrap();
                     }
-                    failures
+                    (failures, ledgers)
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
-    eprintln!("500 mutations run in {:?}", started.elapsed());
+    let failures: Vec<String> = failures.concat();
+    eprintln!(
+        "500 mutations run in {:?}: {} ledgers, {} refused",
+        started.elapsed(),
+        ledgers.iter().sum::<usize>(),
+        500 - failures.len() - ledgers.iter().sum::<usize>()
+    );
     assert!(
         failures.is_empty(),
         "{} of 500 mutations failed:\n{}",
