@@ -147,17 +147,27 @@ fn issue12_item3_memory_grows_with_distinct_strings_not_rows_times_length() {
     let dir = TempDir::new("heavy-memory");
     let data = valid_data(&dir);
     // 100k system errors sharing one 10 KB error code: polars writes a repeated string
-    // dictionary-encoded, so the file is small while the rows × length is 1 GB.
+    // dictionary-encoded, so the file is small while rows × length is 1 GB. The ids come in
+    // pairs at different times, so each is also a conflicting duplicate whose versions are
+    // re-read for the tie-break: both the error details and the re-read versions are tested.
     let code = "E".repeat(10_240);
     let file = data.join("calls/hostile/one-code.parquet");
-    write_frame(&file, calls_frame(100_000, "system_error", Some(&code)));
+    let mut frame = calls_frame(100_000, "system_error", Some(&code));
+    let ids: Vec<String> = (0..100_000).map(|i| format!("r-{}", i / 2)).collect();
+    frame
+        .with_column(Column::new("request_id".into(), ids))
+        .unwrap();
+    write_frame(&file, frame);
     let bytes = fs::metadata(&file).unwrap().len();
     assert!(bytes < 1 << 20, "the hostile file is {bytes} bytes");
     let out = dir.join("out/ledger");
     fs::create_dir_all(dir.join("out")).unwrap();
     let run = run_measured(&data, &out, &dir.join("logs"));
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    assert!(out.join("manifest.json").is_file());
+    let manifest = fs::read_to_string(out.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let duplicates = manifest["rows"]["calls"]["duplicates"].as_u64().unwrap();
+    assert!(duplicates >= 50_000, "{}", manifest["rows"]);
     let peak_mib = run.peak_rss_kib / 1024;
     eprintln!("peak RSS {peak_mib} MiB for a {bytes}-byte calls file");
     assert!(peak_mib < 400, "peak RSS {peak_mib} MiB");

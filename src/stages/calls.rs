@@ -270,6 +270,9 @@ struct ChunkStrings<'f> {
     hashes: foldhash::HashMap<(usize, usize), u64>,
     by_address: foldhash::HashMap<(usize, usize), Arc<str>>,
     by_content: foldhash::HashMap<&'f str, Arc<str>>,
+    /// The run's copy of each of this chunk's copies, by the address of the chunk's (unique
+    /// while `by_content` holds it).
+    run_copies: foldhash::HashMap<usize, Arc<str>>,
 }
 
 /// Strings shorter than this are found by content only: hashing them costs no more than
@@ -286,6 +289,16 @@ impl<'f> ChunkStrings<'f> {
             .hashes
             .entry(address)
             .or_insert_with(|| text_hash(text))
+    }
+
+    /// The run's one copy of `text`, found without hashing a long string twice.
+    fn share_across(&mut self, text: &'f str, run: &mut RunStrings) -> Arc<str> {
+        let local = self.share(text);
+        let address = Arc::as_ptr(&local).cast::<u8>() as usize;
+        self.run_copies
+            .entry(address)
+            .or_insert_with(|| run.share(local))
+            .clone()
     }
 
     fn share(&mut self, text: &'f str) -> Arc<str> {
@@ -310,13 +323,13 @@ impl<'f> ChunkStrings<'f> {
     }
 }
 
-/// One copy of each distinct error code across chunks (a chunk shares its own codes).
+/// One copy of each distinct string across chunks (a chunk shares its own strings).
 #[derive(Default)]
-struct Codes {
+struct RunStrings {
     shared: foldhash::HashSet<Arc<str>>,
 }
 
-impl Codes {
+impl RunStrings {
     /// Moves one chunk's error details into `all`, each code replaced by the run's one copy.
     fn merge_chunk(
         &mut self,
@@ -458,6 +471,40 @@ impl<'a> ChunkColumns<'a> {
             status: frame.column(STATUS)?.str()?,
             error_code: frame.column(ERROR_CODE)?.str()?,
         })
+    }
+
+    /// Row `i` with its strings shared and its (id, content) hashes as its key has them, if it
+    /// is a valid row (SPEC §2).
+    fn shared_version(
+        &self,
+        i: usize,
+        strings: &mut ChunkStrings<'a>,
+        run: &mut RunStrings,
+    ) -> Option<(SharedVersion, [u64; 2], u64)> {
+        let status_text = self.status.get(i)?;
+        let status = status_code(status_text)?;
+        let (id, customer_id, ts) = (
+            self.request_id.get(i)?,
+            self.customer_id.get(i)?,
+            self.ts.get(i)?,
+        );
+        let (api, code) = (self.api.get(i), self.error_code.get(i));
+        let content = content_hash(
+            customer_id,
+            ts,
+            api.map(|a| strings.hash(a)),
+            status,
+            code.map(|e| strings.hash(e)),
+        );
+        let version = SharedVersion {
+            ts,
+            customer_id,
+            api: api.map(|a| strings.share_across(a, run)),
+            status: strings.share_across(status_text, run),
+            error_code: code.map(|e| strings.share_across(e, run)),
+            request_id: strings.share_across(id, run),
+        };
+        Some((version, id_hash(id), content))
     }
 
     /// Row `i` in full, if it is a valid row (SPEC §2).
@@ -1045,19 +1092,36 @@ pub fn resolve_conflict(mut versions: Vec<CallVersion>) -> (Entry, CallVersion) 
 /// The `conflicting_duplicate` quarantine entry of one request id; `versions` sorted, distinct.
 fn conflict_entry(versions: &[&CallVersion]) -> Entry {
     let first = versions[0];
+    let kept = (first.ts, first.customer_id, first.status.as_str());
+    conflict_entry_of(&first.request_id, versions.len(), kept)
+}
+
+/// The `conflicting_duplicate` entry of `request_id`, whose `versions` distinct rows kept the
+/// one of (ts, customer_id, status) `kept`.
+fn conflict_entry_of(request_id: &str, versions: usize, kept: (i64, i64, &str)) -> Entry {
+    let (ts, customer_id, status) = kept;
     Entry::new(
         Path::new("calls"),
         None,
         Reason::ConflictingDuplicate,
         format!(
-            "request_id {}: {} differing rows; kept ts={} customer_id={} status={}",
-            first.request_id,
-            versions.len(),
-            format_instant(first.ts),
-            first.customer_id,
-            first.status
+            "request_id {request_id}: {versions} differing rows; kept ts={} customer_id={customer_id} status={status}",
+            format_instant(ts),
         ),
     )
+}
+
+/// One version of a call as re-read for the tie-break, its strings shared (a 10 KB code on
+/// every version is one copy). The fields are [`CallVersion`]'s, in its order, so that it
+/// sorts as SPEC §2's tie-break.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct SharedVersion {
+    ts: i64,
+    customer_id: i64,
+    api: Option<Arc<str>>,
+    status: Arc<str>,
+    error_code: Option<Arc<str>>,
+    request_id: Arc<str>,
 }
 
 /// Conflicting rows of one chunk up to which each is read on its own.
@@ -1077,22 +1141,25 @@ fn resolve_conflicts(
     let mut entries = Vec::with_capacity(conflicts.len());
     let mut kept = Vec::with_capacity(conflicts.len());
     for conflict in conflicts {
-        let found: Option<Vec<CallVersion>> = conflict
-            .positions
-            .iter()
-            .map(|p| versions.get(p).cloned())
-            .collect();
-        let found =
+        let found: Option<Vec<&(SharedVersion, u64)>> =
+            conflict.positions.iter().map(|p| versions.get(p)).collect();
+        let mut found =
             found.ok_or_else(|| anyhow::anyhow!("a conflicting call row was not re-read"))?;
-        let (entry, first) = resolve_conflict(found);
-        // `version` gives valid statuses only.
-        let (id, content) = version_hashes(&first)
-            .ok_or_else(|| anyhow::anyhow!("status `{}` of a kept call", first.status))?;
+        // SPEC §2's tie-break, as `resolve_conflict` does it on full versions.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.dedup_by(|a, b| a.0 == b.0);
+        let &&(ref first, content) = found
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("a conflict without versions"))?;
+        let kept_as = (first.ts, first.customer_id, &*first.status);
+        let entry = conflict_entry_of(&first.request_id, found.len(), kept_as);
+        // Checked when re-read: the kept version's hashes are those its key had.
+        let id = conflict.id;
         let is_error = status_code(&first.status) == Some(STATUS_SYSTEM_ERROR);
         if is_error {
             errors.entry((id, content)).or_insert_with(|| ErrorDetail {
-                request_id: first.request_id.as_str().into(),
-                error_code: first.error_code.as_deref().map(Arc::from),
+                request_id: first.request_id.clone(),
+                error_code: first.error_code.clone(),
             });
         }
         kept.push(CallKey {
@@ -1107,14 +1174,14 @@ fn resolve_conflicts(
     Ok((entries, kept))
 }
 
-/// The full version at every position of `conflicts`, each checked to be the row whose key
-/// was made when it was first read.
+/// The full version at every position of `conflicts` with its content hash, each checked to be
+/// the row whose key was made when it was first read.
 fn reread_versions(
     files: &CallFiles,
     chunks: &[Chunk],
     positions: &Positions,
     conflicts: &[Conflict],
-) -> anyhow::Result<HashMap<u32, CallVersion>> {
+) -> anyhow::Result<HashMap<u32, (SharedVersion, u64)>> {
     // Each version's row and the (id, content) hashes it had when first read.
     let mut wanted: BTreeMap<usize, Vec<Reread>> = BTreeMap::new();
     for conflict in conflicts {
@@ -1128,7 +1195,8 @@ fn reread_versions(
                 .push((row, conflict.id, content));
         }
     }
-    let mut versions: HashMap<u32, CallVersion> = HashMap::new();
+    let mut versions: HashMap<u32, (SharedVersion, u64)> = HashMap::new();
+    let mut run = RunStrings::default();
     for (chunk_index, rows) in wanted {
         let chunk = chunks[chunk_index];
         // A few rows: read just them (one row group each); many: read the chunk once.
@@ -1149,29 +1217,21 @@ fn reread_versions(
         for (part, rows) in reads {
             let frame = files.read_chunk(part)?;
             let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, part))?;
+            let mut strings = ChunkStrings::default();
             for (row, id, content) in rows {
                 let i = (chunk.offset + u64::from(row) - part.offset) as usize;
                 let version = columns
-                    .version(i)
-                    .filter(|v| version_hashes(v) == Some((id, content)))
+                    .shared_version(i, &mut strings, &mut run)
+                    .filter(|(_, id_now, content_now)| (*id_now, *content_now) == (id, content))
                     .ok_or_else(|| reread_error(files, chunk, row))?;
-                versions.insert(positions.of(chunk_index, row as usize), version);
+                versions.insert(
+                    positions.of(chunk_index, row as usize),
+                    (version.0, content),
+                );
             }
         }
     }
     Ok(versions)
-}
-
-/// The (id, content) hashes of a version, as its key was made when its row was read.
-fn version_hashes(version: &CallVersion) -> Option<([u64; 2], u64)> {
-    let content = content_hash(
-        version.customer_id,
-        version.ts,
-        version.api.as_deref().map(text_hash),
-        status_code(&version.status)?,
-        version.error_code.as_deref().map(text_hash),
-    );
-    Some((id_hash(&version.request_id), content))
 }
 
 /// A row that reads back otherwise than when it was first read: the file changed during the
@@ -1373,7 +1433,7 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         })
         .collect();
     let mut errors = ErrorDetails::new();
-    let mut codes = Codes::default();
+    let mut codes = RunStrings::default();
     let mut error_seconds = foldhash::HashSet::default();
     let mut quarantine = Vec::new();
     let mut quarantined = 0;
