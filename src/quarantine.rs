@@ -1,5 +1,11 @@
 //! Quarantine: rows that are not counted, with where they came from and why (SPEC §7).
+//!
+//! Takes each defect as a source, a row, a reason and a detail; gives the entries of
+//! `quarantine.csv`. A detail quotes input strings, so it is bounded here, where every entry is
+//! made (SPEC §8): cut to [`DETAIL_CHARS`] characters with its original length noted, and its
+//! control characters escaped.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::Position;
@@ -55,15 +61,43 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An entry for `source` (a path relative to the data directory, shown with `/`).
+    /// An entry for `source` (a path relative to the data directory, shown with `/`); the
+    /// detail is bounded (see [`bounded_detail`]).
     pub fn new(source: &Path, row: Option<u64>, reason: Reason, detail: String) -> Entry {
         Entry {
             source: source.display().to_string().replace('\\', "/"),
             row,
             reason,
-            detail,
+            detail: bounded_detail(detail),
         }
     }
+}
+
+/// Characters of a detail kept: enough to name the row's id and what was wrong with it.
+pub const DETAIL_CHARS: usize = 200;
+
+/// `detail` cut to [`DETAIL_CHARS`] characters (on a character boundary) with its original
+/// length in bytes noted, and with control characters escaped (`\u{1b}`, `\n`), so that a
+/// 10 KB status cannot make `quarantine.csv` grow by 10 KB a row, and nothing raw reaches a
+/// terminal that shows it. Short, clean details are kept as they are.
+pub fn bounded_detail(detail: String) -> String {
+    let long = detail.chars().nth(DETAIL_CHARS).is_some();
+    if !long && !detail.chars().any(char::is_control) {
+        return detail;
+    }
+    let mut out = String::with_capacity(DETAIL_CHARS + 32);
+    for c in detail.chars().take(DETAIL_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    if long {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "… ({} bytes in all)", detail.len());
+    }
+    out
 }
 
 /// All quarantine entries of a run, in a deterministic order once sorted.
@@ -107,5 +141,44 @@ impl Quarantine {
         let mut entries = self.entries.clone();
         entries.sort();
         entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec8_a_short_clean_detail_is_kept_as_it_is() {
+        let detail = "request_id r-1: status `ok`; expected success, client_error or system_error";
+        assert_eq!(bounded_detail(detail.to_string()), detail);
+    }
+
+    #[test]
+    fn spec8_a_long_detail_is_cut_on_a_character_boundary_with_its_length_noted() {
+        let detail = format!("status `{}`", "é".repeat(5000));
+        let bounded = bounded_detail(detail.clone());
+        let kept: String = detail.chars().take(DETAIL_CHARS).collect();
+        assert_eq!(bounded, format!("{kept}… (10009 bytes in all)"));
+        assert_eq!(detail.len(), 10009);
+    }
+
+    #[test]
+    fn spec8_control_characters_in_a_detail_are_escaped() {
+        let bounded = bounded_detail("status `\u{1b}]0;owned\u{7}\n`".to_string());
+        assert_eq!(bounded, "status `\\u{1b}]0;owned\\u{7}\\n`");
+        assert!(!bounded.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn spec8_every_entry_gets_a_bounded_detail() {
+        let entry = Entry::new(
+            Path::new("calls/a.parquet"),
+            Some(3),
+            Reason::UnknownStatus,
+            "x".repeat(10_240),
+        );
+        let note = "… (10240 bytes in all)";
+        assert_eq!(entry.detail, format!("{}{note}", "x".repeat(DETAIL_CHARS)));
     }
 }

@@ -169,46 +169,124 @@ impl CallFiles {
     }
 
     /// Reads one chunk's six columns: strings as `String`, `customer_id` as `Int64`, `ts` as
-    /// `Int64` UTC nanoseconds (saturating far outside the years 1678–2261).
-    pub fn read_chunk(&self, chunk: Chunk) -> PolarsResult<DataFrame> {
+    /// `Int64` UTC nanoseconds (saturating far outside the years 1678–2261). The frame holds
+    /// exactly `chunk.rows` rows; a footer whose row count is not that of its row groups, or a
+    /// decode that fails, panics or gives another number of rows, is an error naming the file
+    /// and the rows.
+    pub fn read_chunk(&self, chunk: Chunk) -> Result<DataFrame, InputError> {
         use columns::*;
+        use std::cell::Cell;
+        use std::panic::{self, AssertUnwindSafe};
+        use std::sync::Once;
+
+        thread_local! {
+            /// Set while this thread decodes a chunk.
+            static DECODING: Cell<bool> = const { Cell::new(false) };
+        }
+        /// Polars can panic on a corrupt page; such a panic is caught below and reported as
+        /// an input error, so its default message ("thread panicked at ...") must not reach
+        /// stderr as well. One hook, installed once, is silent while the panicking thread is
+        /// decoding and hands every other panic to the hook that was there before.
+        fn quiet_while_decoding() {
+            static INSTALL: Once = Once::new();
+            INSTALL.call_once(|| {
+                let previous = panic::take_hook();
+                panic::set_hook(Box::new(move |info| {
+                    if !DECODING.with(Cell::get) {
+                        previous(info);
+                    }
+                }));
+            });
+        }
+
         let file = &self.files[chunk.file as usize];
-        let handle = File::open(&file.path)?;
-        let frame = ParquetReader::new(handle)
-            .with_columns(Some(
-                [REQUEST_ID, CUSTOMER_ID, TS, API, STATUS, ERROR_CODE]
-                    .map(String::from)
-                    .to_vec(),
+        let rows = format!("rows {}..{}", chunk.offset + 1, chunk.offset + chunk.rows);
+        let failed = |problem: String| {
+            InputError::new(
+                Location::file(&file.shown),
+                format!("cannot read {rows}: {problem}"),
+            )
+        };
+        let metadata_hint = "the file's metadata does not match its data; re-export it";
+        // Rows are numbered by the row groups' counts; a file count that differs would make
+        // the row accounting (read = quarantined + duplicates + counted + ...) not add up.
+        let group_rows: u64 = file.row_groups.iter().sum();
+        if group_rows != file.rows {
+            return Err(failed(format!(
+                "the file's footer counts {} rows, its row groups {group_rows}",
+                file.rows
             ))
-            .with_slice(Some((chunk.offset as usize, chunk.rows as usize)))
-            .read_parallel(ParallelStrategy::None)
-            .set_rechunk(true)
-            .finish()?;
-        let text =
-            |name: &str| -> PolarsResult<Column> { frame.column(name)?.cast(&DataType::String) };
-        let raw_ts = frame.column(TS)?.cast(&DataType::Int64)?;
-        let factor = file.ts_nanos_per_unit;
-        let ts: Int64Chunked = raw_ts
-            .i64()?
-            .iter()
-            .map(|v| {
-                v.map(|t| {
-                    t.checked_mul(factor)
-                        .unwrap_or(if t > 0 { i64::MAX } else { i64::MIN })
+            .hint(metadata_hint));
+        }
+        let decode = || -> PolarsResult<DataFrame> {
+            let handle = File::open(&file.path)?;
+            let frame = ParquetReader::new(handle)
+                .with_columns(Some(
+                    [REQUEST_ID, CUSTOMER_ID, TS, API, STATUS, ERROR_CODE]
+                        .map(String::from)
+                        .to_vec(),
+                ))
+                .with_slice(Some((chunk.offset as usize, chunk.rows as usize)))
+                .read_parallel(ParallelStrategy::None)
+                .set_rechunk(true)
+                .finish()?;
+            let text = |name: &str| -> PolarsResult<Column> {
+                frame.column(name)?.cast(&DataType::String)
+            };
+            let raw_ts = frame.column(TS)?.cast(&DataType::Int64)?;
+            let factor = file.ts_nanos_per_unit;
+            let ts: Int64Chunked = raw_ts
+                .i64()?
+                .iter()
+                .map(|v| {
+                    v.map(|t| {
+                        t.checked_mul(factor)
+                            .unwrap_or(if t > 0 { i64::MAX } else { i64::MIN })
+                    })
                 })
-            })
-            .collect();
-        DataFrame::new(
-            frame.height(),
-            vec![
-                text(REQUEST_ID)?,
-                frame.column(CUSTOMER_ID)?.clone(),
-                ts.with_name(TS.into()).into_series().into(),
-                text(API)?,
-                text(STATUS)?,
-                text(ERROR_CODE)?,
-            ],
-        )
+                .collect();
+            DataFrame::new(
+                frame.height(),
+                vec![
+                    text(REQUEST_ID)?,
+                    frame.column(CUSTOMER_ID)?.clone(),
+                    ts.with_name(TS.into()).into_series().into(),
+                    text(API)?,
+                    text(STATUS)?,
+                    text(ERROR_CODE)?,
+                ],
+            )
+        };
+        quiet_while_decoding();
+        DECODING.with(|d| d.set(true));
+        // Nothing outside the closure is observed after a panic: the frame is discarded.
+        let decoded = panic::catch_unwind(AssertUnwindSafe(decode));
+        DECODING.with(|d| d.set(false));
+        let frame = match decoded {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) => {
+                return Err(failed(e.to_string())
+                    .hint("the file may be truncated or corrupt; re-export it"))
+            }
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no reason given".to_string());
+                return Err(failed(format!("the Parquet decoder failed ({reason})"))
+                    .hint("the file is corrupt; re-export it"));
+            }
+        };
+        if frame.height() as u64 != chunk.rows {
+            return Err(failed(format!(
+                "they decode to {} rows; the file's footer says {}",
+                frame.height(),
+                chunk.rows
+            ))
+            .hint(metadata_hint));
+        }
+        Ok(frame)
     }
 }
 

@@ -14,12 +14,16 @@
 //!    a 128-bit hash of its `request_id`, a 64-bit hash of its content, `ts`, the service
 //!    month it counts for (looked up here, once per row), a system-error flag and its
 //!    position. Keys go straight into buckets by the top bits of the id hash. System errors
-//!    also keep their full detail, and the (customer, second) of each is noted.
+//!    also keep their detail, once per distinct (id, content), their error codes shared
+//!    (memory grows with the distinct strings, not rows × length), and the (customer,
+//!    second) of each is noted.
 //! 2. **De-duplicate**, bucket by bucket in parallel: a counting pass on the next bits of the
 //!    id hash cuts a bucket into runs that are sorted in cache; rows sharing a request id hash
 //!    are one call. When their contents differ, the versions are re-read exactly from their
 //!    positions and the SPEC tie-break picks the kept one. The buckets the memory budget does
-//!    not hold are written to disk during the read and read back one at a time.
+//!    not hold are written to disk during the read (files created fresh in the caller's
+//!    spill folder) and read back one at a time, each verified against the count and checksum
+//!    of what was written (SPEC §8).
 //! 3. **Count**: each kept call is counted in its service month; counted calls in seconds that
 //!    hold a system error are counted for the burst rule (5.7); finally each counted system
 //!    error is attributed to its smallest exempting clause.
@@ -28,16 +32,15 @@
 //! 10^9 rows collide is below 10^-20.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use polars::prelude::*;
 use rayon::prelude::*;
-use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3Default};
 
 use crate::inputs::calls::{columns::*, CallFiles, Chunk};
 use crate::inputs::exemptions::ExemptionTables;
@@ -66,7 +69,9 @@ pub struct HeavyStepInput<'a> {
     pub policy: &'a Policy,
     /// Bytes of call keys held in memory before they are spilled to disk in buckets.
     pub memory_budget: u64,
-    /// Where spilled buckets go (a folder that is created and removed by the step).
+    /// Where spilled buckets go: a folder that exists, is empty and is owned (created fresh,
+    /// readable only by its owner, and removed) by the caller. The step creates its files in
+    /// it and removes only those.
     pub spill_dir: PathBuf,
 }
 
@@ -235,10 +240,13 @@ impl Positions {
         self.starts[chunk_index] + row as u32
     }
 
-    /// The chunk index and row within it of a position.
-    fn locate(&self, position: u32) -> (usize, u32) {
-        let chunk_index = self.starts.partition_point(|&s| s <= position) - 1;
-        (chunk_index, position - self.starts[chunk_index])
+    /// The chunk index and row within it of a position (`None` before the first chunk).
+    fn locate(&self, position: u32) -> Option<(usize, u32)> {
+        let chunk_index = self
+            .starts
+            .partition_point(|&s| s <= position)
+            .checked_sub(1)?;
+        Some((chunk_index, position - self.starts[chunk_index]))
     }
 }
 
@@ -246,17 +254,119 @@ impl Positions {
 const MAX_ROWS: u64 = 1 << 32;
 
 /// A system error's full detail, kept from the read for attribution after de-duplication.
+/// Strings are shared: rows repeating an id or a code hold one copy of it.
 #[derive(Debug, Clone)]
 struct ErrorDetail {
-    request_id: String,
-    error_code: Option<String>,
+    request_id: Arc<str>,
+    error_code: Option<Arc<str>>,
+}
+
+/// Hashes and shares the strings of one chunk's frame (`'f`), each distinct one in one copy.
+/// A string decoded from a Parquet dictionary is one slice of the frame's memory for every row
+/// that uses it, so its address finds it again without reading its bytes: a long string
+/// repeated on every row is hashed once, not once a row.
+#[derive(Default)]
+struct ChunkStrings<'f> {
+    hashes: foldhash::HashMap<(usize, usize), u64>,
+    by_address: foldhash::HashMap<(usize, usize), Arc<str>>,
+    by_content: foldhash::HashMap<&'f str, Arc<str>>,
+    /// The run's copy of each of this chunk's copies, by the address of the chunk's (unique
+    /// while `by_content` holds it).
+    run_copies: foldhash::HashMap<usize, Arc<str>>,
+}
+
+/// Strings shorter than this are found by content only: hashing them costs no more than
+/// finding their address, and short strings are stored inline, one address per row.
+const SHARED_BY_ADDRESS_BYTES: usize = 64;
+
+impl<'f> ChunkStrings<'f> {
+    fn hash(&mut self, text: &'f str) -> u64 {
+        if text.len() < SHARED_BY_ADDRESS_BYTES {
+            return text_hash(text);
+        }
+        let address = (text.as_ptr() as usize, text.len());
+        *self
+            .hashes
+            .entry(address)
+            .or_insert_with(|| text_hash(text))
+    }
+
+    /// The run's one copy of `text`, found without hashing a long string twice.
+    fn share_across(&mut self, text: &'f str, run: &mut RunStrings) -> Arc<str> {
+        let local = self.share(text);
+        let address = Arc::as_ptr(&local).cast::<u8>() as usize;
+        self.run_copies
+            .entry(address)
+            .or_insert_with(|| run.share(local))
+            .clone()
+    }
+
+    fn share(&mut self, text: &'f str) -> Arc<str> {
+        if text.len() < SHARED_BY_ADDRESS_BYTES {
+            return self
+                .by_content
+                .entry(text)
+                .or_insert_with(|| text.into())
+                .clone();
+        }
+        let address = (text.as_ptr() as usize, text.len());
+        if let Some(shared) = self.by_address.get(&address) {
+            return shared.clone();
+        }
+        let shared = self
+            .by_content
+            .entry(text)
+            .or_insert_with(|| text.into())
+            .clone();
+        self.by_address.insert(address, shared.clone());
+        shared
+    }
+}
+
+/// One copy of each distinct string across chunks (a chunk shares its own strings).
+#[derive(Default)]
+struct RunStrings {
+    shared: foldhash::HashSet<Arc<str>>,
+}
+
+impl RunStrings {
+    /// Moves one chunk's error details into `all`, each code replaced by the run's one copy.
+    fn merge_chunk(
+        &mut self,
+        chunk: foldhash::HashMap<([u64; 2], u64), ErrorDetail>,
+        all: &mut ErrorDetails,
+    ) {
+        // Keyed by the address of the chunk's copy, which stays unique while any detail of the
+        // chunk still holds it, so that a long code is hashed once per chunk, not per detail.
+        let mut by_address: foldhash::HashMap<usize, Arc<str>> = foldhash::HashMap::default();
+        for (key, mut detail) in chunk {
+            if let Some(code) = detail.error_code.take() {
+                let address = Arc::as_ptr(&code).cast::<u8>() as usize;
+                let shared = by_address
+                    .entry(address)
+                    .or_insert_with(|| self.share(code))
+                    .clone();
+                detail.error_code = Some(shared);
+            }
+            all.entry(key).or_insert(detail);
+        }
+    }
+
+    fn share(&mut self, code: Arc<str>) -> Arc<str> {
+        if let Some(shared) = self.shared.get(&code) {
+            return shared.clone();
+        }
+        self.shared.insert(code.clone());
+        code
+    }
 }
 
 /// What reading one chunk gives.
 #[derive(Default)]
 struct ChunkYield {
     keys: Vec<CallKey>,
-    errors: Vec<(([u64; 2], u64), ErrorDetail)>,
+    /// One entry per distinct (id hash, content hash) of the chunk's system errors.
+    errors: foldhash::HashMap<([u64; 2], u64), ErrorDetail>,
     error_seconds: Vec<(i64, i64)>,
     quarantine: Vec<Entry>,
     quarantined: u64,
@@ -280,33 +390,29 @@ fn id_hash(request_id: &str) -> [u64; 2] {
     [(h >> 64) as u64, h as u64]
 }
 
-/// Hash of everything but the id; strings are length-prefixed and nulls marked, so no two
-/// different contents serialise alike.
-fn content_hash(
-    buffer: &mut Vec<u8>,
-    customer_id: i64,
-    ts: i64,
-    api: Option<&str>,
-    status: u8,
-    code: Option<&str>,
-) -> u64 {
-    buffer.clear();
-    buffer.extend_from_slice(&customer_id.to_le_bytes());
-    buffer.extend_from_slice(&ts.to_le_bytes());
-    buffer.push(status);
-    for text in [api, code] {
-        match text {
-            None => buffer.push(0),
-            Some(t) => {
-                buffer.push(1);
-                buffer.extend_from_slice(&(t.len() as u64).to_le_bytes());
-                buffer.extend_from_slice(t.as_bytes());
-            }
-        }
-    }
-    xxh3_64(buffer)
+/// Hash of a string column's value, as [`content_hash`] takes it.
+fn text_hash(text: &str) -> u64 {
+    xxh3_64(text.as_bytes())
 }
 
+/// Hash of everything but the id, from the [`text_hash`] of `api` and `error_code`; nulls are
+/// marked, so no two different contents serialise alike (the strings' own hashes standing in
+/// for them adds a 2^-64 chance per pair, as the hash of the whole has anyway).
+fn content_hash(customer_id: i64, ts: i64, api: Option<u64>, status: u8, code: Option<u64>) -> u64 {
+    let mut bytes = [0u8; 35];
+    bytes[..8].copy_from_slice(&customer_id.to_le_bytes());
+    bytes[8..16].copy_from_slice(&ts.to_le_bytes());
+    bytes[16] = status;
+    for (at, text) in [(17, api), (26, code)] {
+        if let Some(hash) = text {
+            bytes[at] = 1;
+            bytes[at + 1..at + 9].copy_from_slice(&hash.to_le_bytes());
+        }
+    }
+    xxh3_64(&bytes)
+}
+
+/// A chunk's frame whose columns do not have the types [`CallFiles::read_chunk`] gives.
 fn polars_error(error: PolarsError, files: &CallFiles, chunk: Chunk) -> anyhow::Error {
     let file = &files.files[chunk.file as usize].shown;
     anyhow::anyhow!(
@@ -367,6 +473,40 @@ impl<'a> ChunkColumns<'a> {
         })
     }
 
+    /// Row `i` with its strings shared and its (id, content) hashes as its key has them, if it
+    /// is a valid row (SPEC §2).
+    fn shared_version(
+        &self,
+        i: usize,
+        strings: &mut ChunkStrings<'a>,
+        run: &mut RunStrings,
+    ) -> Option<(SharedVersion, [u64; 2], u64)> {
+        let status_text = self.status.get(i)?;
+        let status = status_code(status_text)?;
+        let (id, customer_id, ts) = (
+            self.request_id.get(i)?,
+            self.customer_id.get(i)?,
+            self.ts.get(i)?,
+        );
+        let (api, code) = (self.api.get(i), self.error_code.get(i));
+        let content = content_hash(
+            customer_id,
+            ts,
+            api.map(|a| strings.hash(a)),
+            status,
+            code.map(|e| strings.hash(e)),
+        );
+        let version = SharedVersion {
+            ts,
+            customer_id,
+            api: api.map(|a| strings.share_across(a, run)),
+            status: strings.share_across(status_text, run),
+            error_code: code.map(|e| strings.share_across(e, run)),
+            request_id: strings.share_across(id, run),
+        };
+        Some((version, id_hash(id), content))
+    }
+
     /// Row `i` in full, if it is a valid row (SPEC §2).
     fn version(&self, i: usize) -> Option<CallVersion> {
         let status = self.status.get(i).filter(|s| status_code(s).is_some())?;
@@ -389,16 +529,14 @@ fn read_chunk(
     first_position: u32,
     coverage: &Coverage,
 ) -> anyhow::Result<ChunkYield> {
-    let frame = files
-        .read_chunk(chunk)
-        .map_err(|e| polars_error(e, files, chunk))?;
-    let columns = ChunkColumns::of(&frame)?;
+    let frame = files.read_chunk(chunk)?;
+    let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
     let source = &files.files[chunk.file as usize].shown;
     let mut out = ChunkYield {
         keys: Vec::with_capacity(frame.height()),
         ..ChunkYield::default()
     };
-    let mut buffer = Vec::with_capacity(128);
+    let mut strings = ChunkStrings::default();
     let rows = columns
         .request_id
         .iter()
@@ -422,19 +560,24 @@ fn read_chunk(
         let is_error = status == STATUS_SYSTEM_ERROR;
         let key = CallKey {
             id: id_hash(id),
-            content: content_hash(&mut buffer, c, t, a, status, e),
+            content: content_hash(
+                c,
+                t,
+                a.map(|a| strings.hash(a)),
+                status,
+                e.map(|e| strings.hash(e)),
+            ),
             ts: t,
             month_and_error: CallKey::pack(coverage.month(c, t), is_error),
             position: first_position + row as u32,
         };
         if is_error {
-            out.errors.push((
-                (key.id, key.content),
-                ErrorDetail {
-                    request_id: id.to_string(),
-                    error_code: e.map(str::to_string),
-                },
-            ));
+            out.errors
+                .entry((key.id, key.content))
+                .or_insert_with(|| ErrorDetail {
+                    request_id: strings.share(id),
+                    error_code: e.map(|code| strings.share(code)),
+                });
             out.error_seconds.push((c, t.div_euclid(NANOS_PER_SECOND)));
         }
         out.keys.push(key);
@@ -456,8 +599,7 @@ struct KeyStore {
     /// Buckets `0..memory.len()`.
     memory: Vec<Mutex<Vec<CallKey>>>,
     /// Buckets `memory.len()..`, one file each.
-    disk: Vec<Mutex<BufWriter<File>>>,
-    dir: PathBuf,
+    disk: Vec<Mutex<SpillFile>>,
     /// Scratch buffers for grouping a chunk's keys, sorting a bucket, reading one back.
     pool: BufferPool,
 }
@@ -467,8 +609,36 @@ fn as_bytes(keys: &[CallKey]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(keys.as_ptr().cast::<u8>(), std::mem::size_of_val(keys)) }
 }
 
+/// A key from the bytes [`as_bytes`] gave for it (same process, so native byte order).
+fn key_from_bytes(bytes: &[u8; KEY_BYTES]) -> CallKey {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        w
+    };
+    let half = |at: usize| {
+        let mut h = [0u8; 4];
+        h.copy_from_slice(&bytes[at..at + 4]);
+        u32::from_ne_bytes(h)
+    };
+    CallKey {
+        id: [u64::from_ne_bytes(word(0)), u64::from_ne_bytes(word(8))],
+        content: u64::from_ne_bytes(word(16)),
+        ts: i64::from_ne_bytes(word(24)),
+        month_and_error: half(32),
+        position: half(36),
+    }
+}
+
+/// A lock whose holder panicked still guards consistent data here (a panic ends the run).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl KeyStore {
-    fn new(rows: u64, budget: u64, spill_dir: &Path) -> anyhow::Result<KeyStore> {
+    fn new(rows: u64, budget: u64, spill_dir: &Path) -> Result<KeyStore, SpillError> {
         let needed = rows * KEY_BYTES as u64;
         let budget = budget.max(1);
         // Buckets of about 64 Ki keys (a bucket, its sorted copy and its runs' counts stay a few
@@ -491,20 +661,15 @@ impl KeyStore {
         let mut disk = Vec::new();
         if in_memory < buckets {
             allow_open_files(buckets - in_memory + 64);
-            std::fs::create_dir_all(spill_dir)
-                .with_context(|| format!("cannot create spill folder `{}`", spill_dir.display()))?;
             for b in in_memory..buckets {
-                let path = spill_dir.join(format!("bucket-{b}.keys"));
-                let file = File::create(&path)
-                    .with_context(|| format!("cannot create `{}`", path.display()))?;
-                disk.push(Mutex::new(BufWriter::with_capacity(1 << 16, file)));
+                // A file that fails to be created drops (and so removes) those made before it.
+                disk.push(Mutex::new(SpillFile::create(spill_dir, b)?));
             }
         }
         Ok(KeyStore {
             shift: 64 - buckets.trailing_zeros(),
             memory,
             disk,
-            dir: spill_dir.to_path_buf(),
             pool: BufferPool::new(2 * rayon::current_num_threads() + 2),
         })
     }
@@ -515,7 +680,7 @@ impl KeyStore {
     }
 
     /// Adds one chunk's keys to their buckets.
-    fn add(&self, keys: &[CallKey]) -> anyhow::Result<()> {
+    fn add(&self, keys: &[CallKey]) -> Result<(), SpillError> {
         let shift = self.shift;
         let buckets = self.memory.len() + self.disk.len();
         let mut grouped = self.pool.take();
@@ -528,11 +693,8 @@ impl KeyStore {
                 continue;
             }
             match self.memory.get(bucket) {
-                Some(keys) => keys.lock().expect("lock").extend_from_slice(group),
-                None => self.disk[bucket - self.memory.len()]
-                    .lock()
-                    .expect("lock")
-                    .write_all(as_bytes(group))?,
+                Some(keys) => lock(keys).extend_from_slice(group),
+                None => lock(&self.disk[bucket - self.memory.len()]).write(group)?,
             }
         }
         self.pool.give(grouped);
@@ -544,36 +706,29 @@ impl KeyStore {
     fn deduplicate(mut self, context: &TallyContext) -> anyhow::Result<Partial> {
         let memory = std::mem::take(&mut self.memory);
         let disk = std::mem::take(&mut self.disk);
-        let dir = self.dir.clone();
-        let in_memory = memory.len();
-        let mut paths = Vec::with_capacity(disk.len());
-        for (i, writer) in disk.into_iter().enumerate() {
-            writer.into_inner().expect("lock").flush()?;
-            paths.push(dir.join(format!("bucket-{}.keys", in_memory + i)));
-        }
         let bucket_bits = 64 - self.shift;
         let pool = &self.pool;
         let from_memory = memory.into_par_iter().map(|keys| {
-            let keys = keys.into_inner().expect("lock");
+            let keys = keys
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             Ok(deduplicate_and_tally(keys, bucket_bits, context, pool))
         });
-        let from_disk = paths.clone().into_par_iter().map(|path| {
-            let keys = read_keys(&path, pool.take())?;
-            std::fs::remove_file(&path).ok();
+        let from_disk = disk.into_par_iter().map(|file| {
+            let file = file
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys = file.read_back(pool.take())?;
             Ok(deduplicate_and_tally(keys, bucket_bits, context, pool))
         });
         // Merged one by one into a single accumulator: each count is inserted once (a reduce
         // tree would re-insert the large per-second maps at every level).
         let partials: Vec<anyhow::Result<Partial>> = from_memory.chain(from_disk).collect();
-        let result = partials
+        partials
             .into_iter()
             .try_fold(Partial::new(context.month_count()), |total, p| {
                 Ok(total.merge(p?))
-            });
-        if !paths.is_empty() {
-            std::fs::remove_dir_all(&dir).ok();
-        }
-        result
+            })
     }
 }
 
@@ -600,34 +755,163 @@ fn allow_open_files(needed: u64) {
     let _ = needed;
 }
 
-/// Removes the spill folder if a run stops before de-duplicating (an error mid-read).
-impl Drop for KeyStore {
-    fn drop(&mut self) {
-        if !self.disk.is_empty() {
-            std::fs::remove_dir_all(&self.dir).ok();
+/// A spill file that cannot be written, or does not read back exactly as it was written.
+#[derive(Debug, thiserror::Error)]
+pub enum SpillError {
+    #[error("cannot create spill file `{}`: {reason}", path.display())]
+    Create {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error("cannot write spill file `{}`: {reason}\n  hint: the spill folder (beside `--out`) needs free space for the call keys that do not fit `--memory-budget-mib`", path.display())]
+    Write {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error("cannot read back spill file `{}`: {reason}", path.display())]
+    Read {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error("spill file `{}` does not read back as written: {found}\n  hint: something else changed the run's spill folder, or the disk under it is failing; run again, with the spill folder on a healthy local disk", path.display())]
+    Changed { path: PathBuf, found: String },
+}
+
+/// Bytes read back from a spill file at a time: a whole number of keys.
+const READ_BACK_BYTES: usize = KEY_BYTES * 1638;
+
+/// One bucket spilled to disk: a file this step created (never one that was there), removed
+/// when dropped. It remembers how many keys were written and a checksum of their bytes, and is
+/// read back through the same open handle, so nothing but a change to the file itself can
+/// make it read back differently, and that is caught.
+struct SpillFile {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    keys: u64,
+    checksum: Xxh3Default,
+}
+
+impl SpillFile {
+    fn create(dir: &Path, bucket: u64) -> Result<SpillFile, SpillError> {
+        let path = dir.join(format!("bucket-{bucket}.keys"));
+        let mut options = OpenOptions::new();
+        // create_new: O_EXCL, which also refuses a symlink planted at the name.
+        options.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(file) => Ok(SpillFile {
+                path,
+                writer: BufWriter::with_capacity(1 << 16, file),
+                keys: 0,
+                checksum: Xxh3Default::new(),
+            }),
+            Err(reason) => Err(SpillError::Create { path, reason }),
         }
     }
-}
 
-/// Reads a spilled bucket into `keys` (emptied first; a reused buffer saves faulting in pages).
-fn read_keys(path: &Path, mut keys: Vec<CallKey>) -> anyhow::Result<Vec<CallKey>> {
-    let file = File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
-    let bytes = file.metadata()?.len() as usize;
-    keys.clear();
-    keys.reserve(bytes / KEY_BYTES);
-    // SAFETY: the buffer has capacity for `bytes`, every bit pattern is a valid CallKey, and
-    // the length is set only to what was read.
-    unsafe {
-        let raw = std::slice::from_raw_parts_mut(keys.as_mut_ptr().cast::<u8>(), bytes);
-        BufReader::new(file).read_exact(raw)?;
-        keys.set_len(bytes / KEY_BYTES);
+    fn write(&mut self, keys: &[CallKey]) -> Result<(), SpillError> {
+        let bytes = as_bytes(keys);
+        self.checksum.update(bytes);
+        self.keys += keys.len() as u64;
+        self.writer
+            .write_all(bytes)
+            .map_err(|reason| SpillError::Write {
+                path: self.path.clone(),
+                reason,
+            })
     }
-    Ok(keys)
+
+    /// The keys written, into `keys` (emptied first; a reused buffer saves faulting in pages),
+    /// or an error when the file's length or checksum is not that of what was written. The
+    /// bytes are decoded, not cast, so no file content can make this read out of bounds.
+    fn read_back(mut self, mut keys: Vec<CallKey>) -> Result<Vec<CallKey>, SpillError> {
+        let path = self.path.clone();
+        let write_error = |reason| SpillError::Write {
+            path: path.clone(),
+            reason,
+        };
+        let read_error = |reason| SpillError::Read {
+            path: path.clone(),
+            reason,
+        };
+        self.writer.flush().map_err(write_error)?;
+        let file = self.writer.get_mut();
+        let expected_bytes = self.keys * KEY_BYTES as u64;
+        let found_bytes = file.metadata().map_err(read_error)?.len();
+        if found_bytes != expected_bytes {
+            return Err(SpillError::Changed {
+                path,
+                found: format!(
+                    "it holds {found_bytes} bytes; {} keys of {KEY_BYTES} bytes were written ({expected_bytes} bytes)",
+                    self.keys
+                ),
+            });
+        }
+        file.rewind().map_err(read_error)?;
+        keys.clear();
+        keys.reserve(self.keys as usize);
+        let mut checksum = Xxh3Default::new();
+        let mut block = vec![0u8; READ_BACK_BYTES];
+        let mut reader = file.take(expected_bytes);
+        loop {
+            let filled = read_full(&mut reader, &mut block).map_err(read_error)?;
+            checksum.update(&block[..filled]);
+            keys.extend(
+                block[..filled]
+                    .chunks_exact(KEY_BYTES)
+                    .filter_map(|k| k.try_into().ok())
+                    .map(key_from_bytes),
+            );
+            if filled < block.len() {
+                break;
+            }
+        }
+        let (found, written) = (checksum.digest(), self.checksum.digest());
+        if keys.len() as u64 != self.keys || found != written {
+            return Err(SpillError::Changed {
+                path,
+                found: format!(
+                    "{} keys with checksum {found:016x} read back; {} keys with checksum {written:016x} were written",
+                    keys.len(),
+                    self.keys
+                ),
+            });
+        }
+        Ok(keys)
+    }
 }
 
-/// A request id whose copies disagree: the positions of each distinct version.
+/// Reads until `block` is full or the input ends; gives the bytes read.
+fn read_full(reader: &mut impl Read, block: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < block.len() {
+        match reader.read(&mut block[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The step removes the files it created, and only those; the folder is the caller's.
+impl Drop for SpillFile {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.path).ok();
+    }
+}
+
+/// A row to re-read for the tie-break: its row in its chunk and the (id, content) hashes it had
+/// when first read.
+type Reread = (u32, [u64; 2], u64);
+
+/// A request id whose copies disagree: the position and content hash of each distinct version.
 struct Conflict {
+    id: [u64; 2],
     positions: Vec<u32>,
+    contents: Vec<u64>,
 }
 
 /// What de-duplicating and counting some keys gives; partials merge.
@@ -673,12 +957,12 @@ impl BufferPool {
 
     /// An empty buffer, with whatever capacity it had.
     fn take(&self) -> Vec<CallKey> {
-        self.free.lock().expect("lock").pop().unwrap_or_default()
+        lock(&self.free).pop().unwrap_or_default()
     }
 
     fn give(&self, mut buffer: Vec<CallKey>) {
         buffer.clear();
-        let mut free = self.free.lock().expect("lock");
+        let mut free = lock(&self.free);
         if free.len() < self.limit {
             free.push(buffer);
         }
@@ -770,11 +1054,13 @@ fn deduplicate_and_tally(
             partial.unique += 1;
             partial.tally.add(context, &first);
         } else {
-            let positions = group
-                .chunk_by(|a, b| a.content == b.content)
-                .map(|v| v[0].position)
-                .collect();
-            partial.conflicts.push(Conflict { positions });
+            let versions = group.chunk_by(|a, b| a.content == b.content);
+            let (positions, contents) = versions.map(|v| (v[0].position, v[0].content)).unzip();
+            partial.conflicts.push(Conflict {
+                id: first.id,
+                positions,
+                contents,
+            });
         }
     }
     pool.give(sorted);
@@ -806,19 +1092,36 @@ pub fn resolve_conflict(mut versions: Vec<CallVersion>) -> (Entry, CallVersion) 
 /// The `conflicting_duplicate` quarantine entry of one request id; `versions` sorted, distinct.
 fn conflict_entry(versions: &[&CallVersion]) -> Entry {
     let first = versions[0];
+    let kept = (first.ts, first.customer_id, first.status.as_str());
+    conflict_entry_of(&first.request_id, versions.len(), kept)
+}
+
+/// The `conflicting_duplicate` entry of `request_id`, whose `versions` distinct rows kept the
+/// one of (ts, customer_id, status) `kept`.
+fn conflict_entry_of(request_id: &str, versions: usize, kept: (i64, i64, &str)) -> Entry {
+    let (ts, customer_id, status) = kept;
     Entry::new(
         Path::new("calls"),
         None,
         Reason::ConflictingDuplicate,
         format!(
-            "request_id {}: {} differing rows; kept ts={} customer_id={} status={}",
-            first.request_id,
-            versions.len(),
-            format_instant(first.ts),
-            first.customer_id,
-            first.status
+            "request_id {request_id}: {versions} differing rows; kept ts={} customer_id={customer_id} status={status}",
+            format_instant(ts),
         ),
     )
+}
+
+/// One version of a call as re-read for the tie-break, its strings shared (a 10 KB code on
+/// every version is one copy). The fields are [`CallVersion`]'s, in its order, so that it
+/// sorts as SPEC §2's tie-break.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct SharedVersion {
+    ts: i64,
+    customer_id: i64,
+    api: Option<Arc<str>>,
+    status: Arc<str>,
+    error_code: Option<Arc<str>>,
+    request_id: Arc<str>,
 }
 
 /// Conflicting rows of one chunk up to which each is read on its own.
@@ -834,69 +1137,25 @@ fn resolve_conflicts(
     coverage: &Coverage,
     errors: &mut ErrorDetails,
 ) -> anyhow::Result<(Vec<Entry>, Vec<CallKey>)> {
-    let mut wanted: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-    for conflict in conflicts {
-        for &position in &conflict.positions {
-            let (chunk, row) = positions.locate(position);
-            wanted.entry(chunk).or_default().push(row);
-        }
-    }
-    let mut versions: HashMap<u32, CallVersion> = HashMap::new();
-    for (chunk_index, rows) in wanted {
-        let chunk = chunks[chunk_index];
-        // A few rows: read just them (one row group each); many: read the chunk once.
-        let reads: Vec<(Chunk, Vec<u32>)> = if rows.len() <= FEW_ROWS {
-            rows.iter()
-                .map(|&row| {
-                    (
-                        Chunk {
-                            file: chunk.file,
-                            offset: chunk.offset + u64::from(row),
-                            rows: 1,
-                        },
-                        vec![row],
-                    )
-                })
-                .collect()
-        } else {
-            vec![(chunk, rows)]
-        };
-        for (part, rows) in reads {
-            let frame = files
-                .read_chunk(part)
-                .map_err(|e| polars_error(e, files, part))?;
-            let columns = ChunkColumns::of(&frame)?;
-            for row in rows {
-                let i = (chunk.offset + u64::from(row) - part.offset) as usize;
-                let version = columns
-                    .version(i)
-                    .expect("a position recorded for a valid row");
-                versions.insert(positions.of(chunk_index, row as usize), version);
-            }
-        }
-    }
+    let versions = reread_versions(files, chunks, positions, conflicts)?;
     let mut entries = Vec::with_capacity(conflicts.len());
     let mut kept = Vec::with_capacity(conflicts.len());
-    let mut buffer = Vec::new();
     for conflict in conflicts {
-        let (entry, first) = resolve_conflict(
-            conflict
-                .positions
-                .iter()
-                .map(|p| versions[p].clone())
-                .collect(),
-        );
-        let status = status_code(&first.status).expect("valid status");
-        let id = id_hash(&first.request_id);
-        let content = content_hash(
-            &mut buffer,
-            first.customer_id,
-            first.ts,
-            first.api.as_deref(),
-            status,
-            first.error_code.as_deref(),
-        );
-        let is_error = status == STATUS_SYSTEM_ERROR;
+        let found: Option<Vec<&(SharedVersion, u64)>> =
+            conflict.positions.iter().map(|p| versions.get(p)).collect();
+        let mut found =
+            found.ok_or_else(|| anyhow::anyhow!("a conflicting call row was not re-read"))?;
+        // SPEC §2's tie-break, as `resolve_conflict` does it on full versions.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.dedup_by(|a, b| a.0 == b.0);
+        let &&(ref first, content) = found
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("a conflict without versions"))?;
+        let kept_as = (first.ts, first.customer_id, &*first.status);
+        let entry = conflict_entry_of(&first.request_id, found.len(), kept_as);
+        // Checked when re-read: the kept version's hashes are those its key had.
+        let id = conflict.id;
+        let is_error = status_code(&first.status) == Some(STATUS_SYSTEM_ERROR);
         if is_error {
             errors.entry((id, content)).or_insert_with(|| ErrorDetail {
                 request_id: first.request_id.clone(),
@@ -913,6 +1172,76 @@ fn resolve_conflicts(
         entries.push(entry);
     }
     Ok((entries, kept))
+}
+
+/// The full version at every position of `conflicts` with its content hash, each checked to be
+/// the row whose key was made when it was first read.
+fn reread_versions(
+    files: &CallFiles,
+    chunks: &[Chunk],
+    positions: &Positions,
+    conflicts: &[Conflict],
+) -> anyhow::Result<HashMap<u32, (SharedVersion, u64)>> {
+    // Each version's row and the (id, content) hashes it had when first read.
+    let mut wanted: BTreeMap<usize, Vec<Reread>> = BTreeMap::new();
+    for conflict in conflicts {
+        for (&position, &content) in conflict.positions.iter().zip(&conflict.contents) {
+            let (chunk, row) = positions
+                .locate(position)
+                .ok_or_else(|| anyhow::anyhow!("call row position {position} is of no chunk"))?;
+            wanted
+                .entry(chunk)
+                .or_default()
+                .push((row, conflict.id, content));
+        }
+    }
+    let mut versions: HashMap<u32, (SharedVersion, u64)> = HashMap::new();
+    let mut run = RunStrings::default();
+    for (chunk_index, rows) in wanted {
+        let chunk = chunks[chunk_index];
+        // A few rows: read just them (one row group each); many: read the chunk once.
+        let reads: Vec<(Chunk, Vec<Reread>)> = if rows.len() <= FEW_ROWS {
+            rows.iter()
+                .map(|&wanted| {
+                    let part = Chunk {
+                        file: chunk.file,
+                        offset: chunk.offset + u64::from(wanted.0),
+                        rows: 1,
+                    };
+                    (part, vec![wanted])
+                })
+                .collect()
+        } else {
+            vec![(chunk, rows)]
+        };
+        for (part, rows) in reads {
+            let frame = files.read_chunk(part)?;
+            let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, part))?;
+            let mut strings = ChunkStrings::default();
+            for (row, id, content) in rows {
+                let i = (chunk.offset + u64::from(row) - part.offset) as usize;
+                let version = columns
+                    .shared_version(i, &mut strings, &mut run)
+                    .filter(|(_, id_now, content_now)| (*id_now, *content_now) == (id, content))
+                    .ok_or_else(|| reread_error(files, chunk, row))?;
+                versions.insert(
+                    positions.of(chunk_index, row as usize),
+                    (version.0, content),
+                );
+            }
+        }
+    }
+    Ok(versions)
+}
+
+/// A row that reads back otherwise than when it was first read: the file changed during the
+/// run, or its metadata places rows differently when a part of it is read.
+fn reread_error(files: &CallFiles, chunk: Chunk, row: u32) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`{}`: row {} reads back otherwise than when it was first read\n  hint: the file changed during the run, or its metadata does not match its data; re-export it and run again",
+        files.files[chunk.file as usize].shown.display(),
+        chunk.offset + u64::from(row) + 1
+    )
 }
 
 /// Full detail of the system errors read, by (id hash, content hash).
@@ -1087,7 +1416,9 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let chunks = files.chunks();
     let positions = Positions::new(&chunks)?;
     let coverage = Coverage::new(input.coverage, input.month_count);
-    let store = KeyStore::new(files.rows(), input.memory_budget, &input.spill_dir)?;
+    // The rows the chunks hold, each chunk's frame checked to hold exactly its rows.
+    let rows_read: u64 = chunks.iter().map(|c| c.rows).sum();
+    let store = KeyStore::new(rows_read, input.memory_budget, &input.spill_dir)?;
     let spilled_buckets = store.spilled_buckets();
 
     // 1. Read.
@@ -1102,12 +1433,13 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         })
         .collect();
     let mut errors = ErrorDetails::new();
+    let mut codes = RunStrings::default();
     let mut error_seconds = foldhash::HashSet::default();
     let mut quarantine = Vec::new();
     let mut quarantined = 0;
     for y in yields {
         let y = y?;
-        errors.extend(y.errors);
+        codes.merge_chunk(y.errors, &mut errors);
         error_seconds.extend(y.error_seconds);
         quarantine.extend(y.quarantine);
         quarantined += y.quarantined;
@@ -1135,11 +1467,16 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let unique_calls = partial.unique + resolved.len() as u64;
     phases.lap("resolve conflicts");
 
-    let months = attribute(input, &total, &errors);
+    let months = attribute(input, &total, &errors)?;
     phases.lap("attribute exemptions");
 
-    let rows = RowCounts::of_unique(files.rows(), quarantined, unique_calls, total.counted)
-        .expect("every unique call comes from a read row, and every counted call is unique");
+    let rows = RowCounts::of_unique(rows_read, quarantined, unique_calls, total.counted)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the call rows do not add up: {rows_read} read, {quarantined} quarantined, {unique_calls} unique, {} counted",
+                total.counted
+            )
+        })?;
     Ok(CallCounts {
         months,
         rows,
@@ -1150,7 +1487,11 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
 }
 
 /// Totals per month, and each counted system error attributed to its clause (SPEC §4).
-fn attribute(input: &HeavyStepInput, tally: &Tally, errors: &ErrorDetails) -> Vec<MonthCallCounts> {
+fn attribute(
+    input: &HeavyStepInput,
+    tally: &Tally,
+    errors: &ErrorDetails,
+) -> anyhow::Result<Vec<MonthCallCounts>> {
     let mut months: Vec<MonthCallCounts> = tally
         .totals
         .iter()
@@ -1164,21 +1505,24 @@ fn attribute(input: &HeavyStepInput, tally: &Tally, errors: &ErrorDetails) -> Ve
         .errors
         .par_iter()
         .map(|&(month, id, content, customer_id, ts)| {
-            let detail = &errors[&(id, content)];
+            // Every counted system error's detail was kept when its row was read.
+            let detail = errors
+                .get(&(id, content))
+                .ok_or_else(|| anyhow::anyhow!("a counted system error has no detail"))?;
             let error = SystemError {
-                request_id: detail.request_id.clone(),
+                request_id: detail.request_id.to_string(),
                 customer_id,
                 ts,
-                error_code: detail.error_code.clone(),
+                error_code: detail.error_code.as_deref().map(str::to_string),
                 calls_in_second: tally
                     .seconds
                     .get(&(customer_id, ts.div_euclid(NANOS_PER_SECOND)))
                     .copied()
                     .unwrap_or(1),
             };
-            (month, rules.attribute(&error))
+            Ok((month, rules.attribute(&error)))
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     for (month, clause) in outcomes {
         let month = &mut months[month as usize];
         month.system_errors += 1;
@@ -1186,7 +1530,7 @@ fn attribute(input: &HeavyStepInput, tally: &Tally, errors: &ErrorDetails) -> Ve
             *month.exempt_by_clause.entry(clause).or_default() += 1;
         }
     }
-    months
+    Ok(months)
 }
 
 /// One unique call of a customer, after quarantine and de-duplication.
@@ -1224,11 +1568,9 @@ pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<Cus
     let mut ids: HashSet<String> = HashSet::new();
     // Read 1: the customer's defective rows and the request ids of its valid rows.
     for chunk in &chunks {
-        let frame = files
-            .read_chunk(*chunk)
-            .map_err(|e| polars_error(e, files, *chunk))?;
+        let frame = files.read_chunk(*chunk)?;
         let source = &files.files[chunk.file as usize].shown;
-        let columns = ChunkColumns::of(&frame)?;
+        let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, *chunk))?;
         for i in 0..frame.height() {
             if columns.customer_id.get(i) != Some(customer_id) {
                 continue;
@@ -1258,10 +1600,8 @@ pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<Cus
     // Read 2: every valid version of those ids, whoever's customer it names.
     let mut versions: BTreeMap<String, Vec<CallVersion>> = BTreeMap::new();
     for chunk in &chunks {
-        let frame = files
-            .read_chunk(*chunk)
-            .map_err(|e| polars_error(e, files, *chunk))?;
-        let columns = ChunkColumns::of(&frame)?;
+        let frame = files.read_chunk(*chunk)?;
+        let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, *chunk))?;
         for i in 0..frame.height() {
             if !columns.request_id.get(i).is_some_and(|id| ids.contains(id)) {
                 continue;
@@ -1478,7 +1818,7 @@ mod tests {
         for (index, c) in chunks.iter().enumerate() {
             for row in 0..c.rows as usize {
                 assert_eq!(positions.of(index, row), next);
-                assert_eq!(positions.locate(next), (index, row as u32));
+                assert_eq!(positions.locate(next), Some((index, row as u32)));
                 next += 1;
             }
         }
@@ -1524,5 +1864,154 @@ mod tests {
         let mut versions = partial.conflicts[0].positions.clone();
         versions.sort();
         assert!(versions == [2, 3] || versions == [3, 4], "{versions:?}");
+    }
+
+    /// A fresh folder for one test's spill files (the caller's folder, in the step's contract).
+    fn spill_folder(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sla-ledger-spill-{name}-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn some_keys(n: u32) -> Vec<CallKey> {
+        (0..n)
+            .map(|i| {
+                let mut k = key([u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15), 7], 9, i);
+                k.month_and_error = (i % 3) | if i % 2 == 0 { SYSTEM_ERROR_BIT } else { 0 };
+                k
+            })
+            .collect()
+    }
+
+    /// Writes `keys` to bucket 3 of `dir`, lets `tamper` change the file, and reads it back.
+    fn spill_and_read(
+        dir: &Path,
+        keys: &[CallKey],
+        tamper: impl Fn(&Path),
+    ) -> Result<Vec<CallKey>, SpillError> {
+        let mut file = SpillFile::create(dir, 3).unwrap();
+        file.write(&keys[..keys.len() / 2]).unwrap();
+        file.write(&keys[keys.len() / 2..]).unwrap();
+        file.writer.flush().unwrap();
+        tamper(&dir.join("bucket-3.keys"));
+        file.read_back(Vec::new())
+    }
+
+    #[test]
+    fn spec8_spilled_keys_read_back_as_written_and_their_file_is_removed() {
+        let dir = spill_folder("round-trip");
+        // More than one read-back block, and not a whole number of them.
+        let keys = some_keys(5000);
+        let back = spill_and_read(&dir, &keys, |_| {}).unwrap();
+        assert_eq!(back, keys);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    fn assert_changed(result: Result<Vec<CallKey>, SpillError>, dir: &Path, found: &str) {
+        let message = result
+            .expect_err("a changed spill file is an error")
+            .to_string();
+        let path = dir.join("bucket-3.keys");
+        let start = format!(
+            "spill file `{}` does not read back as written: ",
+            path.display()
+        );
+        assert!(message.starts_with(&start), "{message}");
+        assert!(message.contains(found), "{message}");
+        assert!(message.contains("\n  hint: "), "{message}");
+        assert!(
+            !path.exists(),
+            "the step's file is removed even when it failed"
+        );
+    }
+
+    #[test]
+    fn spec8_a_spill_file_cut_to_a_non_multiple_of_the_key_width_is_fatal() {
+        let dir = spill_folder("truncated");
+        let keys = some_keys(100);
+        let cut = |path: &Path| {
+            let file = OpenOptions::new().write(true).open(path).unwrap();
+            file.set_len(100 * KEY_BYTES as u64 - 13).unwrap();
+        };
+        let found = "it holds 3987 bytes; 100 keys of 40 bytes were written (4000 bytes)";
+        assert_changed(spill_and_read(&dir, &keys, cut), &dir, found);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec8_a_spill_file_with_a_flipped_byte_is_fatal() {
+        let dir = spill_folder("flipped");
+        let keys = some_keys(100);
+        let flip = |path: &Path| {
+            let mut bytes = std::fs::read(path).unwrap();
+            bytes[1234] ^= 0x10;
+            std::fs::write(path, bytes).unwrap();
+        };
+        let found = "100 keys with checksum";
+        assert_changed(spill_and_read(&dir, &keys, flip), &dir, found);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec8_a_spill_file_extended_by_whole_keys_is_fatal() {
+        let dir = spill_folder("extended");
+        let keys = some_keys(100);
+        let extend = |path: &Path| {
+            let mut file = OpenOptions::new().append(true).open(path).unwrap();
+            file.write_all(as_bytes(&some_keys(2))).unwrap();
+        };
+        let found = "it holds 4080 bytes; 100 keys of 40 bytes were written (4000 bytes)";
+        assert_changed(spill_and_read(&dir, &keys, extend), &dir, found);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec8_a_spill_file_name_already_taken_is_not_reused() {
+        let dir = spill_folder("planted");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/dev/null", dir.join("bucket-3.keys")).unwrap();
+        #[cfg(not(unix))]
+        std::fs::write(dir.join("bucket-3.keys"), b"").unwrap();
+        let message = SpillFile::create(&dir, 3).err().unwrap().to_string();
+        let path = dir.join("bucket-3.keys");
+        assert!(
+            message.starts_with(&format!("cannot create spill file `{}`: ", path.display())),
+            "{message}"
+        );
+        assert!(message.contains("exists"), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec8_the_key_store_spills_into_the_callers_folder_and_leaves_it_empty() {
+        let dir = spill_folder("store");
+        let keys = some_keys(3000);
+        // A 1-byte budget: every bucket goes to disk.
+        let store = KeyStore::new(keys.len() as u64, 1, &dir).unwrap();
+        assert_eq!(store.spilled_buckets() as u64, MAX_BUCKETS);
+        store.add(&keys).unwrap();
+        let coverage = Coverage::new(
+            &[CoverageInterval {
+                month_index: 0,
+                customer_id: 0,
+                start: i64::MIN,
+                end: i64::MAX,
+            }],
+            3,
+        );
+        let error_seconds = foldhash::HashSet::default();
+        let context = TallyContext::new(&coverage, &error_seconds);
+        let partial = store.deduplicate(&context).unwrap();
+        assert_eq!(partial.unique, 3000);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+        let missing = KeyStore::new(keys.len() as u64, 1, &dir)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(missing.contains("bucket-0.keys"), "{missing}");
     }
 }
