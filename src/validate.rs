@@ -18,8 +18,17 @@ use crate::inputs::problems::Problems;
 use crate::inputs::Inputs;
 use crate::job::{CalendarSource, Job};
 use crate::quarantine::Entry;
-use crate::stages::calls::CallScreen;
 use crate::stages::service_months::service_months;
+
+/// What the heavy step found in the call logs: row accounting and quarantine.
+#[derive(Debug, Clone, Default)]
+pub struct CallScreen {
+    pub read: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+    /// Row defects and `conflicting_duplicate` entries.
+    pub quarantine: Vec<Entry>,
+}
 
 /// What `validate` found.
 #[derive(Debug)]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::error::{InputError, Location};
+use crate::inputs::decode::guarded;
 use crate::inputs::problems::Problems;
 use crate::inputs::stamp::{FileStamp, InputFile};
 
@@ -175,30 +176,6 @@ impl CallFiles {
     /// and the rows.
     pub fn read_chunk(&self, chunk: Chunk) -> Result<DataFrame, InputError> {
         use columns::*;
-        use std::cell::Cell;
-        use std::panic::{self, AssertUnwindSafe};
-        use std::sync::Once;
-
-        thread_local! {
-            /// Set while this thread decodes a chunk.
-            static DECODING: Cell<bool> = const { Cell::new(false) };
-        }
-        /// Polars can panic on a corrupt page; such a panic is caught below and reported as
-        /// an input error, so its default message ("thread panicked at ...") must not reach
-        /// stderr as well. One hook, installed once, is silent while the panicking thread is
-        /// decoding and hands every other panic to the hook that was there before.
-        fn quiet_while_decoding() {
-            static INSTALL: Once = Once::new();
-            INSTALL.call_once(|| {
-                let previous = panic::take_hook();
-                panic::set_hook(Box::new(move |info| {
-                    if !DECODING.with(Cell::get) {
-                        previous(info);
-                    }
-                }));
-            });
-        }
-
         let file = &self.files[chunk.file as usize];
         let rows = format!("rows {}..{}", chunk.offset + 1, chunk.offset + chunk.rows);
         let failed = |problem: String| {
@@ -257,23 +234,13 @@ impl CallFiles {
                 ],
             )
         };
-        quiet_while_decoding();
-        DECODING.with(|d| d.set(true));
-        // Nothing outside the closure is observed after a panic: the frame is discarded.
-        let decoded = panic::catch_unwind(AssertUnwindSafe(decode));
-        DECODING.with(|d| d.set(false));
-        let frame = match decoded {
+        let frame = match guarded(decode) {
             Ok(Ok(frame)) => frame,
             Ok(Err(e)) => {
                 return Err(failed(e.to_string())
                     .hint("the file may be truncated or corrupt; re-export it"))
             }
-            Err(panic) => {
-                let reason = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no reason given".to_string());
+            Err(reason) => {
                 return Err(failed(format!("the Parquet decoder failed ({reason})"))
                     .hint("the file is corrupt; re-export it"));
             }
@@ -397,17 +364,26 @@ fn check_file(
     let footer = File::open(&path)
         .map_err(|e| InputError::new(location(), format!("cannot open: {e}")))
         .and_then(|file| {
-            let mut reader = ParquetReader::new(file);
-            let schema = reader.schema().map_err(corrupt)?;
-            let rows = reader.num_rows().map_err(corrupt)? as u64;
-            let row_groups: Vec<u64> = reader
-                .get_metadata()
-                .map_err(corrupt)?
-                .row_groups
-                .iter()
-                .map(|g| g.num_rows() as u64)
-                .collect();
-            Ok((schema, rows, row_groups))
+            let read = guarded(|| {
+                let mut reader = ParquetReader::new(file);
+                let schema = reader.schema()?;
+                let rows = reader.num_rows()? as u64;
+                let row_groups: Vec<u64> = reader
+                    .get_metadata()?
+                    .row_groups
+                    .iter()
+                    .map(|g| g.num_rows() as u64)
+                    .collect();
+                PolarsResult::Ok((schema, rows, row_groups))
+            });
+            match read {
+                Ok(footer) => footer.map_err(corrupt),
+                Err(reason) => Err(InputError::new(
+                    location(),
+                    format!("is not a readable Parquet file: the decoder failed ({reason})"),
+                )
+                .hint("the file may be truncated or still being written; re-export it")),
+            }
         });
     let Some((schema, rows, row_groups)) = problems.check(footer)? else {
         return Ok(None);

@@ -5,6 +5,7 @@ pub mod billing;
 pub mod calendar;
 pub mod calls;
 pub mod claims;
+pub mod decode;
 pub mod exemptions;
 pub mod problems;
 pub mod stamp;

@@ -266,7 +266,16 @@ fn read_parquet(
     };
     let file = File::open(&table.path)
         .map_err(|e| InputError::new(file_location(), format!("cannot open: {e}")))?;
-    let frame = ParquetReader::new(file).finish().map_err(unreadable)?;
+    let frame = match crate::inputs::decode::guarded(|| ParquetReader::new(file).finish()) {
+        Ok(read) => read.map_err(unreadable)?,
+        Err(reason) => {
+            return Err(InputError::new(
+                file_location(),
+                format!("cannot be read as Parquet: the decoder failed ({reason})"),
+            )
+            .hint("the file may be truncated or corrupt; re-export it"))
+        }
+    };
     let mut text_columns = Vec::with_capacity(columns.len());
     for column in columns {
         let series = frame.column(column).map_err(|_| {

@@ -1640,36 +1640,6 @@ pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<Cus
     Ok(result)
 }
 
-/// What screening the call logs finds: row accounting and quarantine, no ledger.
-#[derive(Debug, Clone, Default)]
-pub struct CallScreen {
-    pub read: u64,
-    pub quarantined: u64,
-    pub duplicates: u64,
-    /// Row defects and `conflicting_duplicate` entries.
-    pub quarantine: Vec<Entry>,
-}
-
-/// Quarantine and de-duplication of every call row (the heavy step without any service
-/// month), for `validate`.
-pub fn screen_calls(files: &CallFiles) -> anyhow::Result<CallScreen> {
-    let counts = count_calls(&HeavyStepInput {
-        files,
-        month_count: 0,
-        coverage: &[],
-        exemptions: &ExemptionTables::default(),
-        policy: &Policy::ccc(),
-        memory_budget: crate::job::DEFAULT_MEMORY_BUDGET_MIB * 1024 * 1024,
-        spill_dir: std::env::temp_dir().join(format!("sla-ledger-screen-{}", std::process::id())),
-    })?;
-    Ok(CallScreen {
-        read: counts.rows.read,
-        quarantined: counts.rows.quarantined,
-        duplicates: counts.rows.duplicates,
-        quarantine: counts.quarantine,
-    })
-}
-
 /// The quarantine entries of the row defects (SPEC §2) in the files at `file_indices`, by file,
 /// read again here to name each row. Another engine that only counts defects per file uses
 /// this to report them exactly as [`count_calls`] does.
