@@ -286,11 +286,21 @@ pub fn install_signal_cleanup() -> io::Result<()> {
     Ok(())
 }
 
-/// Removes a folder other threads may still be creating files in: a file made between the
-/// listing and the final `rmdir` makes that fail, so try again a few times.
+/// Removes a folder other threads may still be creating files in. It is first renamed to its
+/// pending name, so nothing more can be created through its path (a thread that tries gets
+/// an error, which no longer matters); what is inside is then removed. Should the process die
+/// in between, the pending name is a leftover the next run removes.
 fn remove_while_written(path: &Path) {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(PENDING_SUFFIX);
+    let aside = PathBuf::from(aside);
+    let target = if fs::rename(path, &aside).is_ok() {
+        aside
+    } else {
+        path.to_path_buf()
+    };
     for _ in 0..16 {
-        match fs::remove_dir_all(path) {
+        match fs::remove_dir_all(&target) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => continue,
             _ => return,
         }

@@ -517,11 +517,14 @@ fn issue12_item12_a_timestamp_s_schema_is_read_in_the_unit_the_data_has() {
     );
 }
 
+/// A case's name, how it breaks the data folder, and what the error must say.
+type BreakCase = (&'static str, fn(&Path), &'static str);
+
 #[cfg(unix)]
 #[test]
 fn issue12_item12_an_optional_table_that_is_there_but_unreadable_is_an_error() {
     use std::os::unix::fs::symlink;
-    let cases: [(&str, fn(&Path), &str); 3] = [
+    let cases: [BreakCase; 3] = [
         (
             "dangling-billing",
             |data| {

@@ -463,6 +463,9 @@ fn issue12_item11_a_full_disk_while_spilling_fails_cleanly() {
     let out = disk.path.join("out");
     assert_success(&run_ledger(&data, &out, GENERATED_MONTHS, AS_OF, &[]));
     let previous = snapshot(&out);
+    // Spill files are buffered and flushed one bucket at a time, so they need little room at
+    // once: fill the disk, so that the first bucket flushed finds none.
+    disk.fill("filler");
     let output = run_ledger(
         &data,
         &out,
@@ -473,10 +476,14 @@ fn issue12_item11_a_full_disk_while_spilling_fails_cleanly() {
     assert_exit(&output, 1);
     assert_stderr_has(
         &output,
-        &["No space left on device", disk.path.to_str().unwrap()],
+        &[
+            "No space left on device",
+            "spill",
+            disk.path.to_str().unwrap(),
+        ],
     );
     assert_eq!(snapshot(&out), previous);
-    assert_eq!(entries(&disk.path), ["out"]);
+    assert_eq!(entries(&disk.path), ["filler", "out"]);
 }
 
 #[test]
