@@ -5,7 +5,7 @@
 //! compensation, tier, fee, currency, status or claim changed. Payouts already made are never
 //! rewritten: a correction is a signed `delta = current_payout - prior_payout` (SLA 3.1, 3.2).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use crate::cli::DiffArgs;
 use crate::ledger::{self, COLUMNS};
 use crate::manifest::{self, FileDigest, Program};
 use crate::output::StagedOutput;
+use crate::time::YearMonth;
 
 /// Adjustment columns, in output order.
 pub const ADJUSTMENT_COLUMNS: [&str; 8] = [
@@ -48,7 +49,7 @@ impl LedgerLine {
         self.cells.get(column).map_or("", String::as_str)
     }
 
-    fn payout(&self) -> anyhow::Result<Decimal> {
+    pub fn payout(&self) -> anyhow::Result<Decimal> {
         Decimal::from_str_exact(self.cell("payout")).with_context(|| {
             format!(
                 "customer {} {}: payout `{}` is not a decimal",
@@ -358,6 +359,236 @@ pub fn adjustments(prior: &RunLedger, current: &RunLedger) -> anyhow::Result<Vec
     Ok(out)
 }
 
+/// What a run looked at, from its `manifest.json` (`job.months`, `job.customers`, `job.as_of`,
+/// `job.policy`): the scope rules of `diff` and `post` compare only what both sides covered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunScope {
+    pub first_month: YearMonth,
+    pub last_month: YearMonth,
+    /// `None`: every customer (the run had no `--customers`).
+    pub customers: Option<BTreeSet<i64>>,
+    pub as_of: String,
+    /// The effective policy as the manifest recorded it.
+    pub policy: serde_json::Value,
+}
+
+impl RunScope {
+    /// Reads the scope of the run output `dir`.
+    pub fn load(dir: &Path) -> anyhow::Result<RunScope> {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read `{}`\n  hint: pass the `--out` folder of an `sla-ledger run`",
+                path.display()
+            )
+        })?;
+        let manifest: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
+        scope_of(&manifest["job"]).map_err(|problem| {
+            anyhow::anyhow!(
+                "`{}`: {problem}\n  hint: pass the `--out` folder of an `sla-ledger run` of this version",
+                path.display()
+            )
+        })
+    }
+
+    pub fn covers(&self, customer_id: i64, service_month: &str) -> bool {
+        let in_months = service_month
+            .parse::<YearMonth>()
+            .is_ok_and(|m| self.first_month <= m && m <= self.last_month);
+        let in_customers = self
+            .customers
+            .as_ref()
+            .is_none_or(|c| c.contains(&customer_id));
+        in_months && in_customers
+    }
+
+    /// Whether some customer-month is covered by both scopes.
+    pub fn overlaps(&self, other: &RunScope) -> bool {
+        let months = self.first_month <= other.last_month && other.first_month <= self.last_month;
+        let customers = match (&self.customers, &other.customers) {
+            (Some(a), Some(b)) => !a.is_disjoint(b),
+            _ => true,
+        };
+        months && customers
+    }
+
+    /// The customer-months both scopes cover, or `None` when they share none.
+    pub fn common(&self, other: &RunScope) -> Option<RunScope> {
+        if !self.overlaps(other) {
+            return None;
+        }
+        let customers = match (&self.customers, &other.customers) {
+            (Some(a), Some(b)) => Some(a.intersection(b).copied().collect()),
+            (Some(a), None) | (None, Some(a)) => Some(a.clone()),
+            (None, None) => None,
+        };
+        Some(RunScope {
+            first_month: self.first_month.max(other.first_month),
+            last_month: self.last_month.min(other.last_month),
+            customers,
+            as_of: other.as_of.clone(),
+            policy: other.policy.clone(),
+        })
+    }
+
+    /// `months 2026-01..2026-03, customers 1, 2` or `..., every customer`.
+    pub fn describe(&self) -> String {
+        let customers = match &self.customers {
+            None => "every customer".to_string(),
+            Some(c) => {
+                let ids: Vec<String> = c.iter().map(i64::to_string).collect();
+                format!("customers {}", ids.join(", "))
+            }
+        };
+        format!(
+            "months {}..{}, {customers}",
+            self.first_month, self.last_month
+        )
+    }
+
+    /// A short name of the policy: its `name` and the SHA-256 of its recorded JSON.
+    pub fn policy_sha256(&self) -> String {
+        let text = self.policy.to_string();
+        hex(&Sha256::digest(text.as_bytes()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            write!(s, "{b:02x}").ok();
+            s
+        })
+}
+
+fn scope_of(job: &serde_json::Value) -> Result<RunScope, String> {
+    let month = |field: &str| -> Result<YearMonth, String> {
+        let text = job["months"][field].as_str().unwrap_or("");
+        text.parse::<YearMonth>()
+            .map_err(|e| format!("`job.months.{field}` is `{text}`: {e}"))
+    };
+    let customers = match &job["customers"] {
+        serde_json::Value::Null => None,
+        serde_json::Value::Array(ids) => Some(
+            ids.iter()
+                .map(|v| v.as_i64().ok_or("`job.customers` holds a non-integer"))
+                .collect::<Result<BTreeSet<i64>, _>>()?,
+        ),
+        _ => return Err("`job.customers` is neither a list nor null".into()),
+    };
+    let as_of = job["as_of"].as_str().unwrap_or("");
+    if chrono::NaiveDate::parse_from_str(as_of, "%Y-%m-%d").is_err() {
+        return Err(format!(
+            "`job.as_of` is `{as_of}`; expected a date YYYY-MM-DD"
+        ));
+    }
+    if !job["policy"].is_object() {
+        return Err("`job.policy` is missing".into());
+    }
+    Ok(RunScope {
+        first_month: month("first")?,
+        last_month: month("last")?,
+        customers,
+        as_of: as_of.to_string(),
+        policy: job["policy"].clone(),
+    })
+}
+
+/// Two runs' adjustments over the customer-months both covered (issue 16's scope rule).
+#[derive(Debug)]
+pub struct Comparison {
+    pub rows: Vec<Adjustment>,
+    /// The scope compared, or `None` when the runs share no customer-month.
+    pub common: Option<RunScope>,
+    /// Ledger rows outside `common`, left out: (prior, current).
+    pub left_out_rows: (usize, usize),
+    pub policy_changed: bool,
+}
+
+/// Refuses runs under different policies unless `allow_policy_change`; then labels every
+/// entry `policy`, so a tier that moved is not read as a changed incident.
+pub fn check_policy(
+    prior: (&RunScope, &str),
+    current: (&RunScope, &str),
+    allow_policy_change: bool,
+) -> anyhow::Result<bool> {
+    let ((prior, prior_name), (current, current_name)) = (prior, current);
+    if prior.policy == current.policy {
+        return Ok(false);
+    }
+    if !allow_policy_change {
+        bail!(
+            "{prior_name} was run under policy `{}` (SHA-256 {}), {current_name} under policy `{}` (SHA-256 {}); the difference would mix a policy change into corrections\n  hint: rerun under the same `--policy`, or pass `--allow-policy-change` to label the entries `policy`",
+            crate::text::shown(prior.policy["name"].as_str().unwrap_or("?")),
+            &prior.policy_sha256()[..12],
+            crate::text::shown(current.policy["name"].as_str().unwrap_or("?")),
+            &current.policy_sha256()[..12],
+        );
+    }
+    Ok(true)
+}
+
+/// Labels an entry's reason as caused by a policy change.
+pub fn with_policy_reason(reason: &str) -> String {
+    if reason.is_empty() {
+        "policy".into()
+    } else {
+        format!("policy+{reason}")
+    }
+}
+
+/// `diff` under the scope rule: only the customer-months both runs cover are compared, so a
+/// narrow rerun never reverses what it did not look at.
+pub fn compare(
+    prior: &RunLedger,
+    prior_scope: &RunScope,
+    current: &RunLedger,
+    current_scope: &RunScope,
+    allow_policy_change: bool,
+) -> anyhow::Result<Comparison> {
+    let policy_changed = check_policy(
+        (prior_scope, &format!("`{}`", prior.dir.display())),
+        (current_scope, &format!("`{}`", current.dir.display())),
+        allow_policy_change,
+    )?;
+    let common = prior_scope.common(current_scope);
+    let within = |ledger: &RunLedger| -> (RunLedger, usize) {
+        let rows: Vec<LedgerLine> = ledger
+            .rows
+            .iter()
+            .filter(|r| {
+                common
+                    .as_ref()
+                    .is_some_and(|s| s.covers(r.customer_id, &r.service_month))
+            })
+            .cloned()
+            .collect();
+        let left_out = ledger.rows.len() - rows.len();
+        let scoped = RunLedger {
+            dir: ledger.dir.clone(),
+            sha256: ledger.sha256.clone(),
+            rows,
+        };
+        (scoped, left_out)
+    };
+    let (p, p_out) = within(prior);
+    let (c, c_out) = within(current);
+    let mut rows = adjustments(&p, &c)?;
+    if policy_changed {
+        for a in &mut rows {
+            a.reason = with_policy_reason(&a.reason);
+        }
+    }
+    Ok(Comparison {
+        rows,
+        common,
+        left_out_rows: (p_out, c_out),
+        policy_changed,
+    })
+}
+
 /// Per currency: how many entries, what was paid before, what is due now, and the net delta.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CurrencyTotals {
@@ -480,6 +711,7 @@ struct DiffManifest {
     prior: LedgerSource,
     current: LedgerSource,
     adjustment_rows: usize,
+    scope: ScopeRecord,
     totals: BTreeMap<String, CurrencyTotals>,
     outputs: Vec<FileDigest>,
 }
@@ -506,12 +738,21 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
     crate::output::check_target(&args.out, args.force)?;
     let prior = RunLedger::load(&args.prior)?;
     let current = RunLedger::load(&args.current)?;
-    let rows = adjustments(&prior, &current)?;
-    let totals = totals(&rows);
+    let (prior_scope, current_scope) =
+        (RunScope::load(&args.prior)?, RunScope::load(&args.current)?);
+    let comparison = compare(
+        &prior,
+        &prior_scope,
+        &current,
+        &current_scope,
+        args.allow_policy_change,
+    )?;
+    let rows = &comparison.rows;
+    let totals = totals(rows);
 
     let staged = StagedOutput::prepare(&args.out, args.force)?;
-    staged.write("adjustments.csv", |w| write_csv(&rows, w))?;
-    staged.write("adjustments.parquet", |w| write_parquet(&rows, w))?;
+    staged.write("adjustments.csv", |w| write_csv(rows, w))?;
+    staged.write("adjustments.parquet", |w| write_parquet(rows, w))?;
     staged.write("adjustment_totals.csv", |w| write_totals_csv(&totals, w))?;
     let outputs: Vec<(String, PathBuf)> = [
         "adjustments.csv",
@@ -526,6 +767,7 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
         prior: LedgerSource::of(&prior),
         current: LedgerSource::of(&current),
         adjustment_rows: rows.len(),
+        scope: ScopeRecord::of(&comparison),
         totals: totals.clone(),
         outputs: manifest::digest_files(&outputs)?,
     };
@@ -535,8 +777,54 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
     staged.commit(args.force)?;
-    crate::text::print(&summary(&prior, &current, &rows, &totals, &args.out))?;
+    let mut text = summary(&prior, &current, rows, &totals, &args.out);
+    text.insert_str(
+        text.find('\n').map_or(0, |i| i + 1),
+        &scope_lines(&comparison),
+    );
+    crate::text::print(&text)?;
     Ok(())
+}
+
+/// What was compared and what was left out, for the summary (issue 16's scope rule).
+fn scope_lines(comparison: &Comparison) -> String {
+    let compared = comparison.common.as_ref().map_or(
+        "nothing: the runs share no customer-month".to_string(),
+        RunScope::describe,
+    );
+    let (prior_out, current_out) = comparison.left_out_rows;
+    let mut text = format!("  compared: {compared}\n");
+    if prior_out + current_out > 0 {
+        writeln!(
+            text,
+            "  left out (not covered by both runs): {prior_out} prior row(s), {current_out} current row(s)"
+        )
+        .ok();
+    }
+    if comparison.policy_changed {
+        text.push_str("  policy changed: every entry is labelled `policy`\n");
+    }
+    text
+}
+
+/// The compared scope as `manifest.json` records it.
+#[derive(Debug, Serialize)]
+struct ScopeRecord {
+    compared: Option<String>,
+    left_out_prior_rows: usize,
+    left_out_current_rows: usize,
+    policy_changed: bool,
+}
+
+impl ScopeRecord {
+    fn of(comparison: &Comparison) -> ScopeRecord {
+        ScopeRecord {
+            compared: comparison.common.as_ref().map(RunScope::describe),
+            left_out_prior_rows: comparison.left_out_rows.0,
+            left_out_current_rows: comparison.left_out_rows.1,
+            policy_changed: comparison.policy_changed,
+        }
+    }
 }
 
 fn summary(

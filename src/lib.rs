@@ -26,6 +26,7 @@ pub mod explain;
 pub mod generate;
 pub mod inputs;
 pub mod job;
+pub mod journal;
 pub mod ledger;
 pub mod manifest;
 pub mod manual;
