@@ -923,6 +923,59 @@ mod tests {
         assert_eq!(rows[0].reason, "currency+status");
     }
 
+    fn scope(first: &str, last: &str, customers: Option<&[i64]>) -> RunScope {
+        RunScope {
+            first_month: first.parse().unwrap(),
+            last_month: last.parse().unwrap(),
+            customers: customers.map(|c| c.iter().copied().collect()),
+            as_of: "2026-04-30".into(),
+            policy: serde_json::json!({"name": "CCC"}),
+        }
+    }
+
+    #[test]
+    fn issue16_scope_compares_only_the_customer_months_both_runs_cover() {
+        let full = scope("2026-01", "2026-03", None);
+        let rerun = scope("2026-02", "2026-04", Some(&[2, 9]));
+        let common = full.common(&rerun).unwrap();
+        assert_eq!(common.describe(), "months 2026-02..2026-03, customers 2, 9");
+        assert!(common.covers(2, "2026-03"));
+        assert!(!common.covers(2, "2026-01") && !common.covers(3, "2026-02"));
+        assert!(!common.covers(2, "garbage"));
+        let other = scope("2026-01", "2026-03", Some(&[5]));
+        assert_eq!(rerun.common(&other), None);
+    }
+
+    #[test]
+    fn issue16_scope_a_one_customer_rerun_reverses_no_other_customer() {
+        let prior = ledger(
+            "a",
+            vec![
+                line(&[("currency", "CNY"), ("payout", "10.00")]),
+                LedgerLine {
+                    customer_id: 2,
+                    ..line(&[("currency", "CNY"), ("payout", "5.00")])
+                },
+            ],
+        );
+        let current = ledger("b", vec![line(&[("currency", "CNY"), ("payout", "12.00")])]);
+        let comparison = compare(
+            &prior,
+            &scope("2026-01", "2026-01", None),
+            &current,
+            &scope("2026-01", "2026-01", Some(&[1])),
+            false,
+        )
+        .unwrap();
+        let shown: Vec<_> = comparison
+            .rows
+            .iter()
+            .map(|a| (a.customer_id, money(a.delta)))
+            .collect();
+        assert_eq!(shown, [(1, "2.00".to_string())]);
+        assert_eq!(comparison.left_out_rows, (1, 0));
+    }
+
     #[test]
     fn idempotency_key_is_sha256_of_its_parts() {
         let key = idempotency_key(1, "2026-01", "CNY", "p", "c");

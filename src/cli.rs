@@ -326,6 +326,9 @@ pub struct PostArgs {
     /// Book a run under a different policy than the last batch; entries are labelled `policy`.
     #[arg(long)]
     pub allow_policy_change: bool,
+    /// Seconds to wait for another `post` holding the journal before failing.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    pub wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -20,6 +20,9 @@ use crate::cli::PostArgs;
 /// A customer and service month.
 type Month = (i64, String);
 
+/// Per customer-month, an amount by currency.
+type ByCurrency = BTreeMap<Month, BTreeMap<String, Decimal>>;
+
 /// The entries a run books, and what it did not book.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -30,11 +33,8 @@ pub struct Plan {
 
 /// Per customer-month, the run's payout by currency (empty: an `error` row or no billing,
 /// which pays 0.00), and the months whose row is provisional.
-fn targets(
-    run: &RunLedger,
-    scope: &RunScope,
-) -> anyhow::Result<(BTreeMap<Month, BTreeMap<String, Decimal>>, BTreeSet<Month>)> {
-    let mut targets: BTreeMap<Month, BTreeMap<String, Decimal>> = BTreeMap::new();
+fn targets(run: &RunLedger, scope: &RunScope) -> anyhow::Result<(ByCurrency, BTreeSet<Month>)> {
+    let mut targets = ByCurrency::new();
     let mut provisional = BTreeSet::new();
     for row in &run.rows {
         let month = (row.customer_id, row.service_month.clone());
@@ -87,7 +87,7 @@ pub fn plan_entries(
     policy_changed: bool,
 ) -> anyhow::Result<Plan> {
     let (targets, provisional) = targets(run, scope)?;
-    let mut booked: BTreeMap<Month, BTreeMap<String, Decimal>> = BTreeMap::new();
+    let mut booked = ByCurrency::new();
     for ((customer, month, currency), amount) in &state.balances {
         booked
             .entry((*customer, month.clone()))
@@ -104,7 +104,7 @@ pub fn plan_entries(
     for month in months {
         let before = booked.get(month).unwrap_or(&empty);
         let basis = basis(&scopes, month);
-        let reason = reason(basis, before, targets.get(month), policy_changed);
+        let reason = reason(before, targets.get(month), policy_changed);
         let currencies: BTreeSet<&String> = before
             .keys()
             .chain(targets.get(month).into_iter().flat_map(|t| t.keys()))
@@ -150,14 +150,13 @@ fn batch_scopes(batches: &[Batch]) -> anyhow::Result<Vec<(RunScope, &Batch)>> {
 /// `currency` (booked in another currency: reversed, and the new one booked), or `correction`;
 /// `policy+...` when the run's policy differs from the last batch's.
 fn reason(
-    basis: Option<&str>,
     before: &BTreeMap<String, Decimal>,
     target: Option<&BTreeMap<String, Decimal>>,
     policy_changed: bool,
 ) -> String {
     let booked_in = |c: &String| before.get(c).is_some_and(|a| !a.is_zero());
     let plain = match target {
-        _ if basis.is_none() && before.is_empty() => "first",
+        _ if before.is_empty() => "first",
         None => "not_in_run",
         Some(t) if t.keys().any(|c| !before.contains_key(c)) && before.keys().any(booked_in) => {
             "currency"
@@ -218,7 +217,17 @@ enum Outcome {
 pub fn post_command(args: &PostArgs) -> anyhow::Result<()> {
     let run = RunLedger::load(&args.run)?;
     let scope = RunScope::load(&args.run)?;
-    let mut store = SqliteStore::create_or_open(&args.journal)?;
+    let wait = std::time::Duration::from_secs(args.wait_secs);
+    let mut store = SqliteStore::create_or_open(&args.journal, wait)?;
+    // A batch appended to a changed journal would seal the change into the chain.
+    let (batches, entries, balances) = (store.batches()?, store.entries(1)?, store.balances()?);
+    if let Err(finding) = super::chain::verify(&batches, &entries, &balances)? {
+        bail!(
+            "journal `{}`: {finding}; nothing was booked\n  hint: `sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
+            args.journal.display(),
+            args.journal.display()
+        );
+    }
     let (mut already, mut provisional_rows) = (None, 0);
     let appended = store.append(&mut |state| {
         if let Some(b) = state.batches.iter().find(|b| b.ledger_sha256 == run.sha256) {
@@ -343,7 +352,9 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("sla-ledger-post-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("ledger-{}.csv", rows.len()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.join(format!("ledger-{n}.csv"));
         std::fs::write(&path, csv).unwrap();
         let rows = adjustments::read_ledger_csv(&path).unwrap();
         std::fs::remove_file(&path).ok();

@@ -2,7 +2,7 @@
 //! `UNIQUE` idempotency key, and `balances`. Money is integer minor units, never REAL.
 //!
 //! Takes a journal path; gives the `Store` operations, each `append` one `BEGIN IMMEDIATE`
-//! transaction so two `post`s serialize (the second waits at most `BUSY_TIMEOUT`).
+//! transaction so two `post`s serialize (the second waits a bounded time, then fails).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use super::chain;
 use super::store::{NewBatch, State, Store};
 use super::{from_minor, to_minor, Balance, Batch, Entry};
 
-/// How long a `post` waits for another one holding the journal before it fails.
+/// How long a reader waits for a `post` holding the journal before it fails.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `PRAGMA application_id` of a journal: "SLAJ".
@@ -62,13 +62,15 @@ CREATE TABLE balances (
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// How long to wait for another writer before failing.
+    wait: Duration,
 }
 
 impl SqliteStore {
     /// Opens the journal at `path`, creating it when absent (for `post`).
-    pub fn create_or_open(path: &Path) -> anyhow::Result<SqliteStore> {
+    pub fn create_or_open(path: &Path, wait: Duration) -> anyhow::Result<SqliteStore> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
-        let store = Self::open(path, flags)?;
+        let store = Self::open(path, flags, wait)?;
         store.ensure_schema()?;
         Ok(store)
     }
@@ -82,21 +84,22 @@ impl SqliteStore {
                 path.display()
             );
         }
-        let store = Self::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let store = Self::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, BUSY_TIMEOUT)?;
         if store.application_id()? != APPLICATION_ID {
             bail!(store.not_a_journal());
         }
         Ok(store)
     }
 
-    fn open(path: &Path, flags: OpenFlags) -> anyhow::Result<SqliteStore> {
+    fn open(path: &Path, flags: OpenFlags, wait: Duration) -> anyhow::Result<SqliteStore> {
         let conn = Connection::open_with_flags(path, flags)
             .with_context(|| format!("cannot open journal `{}`", path.display()))?;
         let store = SqliteStore {
             conn,
             path: path.to_path_buf(),
+            wait,
         };
-        store.conn.busy_timeout(BUSY_TIMEOUT)?;
+        store.conn.busy_timeout(wait)?;
         // WAL: readers never block the one writer; FULL: a committed batch survives a crash.
         let mode: String = store
             .conn
@@ -159,21 +162,21 @@ impl SqliteStore {
     }
 
     fn failure(&self, e: rusqlite::Error) -> anyhow::Error {
-        failure_for(&self.path, e)
+        failure_for(&self.path, self.wait, e)
     }
 }
 
 /// An SQLite error in the user's words; a busy journal says who holds it and what to do.
-fn failure_for(path: &Path, e: rusqlite::Error) -> anyhow::Error {
+fn failure_for(path: &Path, wait: Duration, e: rusqlite::Error) -> anyhow::Error {
     let busy = matches!(
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     );
     if busy {
         return anyhow::anyhow!(
-            "journal `{}` is held by another `post`; waited {} s for it\n  hint: wait until the other `post` has finished, then post again",
+            "journal `{}` is busy: another `post` held it for more than {} s; nothing was booked\n  hint: wait until the other `post` has finished, then post again (`--wait-secs` waits longer)",
             path.display(),
-            BUSY_TIMEOUT.as_secs()
+            wait.as_secs()
         );
     }
     anyhow::Error::new(e).context(format!("journal `{}`", path.display()))
@@ -340,8 +343,8 @@ impl Store for SqliteStore {
         &mut self,
         decide: &mut dyn FnMut(&State) -> anyhow::Result<Option<NewBatch>>,
     ) -> anyhow::Result<Option<(Batch, Vec<Entry>)>> {
-        let path = self.path.clone();
-        let busy = |e: rusqlite::Error| failure_for(&path, e);
+        let (path, wait) = (self.path.clone(), self.wait);
+        let busy = |e: rusqlite::Error| failure_for(&path, wait, e);
         // IMMEDIATE takes the write lock before reading, so the state `decide` sees is the
         // state the batch is appended to.
         let tx = self
