@@ -92,8 +92,12 @@ impl SqliteStore {
     }
 
     fn open(path: &Path, flags: OpenFlags, wait: Duration) -> anyhow::Result<SqliteStore> {
-        let conn = Connection::open_with_flags(path, flags)
-            .with_context(|| format!("cannot open journal `{}`", path.display()))?;
+        let conn = Connection::open_with_flags(path, flags).with_context(|| {
+            format!(
+                "cannot open journal `{}`\n  hint: `--journal` names a file in an existing folder this user can write",
+                path.display()
+            )
+        })?;
         let store = SqliteStore {
             conn,
             path: path.to_path_buf(),
@@ -179,6 +183,12 @@ fn failure_for(path: &Path, wait: Duration, e: rusqlite::Error) -> anyhow::Error
             wait.as_secs()
         );
     }
+    if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
+        return anyhow::anyhow!(
+            "`{}` is not an SQLite file, so not a journal\n  hint: pass the `--journal` file that `sla-ledger post` wrote, or a new file name",
+            path.display()
+        );
+    }
     anyhow::Error::new(e).context(format!("journal `{}`", path.display()))
 }
 
@@ -199,7 +209,7 @@ fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn read_batches(conn: &Connection) -> rusqlite::Result<Vec<Batch>> {
+fn read_batches(conn: &Connection) -> rusqlite::Result<Vec<(Batch, Option<String>)>> {
     let mut stmt = conn.prepare(
         "SELECT number, posted_at, run_dir, ledger_sha256, as_of, first_month, last_month,
                 customers, policy, note, entry_count, entries_sha256, previous_sha256, batch_sha256
@@ -227,11 +237,22 @@ fn read_batches(conn: &Connection) -> rusqlite::Result<Vec<Batch>> {
             customers,
         ))
     })?;
-    let mut batches = Vec::new();
-    for row in rows {
-        let (mut batch, customers) = row?;
-        // A list that is not JSON reads as "every customer"; `verify` then finds the change.
-        batch.customers = customers.and_then(|c| serde_json::from_str(&c).ok());
+    rows.collect()
+}
+
+/// Parses each batch's `customers` (a JSON list, or NULL for every customer).
+fn with_customers(rows: Vec<(Batch, Option<String>)>) -> anyhow::Result<Vec<Batch>> {
+    let mut batches = Vec::with_capacity(rows.len());
+    for (mut batch, customers) in rows {
+        if let Some(text) = customers {
+            batch.customers = Some(serde_json::from_str(&text).map_err(|_| {
+                anyhow::anyhow!(
+                    "batch {} column `customers` holds {}, not a JSON list of customer ids; the journal was changed after it was posted\n  hint: restore the journal from a backup taken before the change",
+                    batch.number,
+                    crate::text::quoted(&text)
+                )
+            })?);
+        }
         batches.push(batch);
     }
     Ok(batches)
@@ -328,7 +349,7 @@ fn write_batch(tx: &Transaction, batch: &Batch, entries: &[Entry]) -> anyhow::Re
 
 impl Store for SqliteStore {
     fn batches(&mut self) -> anyhow::Result<Vec<Batch>> {
-        read_batches(&self.conn).map_err(|e| self.failure(e))
+        with_customers(read_batches(&self.conn).map_err(|e| self.failure(e))?)
     }
 
     fn entries(&mut self, since_batch: u64) -> anyhow::Result<Vec<Entry>> {
@@ -352,7 +373,7 @@ impl Store for SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(busy)?;
         let state = State {
-            batches: read_batches(&tx).map_err(busy)?,
+            batches: with_customers(read_batches(&tx).map_err(busy)?)?,
             balances: read_balances(&tx)
                 .map_err(busy)?
                 .into_iter()
