@@ -395,3 +395,73 @@ impl Store for SqliteStore {
         Ok(Some((batch, entries)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::store::NewEntry;
+    use rust_decimal::Decimal;
+
+    fn temp_journal(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sla-ledger-sqlite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::remove_file(&path).ok();
+        path
+    }
+
+    fn batch(ledger: &str, minor: i64) -> NewBatch {
+        NewBatch {
+            posted_at: "2026-05-01T00:00:00Z".into(),
+            run_dir: "out/a".into(),
+            ledger_sha256: ledger.into(),
+            as_of: "2026-04-30".into(),
+            first_month: "2026-01".into(),
+            last_month: "2026-01".into(),
+            customers: Some(vec![2]),
+            policy: "{}".into(),
+            note: String::new(),
+            entries: vec![NewEntry {
+                customer_id: 2,
+                service_month: "2026-01".into(),
+                currency: "CNY".into(),
+                amount: Decimal::new(minor, 2),
+                balance_after: Decimal::new(minor, 2),
+                reason: "first".into(),
+                idempotency_key: format!("key-{ledger}"),
+            }],
+        }
+    }
+
+    #[test]
+    fn issue16_storage_an_appended_batch_reads_back_as_sealed() {
+        let path = temp_journal("roundtrip.db");
+        let mut store = SqliteStore::create_or_open(&path, BUSY_TIMEOUT).unwrap();
+        let (sealed, entries) = store
+            .append(&mut |_| Ok(Some(batch("l1", 10001))))
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.batches().unwrap(), [sealed]);
+        assert_eq!(store.entries(1).unwrap(), entries);
+        assert_eq!(store.balances().unwrap()[0].amount, Decimal::new(10001, 2));
+        drop(store);
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn issue16_storage_a_failed_post_leaves_the_journal_as_it_was() {
+        let path = temp_journal("failed.db");
+        let mut store = SqliteStore::create_or_open(&path, BUSY_TIMEOUT).unwrap();
+        store.append(&mut |_| Ok(Some(batch("l1", 100)))).unwrap();
+        // The same idempotency key again: refused by the database, nothing of the batch kept.
+        let mut twice = batch("l2", 200);
+        twice.entries[0].idempotency_key = "key-l1".into();
+        assert!(store.append(&mut |_| Ok(Some(twice.clone()))).is_err());
+        assert!(store.append(&mut |_| anyhow::bail!("refused")).is_err());
+        assert_eq!(store.batches().unwrap().len(), 1);
+        assert_eq!(store.entries(1).unwrap().len(), 1);
+        assert_eq!(store.balances().unwrap()[0].amount, Decimal::new(100, 2));
+        drop(store);
+        std::fs::remove_file(&path).ok();
+    }
+}
