@@ -35,6 +35,7 @@ pub mod policy;
 pub mod quarantine;
 pub mod report;
 pub mod run;
+pub mod scope;
 pub mod stages;
 pub mod telemetry;
 pub mod text;

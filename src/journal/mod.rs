@@ -63,12 +63,12 @@ pub struct Batch {
 
 impl Batch {
     /// What the batch's run looked at, for the scope, backdating and policy rules.
-    pub fn scope(&self) -> anyhow::Result<crate::adjustments::RunScope> {
+    pub fn scope(&self) -> anyhow::Result<crate::scope::RunScope> {
         let month = |text: &str| {
             text.parse::<crate::time::YearMonth>()
                 .map_err(|e| anyhow::anyhow!("batch {}: month `{text}`: {e}", self.number))
         };
-        Ok(crate::adjustments::RunScope {
+        Ok(crate::scope::RunScope {
             first_month: month(&self.first_month)?,
             last_month: month(&self.last_month)?,
             customers: self.customers.as_ref().map(|c| c.iter().copied().collect()),

@@ -14,8 +14,9 @@ use rust_decimal::Decimal;
 use super::sqlite::SqliteStore;
 use super::store::{NewBatch, NewEntry, State, Store};
 use super::{money, Batch, Entry, MONEY_SCALE};
-use crate::adjustments::{self, RunLedger, RunScope};
+use crate::adjustments::{self, RunLedger};
 use crate::cli::PostArgs;
+use crate::scope::{self, RunScope};
 
 /// A customer and service month.
 type Month = (i64, String);
@@ -164,7 +165,7 @@ fn reason(
         Some(_) => "correction",
     };
     if policy_changed {
-        adjustments::with_policy_reason(plain)
+        scope::with_policy_reason(plain)
     } else {
         plain.to_string()
     }
@@ -200,7 +201,7 @@ fn check_order(args: &PostArgs, scope: &RunScope, state: &State) -> anyhow::Resu
             last.as_of
         );
     }
-    adjustments::check_policy(
+    scope::check_policy(
         (&last_scope, &format!("batch {}", last.number)),
         (scope, &format!("`{}`", args.run.display())),
         args.allow_policy_change,
