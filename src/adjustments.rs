@@ -283,6 +283,41 @@ pub fn idempotency_key(
         })
 }
 
+/// One currency of a customer-month's payout change: (currency, paid before, due now).
+pub type CurrencyChange = (String, Decimal, Decimal);
+
+/// A row's payout by currency; empty for no row or a row without currency (no billing, or an
+/// `error` row), which pays 0.00.
+pub fn payout_by_currency(row: Option<&LedgerLine>) -> anyhow::Result<BTreeMap<String, Decimal>> {
+    let mut payouts = BTreeMap::new();
+    if let Some(row) = row.filter(|r| !r.cell("currency").is_empty()) {
+        payouts.insert(row.cell("currency").to_string(), row.payout()?);
+    }
+    Ok(payouts)
+}
+
+/// The change of one customer-month's payout, per currency, shared by `diff` and `post`:
+/// money in two currencies is never netted, so a currency on one side only is reversed in its
+/// own (paid before, nothing due) or booked in its own (nothing before, due now). The prior
+/// side's currencies come first.
+pub fn payout_changes(
+    prior: &BTreeMap<String, Decimal>,
+    current: &BTreeMap<String, Decimal>,
+) -> Vec<CurrencyChange> {
+    let zero = Decimal::new(0, MONEY_SCALE);
+    let mut changes: Vec<CurrencyChange> = prior
+        .iter()
+        .map(|(c, paid)| (c.clone(), *paid, current.get(c).copied().unwrap_or(zero)))
+        .collect();
+    changes.extend(
+        current
+            .iter()
+            .filter(|(c, _)| !prior.contains_key(*c))
+            .map(|(c, due)| (c.clone(), zero, *due)),
+    );
+    changes
+}
+
 /// Every adjustment between two ledgers, ordered by (customer_id, service_month, currency).
 pub fn adjustments(prior: &RunLedger, current: &RunLedger) -> anyhow::Result<Vec<Adjustment>> {
     let key = |r: &LedgerLine| (r.customer_id, r.service_month.clone());
@@ -314,39 +349,31 @@ pub fn adjustments(prior: &RunLedger, current: &RunLedger) -> anyhow::Result<Vec
                 ),
             }
         };
-        let zero = Decimal::new(0, MONEY_SCALE);
-        match (prior_rows.get(k), current_rows.get(k)) {
-            (Some(p), None) => out.push(entry(
-                p.payout()?,
-                zero,
-                p.cell("currency"),
-                "only_prior".into(),
-            )),
-            (None, Some(c)) => out.push(entry(
-                zero,
-                c.payout()?,
-                c.cell("currency"),
-                "only_current".into(),
-            )),
+        let (p, c) = (prior_rows.get(k).copied(), current_rows.get(k).copied());
+        let reason = match (p, c) {
+            (Some(_), None) => "only_prior".to_string(),
+            (None, Some(_)) => "only_current".to_string(),
             (Some(p), Some(c)) => {
                 if TRIGGER_COLUMNS.iter().all(|col| p.cell(col) == c.cell(col)) {
                     continue;
                 }
-                let reason = reasons(p, c).join("+");
-                let (pc, cc) = (p.cell("currency"), c.cell("currency"));
-                let (pp, cp) = (p.payout()?, c.payout()?);
-                if !pc.is_empty() && !cc.is_empty() && pc != cc {
-                    // Money in two currencies is never netted: reverse the prior payout in its
-                    // currency and book the current one in its own.
-                    out.push(entry(pp, zero, pc, reason.clone()));
-                    out.push(entry(zero, cp, cc, reason));
-                } else {
-                    // A side without currency (no billing, or an `error` row) pays 0.00.
-                    let currency = if cc.is_empty() { pc } else { cc };
-                    out.push(entry(pp, cp, currency, reason));
-                }
+                reasons(p, c).join("+")
             }
             (None, None) => unreachable!("key from one of the sides"),
+        };
+        let mut changes = payout_changes(&payout_by_currency(p)?, &payout_by_currency(c)?);
+        if changes.is_empty() {
+            // Neither side has a currency (no billing, or an `error` row): 0.00 on both.
+            let zero = Decimal::new(0, MONEY_SCALE);
+            changes.push((String::new(), zero, zero));
+        }
+        for (currency, prior_payout, current_payout) in changes {
+            out.push(entry(
+                prior_payout,
+                current_payout,
+                &currency,
+                reason.clone(),
+            ));
         }
     }
     for a in &out {

@@ -60,11 +60,7 @@ fn targets(run: &RunLedger, scope: &RunScope) -> anyhow::Result<(ByCurrency, BTr
             provisional.insert(month);
             continue;
         }
-        let mut payouts = BTreeMap::new();
-        if !row.cell("currency").is_empty() {
-            payouts.insert(row.cell("currency").to_string(), row.payout()?);
-        }
-        targets.insert(month, payouts);
+        targets.insert(month, adjustments::payout_by_currency(Some(row))?);
     }
     Ok((targets, provisional))
 }
@@ -106,14 +102,9 @@ pub fn plan_entries(
         let before = booked.get(month).unwrap_or(&empty);
         let basis = basis(&scopes, month);
         let reason = reason(before, targets.get(month), policy_changed);
-        let currencies: BTreeSet<&String> = before
-            .keys()
-            .chain(targets.get(month).into_iter().flat_map(|t| t.keys()))
-            .collect();
-        for currency in currencies {
-            let target = targets.get(month).and_then(|t| t.get(currency));
-            let balance = before.get(currency).copied().unwrap_or_default();
-            let mut amount = target.copied().unwrap_or_default() - balance;
+        let target = targets.get(month).cloned().unwrap_or_default();
+        for (currency, balance, due) in adjustments::payout_changes(before, &target) {
+            let mut amount = due - balance;
             amount.rescale(MONEY_SCALE);
             if amount.is_zero() {
                 continue;
@@ -130,7 +121,7 @@ pub fn plan_entries(
                 idempotency_key: adjustments::idempotency_key(
                     month.0,
                     &month.1,
-                    currency,
+                    &currency,
                     basis.unwrap_or(""),
                     &run.sha256,
                 ),
