@@ -504,7 +504,13 @@ fn issue16_test7_a_one_customer_rerun_leaves_every_other_customer_alone() {
         "{adjustments}"
     );
 
-    case.posted(&rerun, &[]);
+    let stdout = case.posted(&rerun, &[]);
+    assert!(
+        stdout.contains(
+            "left out (outside the run's scope): 1 booked customer-month(s), balances unchanged"
+        ),
+        "{stdout}"
+    );
     let booked = case.exported(2, "export");
     assert_eq!(booked.len(), 1, "{booked:?}");
     assert!(

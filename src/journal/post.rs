@@ -30,6 +30,8 @@ pub struct Plan {
     pub entries: Vec<NewEntry>,
     /// Provisional rows pay 0.00 by SPEC until their month ends: never booked.
     pub provisional_rows: usize,
+    /// Booked customer-months outside the run's scope, whose balances stay as they are.
+    pub months_left_out: usize,
 }
 
 /// Per customer-month, the run's payout by currency (empty: an `error` row or no billing,
@@ -131,6 +133,7 @@ pub fn plan_entries(
     Ok(Plan {
         entries,
         provisional_rows: provisional.len(),
+        months_left_out: booked.keys().filter(|m| !scope.covers(m.0, &m.1)).count(),
     })
 }
 
@@ -202,7 +205,8 @@ fn check_order(args: &PostArgs, scope: &RunScope, state: &State) -> anyhow::Resu
 /// What `post` did, for its summary.
 enum Outcome {
     AlreadyBooked(u64),
-    Booked(Box<(Batch, Vec<Entry>)>, usize),
+    /// The batch, and (provisional rows, booked customer-months outside the scope) not booked.
+    Booked(Box<(Batch, Vec<Entry>)>, (usize, usize)),
 }
 
 /// `sla-ledger post --journal FILE --run OUT [--note TEXT]`.
@@ -220,7 +224,7 @@ pub fn post_command(args: &PostArgs) -> anyhow::Result<()> {
             args.journal.display()
         );
     }
-    let (mut already, mut provisional_rows) = (None, 0);
+    let (mut already, mut unbooked) = (None, (0, 0));
     let appended = store.append(&mut |state| {
         if let Some(b) = state.batches.iter().find(|b| b.ledger_sha256 == run.sha256) {
             already = Some(b.number);
@@ -228,11 +232,11 @@ pub fn post_command(args: &PostArgs) -> anyhow::Result<()> {
         }
         let policy_changed = check_order(args, &scope, state)?;
         let plan = plan_entries(&run, &scope, state, policy_changed)?;
-        provisional_rows = plan.provisional_rows;
+        unbooked = (plan.provisional_rows, plan.months_left_out);
         Ok(Some(new_batch(args, &run, &scope, plan.entries)?))
     })?;
     let outcome = match (appended, already) {
-        (Some(booked), _) => Outcome::Booked(Box::new(booked), provisional_rows),
+        (Some(booked), _) => Outcome::Booked(Box::new(booked), unbooked),
         (None, Some(number)) => Outcome::AlreadyBooked(number),
         (None, None) => bail!("the journal store appended nothing and named no batch"),
     };
@@ -264,7 +268,7 @@ fn new_batch(
 
 fn summary(args: &PostArgs, run: &RunLedger, scope: &RunScope, outcome: &Outcome) -> String {
     let mut text = String::new();
-    let (batch, entries, provisional_rows) = match outcome {
+    let (batch, entries, (provisional_rows, months_left_out)) = match outcome {
         Outcome::AlreadyBooked(number) => {
             return format!(
                 "sla-ledger post: `{}` (ledger SHA-256 {}) is already booked in batch {number} of `{}`; nothing booked\n",
@@ -273,7 +277,7 @@ fn summary(args: &PostArgs, run: &RunLedger, scope: &RunScope, outcome: &Outcome
                 args.journal.display()
             );
         }
-        Outcome::Booked(booked, provisional_rows) => (&booked.0, &booked.1, *provisional_rows),
+        Outcome::Booked(booked, unbooked) => (&booked.0, &booked.1, *unbooked),
     };
     writeln!(
         text,
@@ -301,7 +305,11 @@ fn summary(args: &PostArgs, run: &RunLedger, scope: &RunScope, outcome: &Outcome
         "  provisional rows not booked: {provisional_rows} (a provisional month pays 0.00 until it ends)"
     )
     .ok();
-    writeln!(text, "  outside the run's scope: balances left as they are").ok();
+    writeln!(
+        text,
+        "  left out (outside the run's scope): {months_left_out} booked customer-month(s), balances unchanged"
+    )
+    .ok();
     text
 }
 
