@@ -20,6 +20,7 @@ use crate::cli::DiffArgs;
 use crate::ledger::{self, COLUMNS};
 use crate::manifest::{self, FileDigest, Program};
 use crate::output::StagedOutput;
+use crate::scope::{compare, Comparison, RunScope};
 
 /// Adjustment columns, in output order.
 pub const ADJUSTMENT_COLUMNS: [&str; 8] = [
@@ -48,7 +49,7 @@ impl LedgerLine {
         self.cells.get(column).map_or("", String::as_str)
     }
 
-    fn payout(&self) -> anyhow::Result<Decimal> {
+    pub fn payout(&self) -> anyhow::Result<Decimal> {
         Decimal::from_str_exact(self.cell("payout")).with_context(|| {
             format!(
                 "customer {} {}: payout `{}` is not a decimal",
@@ -282,6 +283,41 @@ pub fn idempotency_key(
         })
 }
 
+/// One currency of a customer-month's payout change: (currency, paid before, due now).
+pub type CurrencyChange = (String, Decimal, Decimal);
+
+/// A row's payout by currency; empty for no row or a row without currency (no billing, or an
+/// `error` row), which pays 0.00.
+pub fn payout_by_currency(row: Option<&LedgerLine>) -> anyhow::Result<BTreeMap<String, Decimal>> {
+    let mut payouts = BTreeMap::new();
+    if let Some(row) = row.filter(|r| !r.cell("currency").is_empty()) {
+        payouts.insert(row.cell("currency").to_string(), row.payout()?);
+    }
+    Ok(payouts)
+}
+
+/// The change of one customer-month's payout, per currency, shared by `diff` and `post`:
+/// money in two currencies is never netted, so a currency on one side only is reversed in its
+/// own (paid before, nothing due) or booked in its own (nothing before, due now). The prior
+/// side's currencies come first.
+pub fn payout_changes(
+    prior: &BTreeMap<String, Decimal>,
+    current: &BTreeMap<String, Decimal>,
+) -> Vec<CurrencyChange> {
+    let zero = Decimal::new(0, MONEY_SCALE);
+    let mut changes: Vec<CurrencyChange> = prior
+        .iter()
+        .map(|(c, paid)| (c.clone(), *paid, current.get(c).copied().unwrap_or(zero)))
+        .collect();
+    changes.extend(
+        current
+            .iter()
+            .filter(|(c, _)| !prior.contains_key(*c))
+            .map(|(c, due)| (c.clone(), zero, *due)),
+    );
+    changes
+}
+
 /// Every adjustment between two ledgers, ordered by (customer_id, service_month, currency).
 pub fn adjustments(prior: &RunLedger, current: &RunLedger) -> anyhow::Result<Vec<Adjustment>> {
     let key = |r: &LedgerLine| (r.customer_id, r.service_month.clone());
@@ -313,39 +349,31 @@ pub fn adjustments(prior: &RunLedger, current: &RunLedger) -> anyhow::Result<Vec
                 ),
             }
         };
-        let zero = Decimal::new(0, MONEY_SCALE);
-        match (prior_rows.get(k), current_rows.get(k)) {
-            (Some(p), None) => out.push(entry(
-                p.payout()?,
-                zero,
-                p.cell("currency"),
-                "only_prior".into(),
-            )),
-            (None, Some(c)) => out.push(entry(
-                zero,
-                c.payout()?,
-                c.cell("currency"),
-                "only_current".into(),
-            )),
+        let (p, c) = (prior_rows.get(k).copied(), current_rows.get(k).copied());
+        let reason = match (p, c) {
+            (Some(_), None) => "only_prior".to_string(),
+            (None, Some(_)) => "only_current".to_string(),
             (Some(p), Some(c)) => {
                 if TRIGGER_COLUMNS.iter().all(|col| p.cell(col) == c.cell(col)) {
                     continue;
                 }
-                let reason = reasons(p, c).join("+");
-                let (pc, cc) = (p.cell("currency"), c.cell("currency"));
-                let (pp, cp) = (p.payout()?, c.payout()?);
-                if !pc.is_empty() && !cc.is_empty() && pc != cc {
-                    // Money in two currencies is never netted: reverse the prior payout in its
-                    // currency and book the current one in its own.
-                    out.push(entry(pp, zero, pc, reason.clone()));
-                    out.push(entry(zero, cp, cc, reason));
-                } else {
-                    // A side without currency (no billing, or an `error` row) pays 0.00.
-                    let currency = if cc.is_empty() { pc } else { cc };
-                    out.push(entry(pp, cp, currency, reason));
-                }
+                reasons(p, c).join("+")
             }
             (None, None) => unreachable!("key from one of the sides"),
+        };
+        let mut changes = payout_changes(&payout_by_currency(p)?, &payout_by_currency(c)?);
+        if changes.is_empty() {
+            // Neither side has a currency (no billing, or an `error` row): 0.00 on both.
+            let zero = Decimal::new(0, MONEY_SCALE);
+            changes.push((String::new(), zero, zero));
+        }
+        for (currency, prior_payout, current_payout) in changes {
+            out.push(entry(
+                prior_payout,
+                current_payout,
+                &currency,
+                reason.clone(),
+            ));
         }
     }
     for a in &out {
@@ -480,6 +508,7 @@ struct DiffManifest {
     prior: LedgerSource,
     current: LedgerSource,
     adjustment_rows: usize,
+    scope: ScopeRecord,
     totals: BTreeMap<String, CurrencyTotals>,
     outputs: Vec<FileDigest>,
 }
@@ -510,12 +539,21 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
     crate::output::check_target(&args.out, args.force)?;
     let prior = RunLedger::load(&args.prior)?;
     let current = RunLedger::load(&args.current)?;
-    let rows = adjustments(&prior, &current)?;
-    let totals = totals(&rows);
+    let (prior_scope, current_scope) =
+        (RunScope::load(&args.prior)?, RunScope::load(&args.current)?);
+    let comparison = compare(
+        &prior,
+        &prior_scope,
+        &current,
+        &current_scope,
+        args.allow_policy_change,
+    )?;
+    let rows = &comparison.rows;
+    let totals = totals(rows);
 
     let staged = StagedOutput::prepare(&args.out, args.force)?;
-    staged.write("adjustments.csv", |w| write_csv(&rows, w))?;
-    staged.write("adjustments.parquet", |w| write_parquet(&rows, w))?;
+    staged.write("adjustments.csv", |w| write_csv(rows, w))?;
+    staged.write("adjustments.parquet", |w| write_parquet(rows, w))?;
     staged.write("adjustment_totals.csv", |w| write_totals_csv(&totals, w))?;
     let outputs: Vec<(String, PathBuf)> = [
         "adjustments.csv",
@@ -530,6 +568,7 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
         prior: LedgerSource::of(&prior),
         current: LedgerSource::of(&current),
         adjustment_rows: rows.len(),
+        scope: ScopeRecord::of(&comparison),
         totals: totals.clone(),
         outputs: manifest::digest_files(&outputs)?,
     };
@@ -539,8 +578,54 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
     staged.commit(args.force)?;
-    crate::text::print(&summary(&prior, &current, &rows, &totals, &args.out))?;
+    let mut text = summary(&prior, &current, rows, &totals, &args.out);
+    text.insert_str(
+        text.find('\n').map_or(0, |i| i + 1),
+        &scope_lines(&comparison),
+    );
+    crate::text::print(&text)?;
     Ok(())
+}
+
+/// What was compared and what was left out, for the summary (issue 16's scope rule).
+fn scope_lines(comparison: &Comparison) -> String {
+    let compared = comparison.common.as_ref().map_or(
+        "nothing: the runs share no customer-month".to_string(),
+        RunScope::describe,
+    );
+    let (prior_out, current_out) = comparison.left_out_rows;
+    let mut text = format!("  compared: {compared}\n");
+    if prior_out + current_out > 0 {
+        writeln!(
+            text,
+            "  left out (not covered by both runs): {prior_out} prior row(s), {current_out} current row(s)"
+        )
+        .ok();
+    }
+    if comparison.policy_changed {
+        text.push_str("  policy changed: every entry is labelled `policy`\n");
+    }
+    text
+}
+
+/// The compared scope as `manifest.json` records it.
+#[derive(Debug, Serialize)]
+struct ScopeRecord {
+    compared: Option<String>,
+    left_out_prior_rows: usize,
+    left_out_current_rows: usize,
+    policy_changed: bool,
+}
+
+impl ScopeRecord {
+    fn of(comparison: &Comparison) -> ScopeRecord {
+        ScopeRecord {
+            compared: comparison.common.as_ref().map(RunScope::describe),
+            left_out_prior_rows: comparison.left_out_rows.0,
+            left_out_current_rows: comparison.left_out_rows.1,
+            policy_changed: comparison.policy_changed,
+        }
+    }
 }
 
 fn summary(
@@ -637,6 +722,46 @@ mod tests {
             ("-7.00".to_string(), "CNY")
         );
         assert_eq!(rows[0].reason, "currency+status");
+    }
+
+    fn scope(first: &str, last: &str, customers: Option<&[i64]>) -> RunScope {
+        RunScope {
+            first_month: first.parse().unwrap(),
+            last_month: last.parse().unwrap(),
+            customers: customers.map(|c| c.iter().copied().collect()),
+            as_of: "2026-04-30".into(),
+            policy: serde_json::json!({"name": "CCC"}),
+        }
+    }
+
+    #[test]
+    fn issue16_scope_a_one_customer_rerun_reverses_no_other_customer() {
+        let prior = ledger(
+            "a",
+            vec![
+                line(&[("currency", "CNY"), ("payout", "10.00")]),
+                LedgerLine {
+                    customer_id: 2,
+                    ..line(&[("currency", "CNY"), ("payout", "5.00")])
+                },
+            ],
+        );
+        let current = ledger("b", vec![line(&[("currency", "CNY"), ("payout", "12.00")])]);
+        let comparison = compare(
+            &prior,
+            &scope("2026-01", "2026-01", None),
+            &current,
+            &scope("2026-01", "2026-01", Some(&[1])),
+            false,
+        )
+        .unwrap();
+        let shown: Vec<_> = comparison
+            .rows
+            .iter()
+            .map(|a| (a.customer_id, money(a.delta)))
+            .collect();
+        assert_eq!(shown, [(1, "2.00".to_string())]);
+        assert_eq!(comparison.left_out_rows, (1, 0));
     }
 
     #[test]

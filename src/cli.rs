@@ -78,6 +78,23 @@ pub enum Command {
     #[command(after_help = "Example:\n  \
         sla-ledger diff --prior out/2026-04-30 --current out/2026-05-31 --out out/adjustments")]
     Diff(DiffArgs),
+    /// Book a finished run's payouts in the payout journal, exactly once.
+    ///
+    /// Each entry is the run's payout minus what the journal has booked for that customer,
+    /// month and currency, inside the run's own months and customers only.
+    #[command(after_help = "Examples:\n  \
+        sla-ledger post --journal payouts.db --run out/2026-04-30 --note \"April month end\"\n  \
+        sla-ledger post --journal payouts.db --run out/2026-05-31")]
+    Post(PostArgs),
+    /// Read, check and export the payout journal that `post` writes.
+    #[command(after_help = "Examples:\n  \
+        sla-ledger journal balance --journal payouts.db --customer 100023757 --format json\n  \
+        sla-ledger journal verify --journal payouts.db\n  \
+        sla-ledger journal export --journal payouts.db --since 2 --out out/export-2")]
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
     /// Show everything behind one ledger row: calls, exemptions, tier, fee, claims, payout.
     #[command(after_help = "Example:\n  \
         sla-ledger explain --job jobs/month-end.toml --customer 100023757 --month 2026-02")]
@@ -256,6 +273,9 @@ pub struct DiffArgs {
     /// Replace --out (atomically) if it is an earlier output of this program.
     #[arg(long)]
     pub force: bool,
+    /// Compare runs made under different policies; every entry is then labelled `policy`.
+    #[arg(long)]
+    pub allow_policy_change: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -289,5 +309,94 @@ pub struct ExplainArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExplainFormat {
     Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PostArgs {
+    /// The journal (an SQLite file); created by the first `post`.
+    #[arg(long, value_name = "FILE")]
+    pub journal: PathBuf,
+    /// The run output to book (its `ledger.csv` and `manifest.json`).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// A note kept with the batch (who, why).
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Book a run as of a day before the last batch of overlapping months (undoes its corrections).
+    #[arg(long)]
+    pub allow_backdated: bool,
+    /// Book a run under a different policy than the last batch; entries are labelled `policy`.
+    #[arg(long)]
+    pub allow_policy_change: bool,
+    /// Seconds to wait for another `post` holding the journal before failing.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    pub wait_secs: u64,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum JournalCommand {
+    /// What has been booked per customer, service month and currency.
+    Balance(BalanceArgs),
+    /// The batches: number, time, run, ledger SHA-256, as_of, months, entries, totals, note.
+    History(HistoryArgs),
+    /// Recompute the hash chain and every balance; exit 1 naming the first mismatch.
+    Verify(JournalFileArgs),
+    /// Write the entries of batch `--since` and later as CSV and Parquet.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JournalFileArgs {
+    /// The journal `post` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub journal: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BalanceArgs {
+    /// The journal `post` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub journal: PathBuf,
+    /// Only this customer.
+    #[arg(long, value_name = "ID")]
+    pub customer: Option<i64>,
+    /// Only this service month, `YYYY-MM`.
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: Option<String>,
+    /// `csv` (default) or `json`.
+    #[arg(long, value_enum, default_value_t = TableFormat::Csv)]
+    pub format: TableFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The journal `post` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub journal: PathBuf,
+    /// `csv` (default) or `json`.
+    #[arg(long, value_enum, default_value_t = TableFormat::Csv)]
+    pub format: TableFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The journal `post` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub journal: PathBuf,
+    /// The first batch to export (batches are numbered from 1).
+    #[arg(long, value_name = "BATCH", value_parser = clap::value_parser!(u64).range(1..))]
+    pub since: u64,
+    /// Where to write `entries.csv`, `entries.parquet` and `manifest.json`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace a non-empty --out directory (atomically).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Csv,
     Json,
 }

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => sla_ledger::validate::validate_command(&args),
         Command::Generate(args) => sla_ledger::generate::generate_command(&args),
         Command::Diff(args) => sla_ledger::adjustments::diff_command(&args),
+        Command::Post(args) => sla_ledger::journal::post::post_command(&args),
+        Command::Journal { command } => sla_ledger::journal::journal_command(&command),
         Command::Explain(args) => sla_ledger::explain::explain_command(&args),
         Command::Cluster { command } => sla_ledger::engine::cluster_command(&command),
         Command::Completions(args) => sla_ledger::manual::completions(args.shell),

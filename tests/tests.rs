@@ -15,6 +15,7 @@ mod hostile_exemptions;
 mod hostile_heavy;
 mod hostile_input;
 mod hostile_output;
+mod journal;
 mod operator_cli;
 mod properties;
 mod reconcile;

@@ -1,0 +1,160 @@
+//! `sla-ledger journal export`: entries of a batch and later, for the accounting system.
+//!
+//! Takes the journal, the first batch and an output folder; gives `entries.csv`,
+//! `entries.parquet` (decimal128 money, never float) and a `manifest.json`, written atomically.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::sqlite::SqliteStore;
+use super::store::Store;
+use super::{money, Entry, MONEY_SCALE};
+use crate::cli::ExportArgs;
+use crate::manifest::{self, FileDigest, Program};
+use crate::output::StagedOutput;
+
+/// Export columns, in output order.
+pub const ENTRY_COLUMNS: [&str; 8] = [
+    "batch",
+    "customer_id",
+    "service_month",
+    "currency",
+    "amount",
+    "balance_after",
+    "reason",
+    "idempotency_key",
+];
+
+pub fn write_csv(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    writer.write_record(ENTRY_COLUMNS)?;
+    for e in entries {
+        writer.write_record([
+            e.batch.to_string(),
+            e.customer_id.to_string(),
+            e.service_month.clone(),
+            e.currency.clone(),
+            money(e.amount),
+            money(e.balance_after),
+            e.reason.clone(),
+            e.idempotency_key.clone(),
+        ])?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+pub fn write_parquet(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
+    let money_column = |name: &str, f: fn(&Entry) -> rust_decimal::Decimal| {
+        crate::ledger::decimal_column(
+            name,
+            entries.iter().map(|e| Some(f(e))).collect(),
+            crate::ledger::MONEY_PRECISION,
+            MONEY_SCALE,
+        )
+    };
+    let strings = |f: fn(&Entry) -> &str| entries.iter().map(f).collect::<Vec<_>>();
+    let mut frame = DataFrame::new(
+        entries.len(),
+        vec![
+            Column::new(
+                ENTRY_COLUMNS[0].into(),
+                entries.iter().map(|e| e.batch).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                ENTRY_COLUMNS[1].into(),
+                entries.iter().map(|e| e.customer_id).collect::<Vec<_>>(),
+            ),
+            Column::new(ENTRY_COLUMNS[2].into(), strings(|e| &e.service_month)),
+            Column::new(ENTRY_COLUMNS[3].into(), strings(|e| &e.currency)),
+            money_column(ENTRY_COLUMNS[4], |e| e.amount)?,
+            money_column(ENTRY_COLUMNS[5], |e| e.balance_after)?,
+            Column::new(ENTRY_COLUMNS[6].into(), strings(|e| &e.reason)),
+            Column::new(ENTRY_COLUMNS[7].into(), strings(|e| &e.idempotency_key)),
+        ],
+    )?;
+    ParquetWriter::new(out)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::full())
+        .finish(&mut frame)?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct ExportManifest {
+    program: Program,
+    journal: String,
+    since_batch: u64,
+    last_batch: u64,
+    /// The SHA-256 of the last batch exported: the chain position this export stands for.
+    last_batch_sha256: String,
+    entry_rows: usize,
+    outputs: Vec<FileDigest>,
+}
+
+/// `sla-ledger journal export --journal FILE --since BATCH --out DIR [--force]`.
+pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
+    crate::output::check_target(&args.out, args.force)?;
+    let mut store = SqliteStore::open_existing(&args.journal)?;
+    let batches = store.batches()?;
+    let Some(last) = batches.last() else {
+        bail!(
+            "journal `{}` holds no batch yet\n  hint: `sla-ledger post` books a run first",
+            args.journal.display()
+        );
+    };
+    if args.since > last.number {
+        bail!(
+            "--since {} is after the last batch, {}\n  hint: `sla-ledger journal history --journal {}` lists the batches",
+            args.since,
+            last.number,
+            args.journal.display()
+        );
+    }
+    // Nothing leaves a journal that does not verify: the accounting system would book it.
+    let (all, balances) = (store.entries(1)?, store.balances()?);
+    if let Err(finding) = super::chain::verify(&batches, &all, &balances)? {
+        bail!(
+            "journal `{}`: {finding}; nothing was exported\n  hint: `sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
+            args.journal.display(),
+            args.journal.display()
+        );
+    }
+    let entries: Vec<Entry> = all.into_iter().filter(|e| e.batch >= args.since).collect();
+    let staged = StagedOutput::prepare(&args.out, args.force)?;
+    staged.write("entries.csv", |w| write_csv(&entries, w))?;
+    staged.write("entries.parquet", |w| write_parquet(&entries, w))?;
+    let outputs: Vec<(String, PathBuf)> = ["entries.csv", "entries.parquet"]
+        .iter()
+        .map(|n| (n.to_string(), staged.path(n)))
+        .collect();
+    let manifest = ExportManifest {
+        program: Program::current(),
+        journal: args.journal.display().to_string(),
+        since_batch: args.since,
+        last_batch: last.number,
+        last_batch_sha256: last.batch_sha256.clone(),
+        entry_rows: entries.len(),
+        outputs: manifest::digest_files(&outputs)?,
+    };
+    staged.write("manifest.json", |w| {
+        serde_json::to_writer_pretty(&mut *w, &manifest)?;
+        w.write_all(b"\n")?;
+        Ok(())
+    })?;
+    staged.commit(args.force)?;
+    crate::text::print(&format!(
+        "sla-ledger journal export: {} entries of batches {}..{} of `{}`\n  written: {}\n",
+        entries.len(),
+        args.since,
+        last.number,
+        args.journal.display(),
+        args.out.display()
+    ))
+}
