@@ -96,14 +96,7 @@ impl RunLedger {
 
 fn recorded_ledger_hash(dir: &Path) -> anyhow::Result<String> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read `{}`\n  hint: pass the `--out` folder of an `sla-ledger run`",
-            path.display()
-        )
-    })?;
-    let manifest: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
+    let manifest = manifest::read_run_manifest(dir)?;
     manifest["outputs"]
         .as_array()
         .into_iter()

@@ -57,6 +57,19 @@ pub fn written_by_this_program(manifest: &[u8]) -> bool {
         .is_ok_and(|h| h.program.name == Program::current().name)
 }
 
+/// The `manifest.json` of the run output `dir`, as JSON, for the commands that read a run
+/// (`diff`, `post`).
+pub fn read_run_manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read `{}`\n  hint: pass the `--out` folder of an `sla-ledger run`",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("`{}` is not valid JSON", path.display()))
+}
+
 #[derive(Debug, Serialize)]
 pub struct EffectiveJob {
     pub data: String,

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use sha2::{Digest, Sha256};
 
 use crate::adjustments::{adjustments, Adjustment, LedgerLine, RunLedger};
@@ -31,14 +31,7 @@ impl RunScope {
     /// Reads the scope of the run output `dir`.
     pub fn load(dir: &Path) -> anyhow::Result<RunScope> {
         let path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "cannot read `{}`\n  hint: pass the `--out` folder of an `sla-ledger run`",
-                path.display()
-            )
-        })?;
-        let manifest: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
+        let manifest = crate::manifest::read_run_manifest(dir)?;
         scope_of(&manifest["job"]).map_err(|problem| {
             anyhow::anyhow!(
                 "`{}`: {problem}\n  hint: pass the `--out` folder of an `sla-ledger run` of this version",
