@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use anyhow::bail;
 use rust_decimal::Decimal;
 
-use super::sqlite::SqliteStore;
+use super::sqlite::{Busy, SqliteStore};
 use super::store::{NewBatch, NewEntry, State, Store};
 use super::{money, Batch, Entry, MONEY_SCALE};
 use crate::adjustments::{self, RunLedger};
@@ -214,6 +214,30 @@ pub fn post_command(args: &PostArgs) -> anyhow::Result<()> {
     let run = RunLedger::load(&args.run)?;
     let scope = RunScope::load(&args.run)?;
     let wait = std::time::Duration::from_secs(args.wait_secs);
+    let deadline = std::time::Instant::now() + wait;
+    // SQLite's own busy handler is not asked in every case (a journal being created or
+    // switched to WAL by another `post`), so a busy journal is also tried again here, until
+    // the wait is over. Each try is one transaction: a failed one booked nothing.
+    let outcome = loop {
+        match post_once(args, &run, &scope, wait) {
+            Err(e)
+                if e.downcast_ref::<Busy>().is_some() && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other?,
+        }
+    };
+    crate::text::print(&summary(args, &run, &scope, &outcome))
+}
+
+/// One try of `post`: open the journal, verify it, append the batch in one transaction.
+fn post_once(
+    args: &PostArgs,
+    run: &RunLedger,
+    scope: &RunScope,
+    wait: std::time::Duration,
+) -> anyhow::Result<Outcome> {
     let mut store = SqliteStore::create_or_open(&args.journal, wait)?;
     // A batch appended to a changed journal would seal the change into the chain.
     let (batches, entries, balances) = (store.batches()?, store.entries(1)?, store.balances()?);
@@ -230,17 +254,16 @@ pub fn post_command(args: &PostArgs) -> anyhow::Result<()> {
             already = Some(b.number);
             return Ok(None);
         }
-        let policy_changed = check_order(args, &scope, state)?;
-        let plan = plan_entries(&run, &scope, state, policy_changed)?;
+        let policy_changed = check_order(args, scope, state)?;
+        let plan = plan_entries(run, scope, state, policy_changed)?;
         unbooked = (plan.provisional_rows, plan.months_left_out);
-        Ok(Some(new_batch(args, &run, &scope, plan.entries)?))
+        Ok(Some(new_batch(args, run, scope, plan.entries)?))
     })?;
-    let outcome = match (appended, already) {
+    Ok(match (appended, already) {
         (Some(booked), _) => Outcome::Booked(Box::new(booked), unbooked),
         (None, Some(number)) => Outcome::AlreadyBooked(number),
         (None, None) => bail!("the journal store appended nothing and named no batch"),
-    };
-    crate::text::print(&summary(args, &run, &scope, &outcome))
+    })
 }
 
 fn new_batch(

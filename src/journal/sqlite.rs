@@ -170,6 +170,14 @@ impl SqliteStore {
     }
 }
 
+/// Another connection holds the journal: the caller may try again until its wait is over.
+#[derive(Debug, thiserror::Error)]
+#[error("journal `{}` is busy: another `post` held it for more than {wait_secs} s; nothing was booked\n  hint: wait until the other `post` has finished, then post again (`--wait-secs` waits longer)", path.display())]
+pub struct Busy {
+    pub path: PathBuf,
+    pub wait_secs: u64,
+}
+
 /// An SQLite error in the user's words; a busy journal says who holds it and what to do.
 fn failure_for(path: &Path, wait: Duration, e: rusqlite::Error) -> anyhow::Error {
     let busy = matches!(
@@ -177,11 +185,10 @@ fn failure_for(path: &Path, wait: Duration, e: rusqlite::Error) -> anyhow::Error
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     );
     if busy {
-        return anyhow::anyhow!(
-            "journal `{}` is busy: another `post` held it for more than {} s; nothing was booked\n  hint: wait until the other `post` has finished, then post again (`--wait-secs` waits longer)",
-            path.display(),
-            wait.as_secs()
-        );
+        return anyhow::Error::new(Busy {
+            path: path.to_path_buf(),
+            wait_secs: wait.as_secs(),
+        });
     }
     if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
         return anyhow::anyhow!(
