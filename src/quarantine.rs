@@ -5,7 +5,6 @@
 //! made (SPEC §8): cut to [`DETAIL_CHARS`] characters with its original length noted, and its
 //! control characters escaped.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::Position;
@@ -81,23 +80,7 @@ pub const DETAIL_CHARS: usize = 200;
 /// 10 KB status cannot make `quarantine.csv` grow by 10 KB a row, and nothing raw reaches a
 /// terminal that shows it. Short, clean details are kept as they are.
 pub fn bounded_detail(detail: String) -> String {
-    let long = detail.chars().nth(DETAIL_CHARS).is_some();
-    if !long && !detail.chars().any(char::is_control) {
-        return detail;
-    }
-    let mut out = String::with_capacity(DETAIL_CHARS + 32);
-    for c in detail.chars().take(DETAIL_CHARS) {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    if long {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "… ({} bytes in all)", detail.len());
-    }
-    out
+    crate::text::inert(&detail, DETAIL_CHARS)
 }
 
 /// All quarantine entries of a run, in a deterministic order once sorted.

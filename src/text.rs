@@ -9,18 +9,21 @@ use std::fmt::Write as _;
 /// Characters of an input value shown in a message before it is cut.
 pub const SHOWN_CHARS: usize = 200;
 
-/// `text` with every control character (C0, DEL, C1) and the Unicode line and paragraph
-/// separators written as a Rust-style escape (`\n`, `\u{1b}`), so it prints as one inert line.
-pub fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        push_escaped(&mut out, c);
-    }
-    out
+/// What an escape leaves as it is, besides ordinary characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Escape backslashes too, so an escaped value reads back unambiguously.
+    Nothing,
+    /// Keep backslashes: the text holds values escaped once already.
+    Backslashes,
+    /// Keep backslashes and line breaks: a whole message the program laid out itself.
+    LinesAndBackslashes,
 }
 
-fn push_escaped(out: &mut String, c: char) {
+fn push_escaped(out: &mut String, c: char, keep: Keep) {
     match c {
+        '\n' if keep == Keep::LinesAndBackslashes => out.push(c),
+        '\\' if keep != Keep::Nothing => out.push(c),
         '\n' => out.push_str("\\n"),
         '\r' => out.push_str("\\r"),
         '\t' => out.push_str("\\t"),
@@ -40,17 +43,36 @@ fn is_unsafe(c: char) -> bool {
         || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
-/// `text` escaped and, past [`SHOWN_CHARS`] characters, cut with its full length noted.
-pub fn shown(text: &str) -> String {
-    let mut out = String::new();
+/// `text` escaped as `keep` says and, past `max_chars` characters, cut on a character
+/// boundary with its full length in bytes noted.
+fn cut(text: &str, max_chars: usize, keep: Keep) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
     for (count, c) in text.chars().enumerate() {
-        if count == SHOWN_CHARS {
+        if count == max_chars {
             write!(out, "… ({} bytes in all)", text.len()).ok();
             return out;
         }
-        push_escaped(&mut out, c);
+        push_escaped(&mut out, c, keep);
     }
     out
+}
+
+/// `text` with every control character (C0, DEL, C1), backslash and the Unicode line,
+/// paragraph and direction marks written as a Rust-style escape (`\n`, `\u{1b}`), so it
+/// prints as one inert line.
+pub fn escaped(text: &str) -> String {
+    cut(text, usize::MAX, Keep::Nothing)
+}
+
+/// `text` escaped and, past [`SHOWN_CHARS`] characters, cut with its full length noted.
+pub fn shown(text: &str) -> String {
+    cut(text, SHOWN_CHARS, Keep::Nothing)
+}
+
+/// Text that may quote values escaped once already (a quarantine detail), made inert and cut
+/// at `max_chars`: control characters escaped, backslashes kept.
+pub fn inert(text: &str, max_chars: usize) -> String {
+    cut(text, max_chars, Keep::Backslashes)
 }
 
 /// An input value for a message: [`shown`], in backticks.
@@ -61,15 +83,8 @@ pub fn quoted(text: &str) -> String {
 /// A whole message for a terminal: each line's control characters escaped, the line breaks
 /// the program itself wrote (between message and `hint:`) kept.
 pub fn for_terminal(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for c in message.chars() {
-        // Backslashes stay: values quoted in the message were escaped once already.
-        match c {
-            '\n' | '\\' => out.push(c),
-            c => push_escaped(&mut out, c),
-        }
-    }
-    out
+    // Backslashes stay: values quoted in the message were escaped once already.
+    cut(message, usize::MAX, Keep::LinesAndBackslashes)
 }
 
 /// Writes a report to stdout with [`for_terminal`] applied. A closed pipe (`| head`) ends the
