@@ -143,28 +143,26 @@ pub fn digest_inputs(inputs: &[InputFile]) -> anyhow::Result<Vec<FileDigest>> {
         .par_iter()
         .map(|input| {
             input.check_unchanged()?;
-            let (bytes, sha256) = sha256_file(&input.path)?;
+            let digest = digest_file(&input.shown, &input.path)?;
             input.check_unchanged()?;
-            Ok(FileDigest {
-                path: input.shown.clone(),
-                bytes,
-                sha256,
-            })
+            Ok(digest)
         })
         .collect()
+}
+
+fn digest_file(shown: &str, path: &Path) -> anyhow::Result<FileDigest> {
+    let (bytes, sha256) = sha256_file(path)?;
+    Ok(FileDigest {
+        path: shown.to_string(),
+        bytes,
+        sha256,
+    })
 }
 
 /// Digests of `(shown name, path)` pairs, hashed in parallel, in the given order.
 pub fn digest_files(files: &[(String, PathBuf)]) -> anyhow::Result<Vec<FileDigest>> {
     files
         .par_iter()
-        .map(|(shown, path)| {
-            let (bytes, sha256) = sha256_file(path)?;
-            Ok(FileDigest {
-                path: shown.clone(),
-                bytes,
-                sha256,
-            })
-        })
+        .map(|(shown, path)| digest_file(shown, path))
         .collect()
 }

@@ -135,11 +135,6 @@ impl CallFiles {
         })
     }
 
-    /// Nanoseconds per unit of the `ts` column of file `index` (1, 1 000 or 1 000 000).
-    pub fn ts_nanos_per_unit(&self, index: usize) -> i64 {
-        self.files[index].ts_nanos_per_unit
-    }
-
     /// Every file cut into chunks of whole row groups, about [`CHUNK_ROWS`] rows each.
     pub fn chunks(&self) -> Vec<Chunk> {
         let mut chunks = Vec::new();
