@@ -56,15 +56,15 @@ pub fn entries_sha256(entries: &[Entry]) -> String {
 pub fn batch_sha256(b: &Batch) -> String {
     let fields = serde_json::json!([
         b.number,
-        b.posted_at,
-        b.run_dir,
-        b.ledger_sha256,
-        b.as_of,
-        b.first_month,
-        b.last_month,
-        b.customers,
-        b.policy,
-        b.note,
+        b.head.posted_at,
+        b.head.run_dir,
+        b.head.ledger_sha256,
+        b.head.as_of,
+        b.head.first_month,
+        b.head.last_month,
+        b.head.customers,
+        b.head.policy,
+        b.head.note,
         b.entry_count,
         b.entries_sha256,
         b.previous_sha256,
@@ -95,15 +95,7 @@ pub fn seal(state: &State, new: NewBatch) -> anyhow::Result<(Batch, Vec<Entry>)>
     }
     let mut batch = Batch {
         number,
-        posted_at: new.posted_at,
-        run_dir: new.run_dir,
-        ledger_sha256: new.ledger_sha256,
-        as_of: new.as_of,
-        first_month: new.first_month,
-        last_month: new.last_month,
-        customers: new.customers,
-        policy: new.policy,
-        note: new.note,
+        head: new.head,
         entry_count: entries.len() as u64,
         entries_sha256: entries_sha256(&entries),
         previous_sha256: last.map_or(GENESIS_SHA256.to_string(), |b| b.batch_sha256.clone()),
@@ -321,18 +313,21 @@ pub fn verify_command(args: &JournalFileArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::journal::store::NewEntry;
+    use crate::journal::BatchHead;
 
     fn new_batch(entries: Vec<NewEntry>) -> NewBatch {
         NewBatch {
-            posted_at: "2026-05-01T00:00:00Z".into(),
-            run_dir: "out/a".into(),
-            ledger_sha256: "l".into(),
-            as_of: "2026-04-30".into(),
-            first_month: "2026-01".into(),
-            last_month: "2026-01".into(),
-            customers: None,
-            policy: "{}".into(),
-            note: String::new(),
+            head: BatchHead {
+                posted_at: "2026-05-01T00:00:00Z".into(),
+                run_dir: "out/a".into(),
+                ledger_sha256: "l".into(),
+                as_of: "2026-04-30".into(),
+                first_month: "2026-01".into(),
+                last_month: "2026-01".into(),
+                customers: None,
+                policy: "{}".into(),
+                note: String::new(),
+            },
             entries,
         }
     }

@@ -105,13 +105,13 @@ pub fn history_command(args: &HistoryArgs) -> anyhow::Result<()> {
                 .collect(),
             months: b.months(),
             batch: b.number,
-            posted_at: b.posted_at,
-            run: b.run_dir,
-            ledger_sha256: b.ledger_sha256,
-            as_of: b.as_of,
-            customers: b.customers,
+            posted_at: b.head.posted_at,
+            run: b.head.run_dir,
+            ledger_sha256: b.head.ledger_sha256,
+            as_of: b.head.as_of,
+            customers: b.head.customers,
             entries: b.entry_count,
-            note: b.note,
+            note: b.head.note,
         })
         .collect();
     let mut buffer = Vec::new();

@@ -39,10 +39,9 @@ pub struct Entry {
     pub entry_sha256: String,
 }
 
-/// One `post`: the run it booked, what that run looked at, and its place in the hash chain.
+/// What a batch says of the run it booked: the same for a batch to append and a sealed one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
-    pub number: u64,
+pub struct BatchHead {
     /// UTC, RFC 3339.
     pub posted_at: String,
     pub run_dir: String,
@@ -55,6 +54,13 @@ pub struct Batch {
     /// The run's effective policy, as JSON text from its manifest.
     pub policy: String,
     pub note: String,
+}
+
+/// One `post`: the run it booked, what that run looked at, and its place in the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub number: u64,
+    pub head: BatchHead,
     pub entry_count: u64,
     pub entries_sha256: String,
     pub previous_sha256: String,
@@ -69,21 +75,25 @@ impl Batch {
                 .map_err(|e| anyhow::anyhow!("batch {}: month `{text}`: {e}", self.number))
         };
         Ok(crate::scope::RunScope {
-            first_month: month(&self.first_month)?,
-            last_month: month(&self.last_month)?,
-            customers: self.customers.as_ref().map(|c| c.iter().copied().collect()),
-            as_of: self.as_of.clone(),
-            policy: serde_json::from_str(&self.policy)
+            first_month: month(&self.head.first_month)?,
+            last_month: month(&self.head.last_month)?,
+            customers: self
+                .head
+                .customers
+                .as_ref()
+                .map(|c| c.iter().copied().collect()),
+            as_of: self.head.as_of.clone(),
+            policy: serde_json::from_str(&self.head.policy)
                 .with_context(|| format!("batch {}: its policy is not JSON", self.number))?,
         })
     }
 
     /// `2026-01` or `2026-01..2026-03`.
     pub fn months(&self) -> String {
-        if self.first_month == self.last_month {
-            self.first_month.clone()
+        if self.head.first_month == self.head.last_month {
+            self.head.first_month.clone()
         } else {
-            format!("{}..{}", self.first_month, self.last_month)
+            format!("{}..{}", self.head.first_month, self.head.last_month)
         }
     }
 }

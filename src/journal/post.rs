@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 
 use super::sqlite::{Busy, SqliteStore};
 use super::store::{NewBatch, NewEntry, State, Store};
-use super::{money, Batch, Entry, MONEY_SCALE};
+use super::{money, Batch, BatchHead, Entry, MONEY_SCALE};
 use crate::adjustments::{self, RunLedger};
 use crate::cli::PostArgs;
 use crate::scope::{self, RunScope};
@@ -74,7 +74,7 @@ fn basis<'a>(scopes: &'a [(RunScope, &'a Batch)], month: &Month) -> Option<&'a s
         .iter()
         .rev()
         .find(|(s, _)| s.covers(month.0, &month.1))
-        .map(|(_, b)| b.ledger_sha256.as_str())
+        .map(|(_, b)| b.head.ledger_sha256.as_str())
 }
 
 /// Entries that bring each customer-month of the run's scope to the run's payout; provisional
@@ -185,14 +185,14 @@ fn check_order(args: &PostArgs, scope: &RunScope, state: &State) -> anyhow::Resu
     let Some((last, last_scope)) = last_overlapping(&state.batches, scope)? else {
         return Ok(false);
     };
-    if scope.as_of < last.as_of && !args.allow_backdated {
+    if scope.as_of < last.head.as_of && !args.allow_backdated {
         bail!(
             "`{}` is as of {}, earlier than batch {} (as of {}), which booked overlapping months; posting it would undo later corrections\n  hint: post a run as of {} or later, or pass `--allow-backdated` if undoing them is intended",
             args.run.display(),
             scope.as_of,
             last.number,
-            last.as_of,
-            last.as_of
+            last.head.as_of,
+            last.head.as_of
         );
     }
     scope::check_policy(
@@ -250,7 +250,11 @@ fn post_once(
     }
     let (mut already, mut unbooked) = (None, (0, 0));
     let appended = store.append(&mut |state| {
-        if let Some(b) = state.batches.iter().find(|b| b.ledger_sha256 == run.sha256) {
+        if let Some(b) = state
+            .batches
+            .iter()
+            .find(|b| b.head.ledger_sha256 == run.sha256)
+        {
             already = Some(b.number);
             return Ok(None);
         }
@@ -273,18 +277,20 @@ fn new_batch(
     entries: Vec<NewEntry>,
 ) -> anyhow::Result<NewBatch> {
     Ok(NewBatch {
-        posted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        run_dir: args.run.display().to_string(),
-        ledger_sha256: run.sha256.clone(),
-        as_of: scope.as_of.clone(),
-        first_month: scope.first_month.to_string(),
-        last_month: scope.last_month.to_string(),
-        customers: scope
-            .customers
-            .as_ref()
-            .map(|c| c.iter().copied().collect()),
-        policy: serde_json::to_string(&scope.policy)?,
-        note: args.note.clone().unwrap_or_default(),
+        head: BatchHead {
+            posted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            run_dir: args.run.display().to_string(),
+            ledger_sha256: run.sha256.clone(),
+            as_of: scope.as_of.clone(),
+            first_month: scope.first_month.to_string(),
+            last_month: scope.last_month.to_string(),
+            customers: scope
+                .customers
+                .as_ref()
+                .map(|c| c.iter().copied().collect()),
+            policy: serde_json::to_string(&scope.policy)?,
+            note: args.note.clone().unwrap_or_default(),
+        },
         entries,
     })
 }

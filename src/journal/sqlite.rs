@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, Transaction};
 
 use super::chain;
 use super::store::{NewBatch, State, Store};
-use super::{from_minor, to_minor, Balance, Batch, Entry};
+use super::{from_minor, to_minor, Balance, Batch, BatchHead, Entry};
 
 /// How long a reader waits for a `post` holding the journal before it fails.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -227,15 +227,17 @@ fn read_batches(conn: &Connection) -> rusqlite::Result<Vec<(Batch, Option<String
         Ok((
             Batch {
                 number: count(r, 0)?,
-                posted_at: r.get(1)?,
-                run_dir: r.get(2)?,
-                ledger_sha256: r.get(3)?,
-                as_of: r.get(4)?,
-                first_month: r.get(5)?,
-                last_month: r.get(6)?,
-                customers: None,
-                policy: r.get(8)?,
-                note: r.get(9)?,
+                head: BatchHead {
+                    posted_at: r.get(1)?,
+                    run_dir: r.get(2)?,
+                    ledger_sha256: r.get(3)?,
+                    as_of: r.get(4)?,
+                    first_month: r.get(5)?,
+                    last_month: r.get(6)?,
+                    customers: None,
+                    policy: r.get(8)?,
+                    note: r.get(9)?,
+                },
                 entry_count: count(r, 10)?,
                 entries_sha256: r.get(11)?,
                 previous_sha256: r.get(12)?,
@@ -252,7 +254,7 @@ fn with_customers(rows: Vec<(Batch, Option<String>)>) -> anyhow::Result<Vec<Batc
     let mut batches = Vec::with_capacity(rows.len());
     for (mut batch, customers) in rows {
         if let Some(text) = customers {
-            batch.customers = Some(serde_json::from_str(&text).map_err(|_| {
+            batch.head.customers = Some(serde_json::from_str(&text).map_err(|_| {
                 anyhow::anyhow!(
                     "batch {} column `customers` holds {}, not a JSON list of customer ids; the journal was changed after it was posted\n  hint: restore the journal from a backup taken before the change",
                     batch.number,
@@ -306,6 +308,7 @@ fn read_balances(conn: &Connection) -> rusqlite::Result<Vec<Balance>> {
 
 fn write_batch(tx: &Transaction, batch: &Batch, entries: &[Entry]) -> anyhow::Result<()> {
     let customers = batch
+        .head
         .customers
         .as_ref()
         .map(serde_json::to_string)
@@ -314,15 +317,15 @@ fn write_batch(tx: &Transaction, batch: &Batch, entries: &[Entry]) -> anyhow::Re
         "INSERT INTO batches VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             signed(batch.number),
-            batch.posted_at,
-            batch.run_dir,
-            batch.ledger_sha256,
-            batch.as_of,
-            batch.first_month,
-            batch.last_month,
+            batch.head.posted_at,
+            batch.head.run_dir,
+            batch.head.ledger_sha256,
+            batch.head.as_of,
+            batch.head.first_month,
+            batch.head.last_month,
             customers,
-            batch.policy,
-            batch.note,
+            batch.head.policy,
+            batch.head.note,
             signed(batch.entry_count),
             batch.entries_sha256,
             batch.previous_sha256,
@@ -419,15 +422,17 @@ mod tests {
 
     fn batch(ledger: &str, minor: i64) -> NewBatch {
         NewBatch {
-            posted_at: "2026-05-01T00:00:00Z".into(),
-            run_dir: "out/a".into(),
-            ledger_sha256: ledger.into(),
-            as_of: "2026-04-30".into(),
-            first_month: "2026-01".into(),
-            last_month: "2026-01".into(),
-            customers: Some(vec![2]),
-            policy: "{}".into(),
-            note: String::new(),
+            head: BatchHead {
+                posted_at: "2026-05-01T00:00:00Z".into(),
+                run_dir: "out/a".into(),
+                ledger_sha256: ledger.into(),
+                as_of: "2026-04-30".into(),
+                first_month: "2026-01".into(),
+                last_month: "2026-01".into(),
+                customers: Some(vec![2]),
+                policy: "{}".into(),
+                note: String::new(),
+            },
             entries: vec![NewEntry {
                 customer_id: 2,
                 service_month: "2026-01".into(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use super::{Balance, Batch, Entry};
+use super::{Balance, Batch, BatchHead, Entry};
 
 /// A cell of the journal: customer, service month, currency.
 pub type Cell = (i64, String, String);
@@ -22,15 +22,7 @@ pub struct State {
 /// A batch to append; the store numbers it and links it into the chain (`chain::seal`).
 #[derive(Debug, Clone)]
 pub struct NewBatch {
-    pub posted_at: String,
-    pub run_dir: String,
-    pub ledger_sha256: String,
-    pub as_of: String,
-    pub first_month: String,
-    pub last_month: String,
-    pub customers: Option<Vec<i64>>,
-    pub policy: String,
-    pub note: String,
+    pub head: BatchHead,
     pub entries: Vec<NewEntry>,
 }
 
