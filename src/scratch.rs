@@ -7,11 +7,12 @@
 //!
 //! - Dropped, or on SIGINT / SIGTERM / SIGHUP ([`install_signal_cleanup`]), the folder is
 //!   removed; a signal then ends the process with 130 / 143 / 129.
-//! - A folder is made under a pending name (`….new`), locked, and only then renamed to its
+//! - A folder is made under a pending name (`….PID.new`), locked, and only then renamed to its
 //!   final name, so a folder under a final name is locked for as long as its run lives. A later
 //!   run in the same place removes the ones it can lock: their run is dead (a lock dies with
 //!   its process). A folder that is not a real folder of this user, or is locked, is never
-//!   touched; a pending one only once it is old enough that no live run can still be naming it.
+//!   touched; a pending one only once the process it names is gone, or it is old enough that
+//!   no live run can still be naming it (the process id may have been reused).
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
@@ -22,9 +23,11 @@ use std::time::{Duration, SystemTime};
 
 /// Every scratch folder's name starts with this.
 const PREFIX: &str = ".sla-ledger-";
-/// The name a folder has between `mkdir` and taking its lock.
+/// The end of the name a folder has between `mkdir` and taking its lock, after the process id
+/// of the run making it.
 const PENDING_SUFFIX: &str = ".new";
-/// A pending folder older than this was left by a run killed between `mkdir` and `rename`.
+/// A pending folder older than this was left by a run killed between `mkdir` and `rename`,
+/// even if a process with the id it names is running now.
 const PENDING_GRACE: Duration = Duration::from_secs(60);
 /// The kinds of scratch folder this program makes.
 const KINDS: [&str; 3] = ["out", "spill", "validate"];
@@ -139,9 +142,10 @@ fn create(place: &Path, kind: &'static str) -> Result<ScratchDir, ScratchError> 
         let random = getrandom::u64()
             .map_err(|e| failed(io::Error::other(format!("no random numbers: {e}"))))?;
         let name = format!("{PREFIX}{kind}-{random:016x}");
-        let pending = place.join(format!("{name}{PENDING_SUFFIX}"));
+        let path = place.join(name);
+        let pending = pending_name(&path);
         match DirBuilder::new().mode(MODE).create(&pending) {
-            Ok(()) => break (pending, place.join(name)),
+            Ok(()) => break (pending, path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(failed(e)),
         }
@@ -200,12 +204,53 @@ fn try_lock(dir: &File) -> io::Result<bool> {
     }
 }
 
-/// `kind-<16 hex>` with an optional pending suffix: the rest of a scratch folder's name.
-fn is_scratch_name(rest: &str) -> bool {
-    let rest = rest.strip_suffix(PENDING_SUFFIX).unwrap_or(rest);
-    rest.split_once('-').is_some_and(|(kind, random)| {
-        KINDS.contains(&kind) && random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+/// `path` under its pending name, which names this process.
+fn pending_name(path: &Path) -> PathBuf {
+    let mut pending = path.as_os_str().to_owned();
+    pending.push(format!(".{}{PENDING_SUFFIX}", std::process::id()));
+    PathBuf::from(pending)
+}
+
+/// What the rest of a name after [`PREFIX`] says about a folder.
+#[derive(Debug, PartialEq, Eq)]
+enum ScratchName {
+    /// `kind-<16 hex>`: a folder its run has locked.
+    Final,
+    /// `kind-<16 hex>.<pid>.new`: between `mkdir` and lock, made by process `pid`.
+    Pending { pid: u32 },
+}
+
+/// Recognises `kind-<16 hex>` and `kind-<16 hex>.<pid>.new`; anything else is not ours.
+fn scratch_name(rest: &str) -> Option<ScratchName> {
+    let (stem, name) = match rest.strip_suffix(PENDING_SUFFIX) {
+        Some(pending) => {
+            let (stem, pid) = pending.rsplit_once('.')?;
+            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let pid = pid.parse().ok()?;
+            (stem, ScratchName::Pending { pid })
+        }
+        None => (rest, ScratchName::Final),
+    };
+    let (kind, random) = stem.split_once('-')?;
+    let ours = KINDS.contains(&kind)
+        && random.len() == 16
+        && random.bytes().all(|b| b.is_ascii_hexdigit());
+    ours.then_some(name)
+}
+
+/// False only when no process with this id exists (one of another user's counts as running).
+fn process_is_running(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 sends nothing; `kill` only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Removes the scratch folders in `place` whose run is dead: named as ours, a real folder of
@@ -221,9 +266,9 @@ fn remove_dead_leftovers(place: &Path) {
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
             continue;
         };
-        if !is_scratch_name(rest) {
+        let Some(scratch) = scratch_name(rest) else {
             continue;
-        }
+        };
         let path = entry.path();
         let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
@@ -235,8 +280,11 @@ fn remove_dead_leftovers(place: &Path) {
             .modified()
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok());
-        if rest.ends_with(PENDING_SUFFIX) && age.is_none_or(|a| a < PENDING_GRACE) {
-            continue;
+        if let ScratchName::Pending { pid } = scratch {
+            let young = age.is_none_or(|a| a < PENDING_GRACE);
+            if young && process_is_running(pid) {
+                continue;
+            }
         }
         let Ok(dir) = open_dir(&path) else {
             continue;
@@ -291,9 +339,7 @@ pub fn install_signal_cleanup() -> io::Result<()> {
 /// an error, which no longer matters); what is inside is then removed. Should the process die
 /// in between, the pending name is a leftover the next run removes.
 fn remove_while_written(path: &Path) {
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(PENDING_SUFFIX);
-    let aside = PathBuf::from(aside);
+    let aside = pending_name(path);
     let target = if fs::rename(path, &aside).is_ok() {
         aside
     } else {
@@ -427,7 +473,10 @@ mod tests {
         fs::create_dir(&foreign).unwrap();
         let link = dir.join(".sla-ledger-out-00112233445566aa");
         std::os::unix::fs::symlink(&foreign, &link).unwrap();
-        let pending = dir.join(".sla-ledger-out-00112233445566bb.new");
+        let pending = dir.join(format!(
+            ".sla-ledger-out-00112233445566bb.{}.new",
+            std::process::id()
+        ));
         fs::create_dir(&pending).unwrap();
         let next = ScratchDir::beside(&dir.join("b"), "out").unwrap();
         assert!(!dead.exists());
@@ -459,10 +508,46 @@ mod tests {
 
     #[test]
     fn scratch_names_are_recognised_exactly() {
-        assert!(is_scratch_name("spill-0123456789abcdef"));
-        assert!(is_scratch_name("out-0123456789abcdef.new"));
-        assert!(!is_scratch_name("spill-0123456789abcde"));
-        assert!(!is_scratch_name("other-0123456789abcdef"));
-        assert!(!is_scratch_name("spill-0123456789abcdeg"));
+        use ScratchName::{Final, Pending};
+        assert_eq!(scratch_name("spill-0123456789abcdef"), Some(Final));
+        assert_eq!(
+            scratch_name("out-0123456789abcdef.42.new"),
+            Some(Pending { pid: 42 })
+        );
+        for not_ours in [
+            "out-0123456789abcdef.new",
+            "out-0123456789abcdef..new",
+            "out-0123456789abcdef.-1.new",
+            "out-0123456789abcdef.99999999999.new",
+            "spill-0123456789abcde",
+            "other-0123456789abcdef",
+            "spill-0123456789abcdeg",
+        ] {
+            assert_eq!(scratch_name(not_ours), None, "{not_ours}");
+        }
+    }
+
+    #[test]
+    fn spec_8_a_pending_folder_of_a_dead_process_is_removed_at_once() {
+        let dir = place("pending");
+        // A process that has ended: its id names no running process until it is reused.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let dead = dir.join(format!(".sla-ledger-spill-00112233445566cc.{dead_pid}.new"));
+        fs::create_dir(&dead).unwrap();
+        let running = dir.join(format!(
+            ".sla-ledger-spill-00112233445566dd.{}.new",
+            std::process::id()
+        ));
+        fs::create_dir(&running).unwrap();
+        let next = ScratchDir::beside(&dir.join("b"), "out").unwrap();
+        assert!(!dead.exists() || process_is_running(dead_pid));
+        assert!(
+            running.exists(),
+            "a running process's pending folder was removed"
+        );
+        drop(next);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
