@@ -17,7 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::cli::DiffArgs;
-use crate::ledger::{self, COLUMNS};
+use crate::ledger::{self, money, COLUMNS};
 use crate::manifest::{self, FileDigest, Program};
 use crate::output::StagedOutput;
 use crate::scope::{compare, Comparison, RunScope};
@@ -404,10 +404,6 @@ pub fn totals(adjustments: &[Adjustment]) -> BTreeMap<String, CurrencyTotals> {
         }
     }
     sums
-}
-
-fn money(value: Decimal) -> String {
-    ledger::fixed(value, MONEY_SCALE)
 }
 
 pub fn write_csv(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()> {

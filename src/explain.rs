@@ -11,23 +11,25 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Context};
 use chrono::{NaiveDate, Utc};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::cli::{ExplainArgs, ExplainFormat, RunArgs};
 use crate::inputs::calendar::{self, Calendar};
+use crate::inputs::claims::Claim;
 use crate::inputs::exemptions::Notice;
 use crate::inputs::Inputs;
 use crate::job::{CalendarSource, Job, MonthRange};
-use crate::ledger::{self, LedgerRow, Priced};
+use crate::ledger::{self, money};
 use crate::policy::{reaches_pct, Clause};
 use crate::quarantine::Entry;
 use crate::stages::availability::Availability;
-use crate::stages::billing::{monthly_fee, Fee};
-use crate::stages::calls::{customer_calls, CustomerCall};
-use crate::stages::claims::{check_claim, decide, ClaimContext};
-use crate::stages::compensation::compensation;
+use crate::stages::billing::Fee;
+use crate::stages::calls::{customer_calls, CustomerCall, MonthCallCounts};
+use crate::stages::claims::{check_claim, ClaimContext};
+use crate::stages::compensation::{CompensationSteps, ROUNDING_NAME};
 use crate::stages::exemptions::{ExemptionMatch, ExemptionRules, SystemError};
+use crate::stages::pricing::{price_month, PricedMonth, PricingRules, TablesByMonth};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
 use crate::time::{format_instant, local_date, YearMonth, NANOS_PER_SECOND};
 
@@ -251,142 +253,35 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
     let calls = customer_calls(&inputs.calls, args.customer)
         .with_context(|| format!("cannot read the calls of customer {}", args.customer))?;
     let counted = Counted::of(&job, &months, &calls.calls);
-    let rules = ExemptionRules::new(&inputs.exemptions, &job.policy);
-    let (errors, exempt_by_clause) = system_errors(&rules, args.customer, &counted);
-    let exempt_errors: u64 = exempt_by_clause.values().sum();
-    let system_error_count = errors.len() as u64;
-    let availability = Availability {
+    let exemption_rules = ExemptionRules::new(&inputs.exemptions, &job.policy);
+    let (errors, exempt_by_clause) = system_errors(&exemption_rules, args.customer, &counted);
+    let counts = MonthCallCounts {
         total_calls: counted.calls.len() as u64,
-        unavailable_calls: system_error_count - exempt_errors,
+        system_errors: errors.len() as u64,
+        exempt_by_clause: exempt_by_clause.clone(),
     };
-    let tier_rate = availability.tier_rate(&job.policy);
-
-    let key = (args.customer, month);
-    let billing_rows: Vec<_> = inputs
+    let rules = PricingRules {
+        policy: &job.policy,
+        as_of: job.as_of,
+        calendar: &calendar,
+        calendar_name: &calendar_name,
+    };
+    let tables = TablesByMonth::new(&inputs.billing, &inputs.claims.claims);
+    let month_tables = tables.of(args.customer, month);
+    let priced = price_month(&rules, service_month, &counts, &month_tables)?;
+    let row = &priced.row;
+    let availability = priced.availability;
+    let claims_section = claims_section(&rules, service_month, &priced, &month_tables.claims);
+    let ledger_csv = ledger::csv_line(row)?;
+    let mut billing_defects = inputs
         .billing
-        .rows
-        .iter()
-        .filter(|r| (r.customer_id, r.period) == key)
-        .collect();
-    let fee = monthly_fee(
-        billing_rows.iter().copied(),
-        inputs.billing.defective.contains(&key),
-    );
-    let claims: Vec<_> = inputs
-        .claims
-        .claims
-        .iter()
-        .filter(|c| (c.customer_id, c.service_month) == key)
-        .collect();
-
-    let mut compensation_section = None;
-    let mut claims_section = ClaimsSection {
-        claim_opens: None,
-        claim_deadline: None,
-        claim_status: None,
-        claim_id: None,
-        claims: Vec::new(),
-    };
-    let (priced, error, payout) = match &fee {
-        Fee::Unpriceable(why) => (None, Some(why.clone()), Decimal::new(0, 2)),
-        Fee::Paid { currency, amount } => {
-            let owed = compensation(*amount, tier_rate);
-            compensation_section = Some(compensation_arithmetic(*amount, tier_rate, owed));
-            let context = ClaimContext {
-                customer_id: args.customer,
-                month,
-                period_end: service_month.period_end,
-                provisional: service_month.provisional,
-                compensation: owed,
-                as_of: job.as_of,
-                policy: &job.policy,
-                calendar: &calendar,
-                calendar_name: &calendar_name,
-            };
-            let decision = decide(&context, &claims)?;
-            claims_section = ClaimsSection {
-                claim_opens: decision.claim_opens.map(|d| d.to_string()),
-                claim_deadline: decision.claim_deadline.map(|d| d.to_string()),
-                claim_status: Some(decision.status.as_str().to_string()),
-                claim_id: decision.claim_id.clone(),
-                claims: claims
-                    .iter()
-                    .map(|c| {
-                        claim_line(
-                            c,
-                            &context,
-                            decision.claim_opens,
-                            decision.claim_deadline,
-                            &decision.claim_id,
-                        )
-                    })
-                    .collect(),
-            };
-            let priced = Priced {
-                currency: currency.clone(),
-                monthly_fee: *amount,
-                compensation: owed,
-                claim_status: decision.status,
-                claim_id: decision.claim_id,
-                claim_opens: decision.claim_opens,
-                claim_deadline: decision.claim_deadline,
-            };
-            (Some(priced), None, decision.payout)
-        }
-    };
-    if priced.is_none() {
-        claims_section.claims = claims
-            .iter()
-            .map(|c| ClaimLine {
-                claim_id: c.claim_id.clone(),
-                submitted_at: format_instant(c.submitted_at),
-                submitted_local_date: local_date(job.policy.timezone, c.submitted_at).to_string(),
-                channel: c.channel.clone(),
-                valid: false,
-                why: "not decided: the month's billing is unusable (`error` row)".into(),
-            })
-            .collect();
-    }
-
-    let row = LedgerRow {
-        customer_id: args.customer,
-        service_month: month,
-        period_start: service_month.period_start,
-        period_end: service_month.period_end,
-        provisional: service_month.provisional,
-        total_calls: availability.total_calls,
-        system_errors: system_error_count,
-        exempt_errors,
-        unavailable_calls: availability.unavailable_calls,
-        availability_pct: availability.pct_rounded_down(),
-        tier_rate,
-        priced,
-        error: error.clone(),
-        payout,
-    };
-    let cells = ledger::csv_cells(&row);
-    let mut line = Vec::new();
-    {
-        let mut writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(&mut line);
-        writer.write_record(&cells)?;
-        writer.flush()?;
-    }
-    let ledger_csv = String::from_utf8(line)?.trim_end().to_string();
-
-    let billing_defects = inputs
-        .quarantine
-        .sorted()
-        .into_iter()
-        .filter(|e| {
-            e.detail
-                .starts_with(&format!("customer {} {month}:", args.customer))
-        })
-        .map(|e| QuarantineLine::from(&e))
-        .collect();
-    let (currency, monthly_fee) = match &fee {
-        Fee::Paid { currency, amount } => (currency.clone(), Some(ledger::fixed(*amount, 2))),
+        .defective
+        .get(&(args.customer, month))
+        .cloned()
+        .unwrap_or_default();
+    billing_defects.sort();
+    let (currency, monthly_fee) = match &priced.fee {
+        Fee::Paid { currency, amount } => (currency.clone(), Some(money(*amount))),
         Fee::Unpriceable(_) => (None, None),
     };
 
@@ -420,15 +315,16 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
             .collect(),
         availability: AvailabilitySection {
             total_calls: availability.total_calls,
-            system_errors: system_error_count,
-            exempt_errors,
+            system_errors: row.system_errors,
+            exempt_errors: row.exempt_errors,
             unavailable_calls: availability.unavailable_calls,
-            availability_pct: ledger::fixed(availability.pct_rounded_down(), 4),
+            availability_pct: ledger::fixed(row.availability_pct, 4),
             comparisons: tier_comparisons(&availability, &job),
-            tier_rate: ledger::fixed(tier_rate, 2),
+            tier_rate: ledger::fixed(row.tier_rate, 2),
         },
         fee: FeeSection {
-            billing_rows: billing_rows
+            billing_rows: month_tables
+                .billing_rows
                 .iter()
                 .map(|r| BillingLine {
                     kind: format!("{:?}", r.kind).to_lowercase(),
@@ -436,20 +332,22 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
                     currency: r.currency.clone(),
                 })
                 .collect(),
-            quarantined: billing_defects,
+            quarantined: billing_defects.iter().map(QuarantineLine::from).collect(),
             currency,
             monthly_fee,
-            error,
+            error: row.error().map(str::to_string),
         },
-        compensation: compensation_section,
+        compensation: priced
+            .compensation
+            .map(|steps| compensation_section(&priced, steps)),
         claims: claims_section,
-        payout: ledger::fixed(payout, 2),
+        payout: money(row.payout()),
         status: row.status().to_string(),
         ledger_csv,
         ledger_row: ledger::COLUMNS
             .iter()
             .map(|c| c.to_string())
-            .zip(cells)
+            .zip(ledger::csv_cells(row))
             .collect(),
     })
 }
@@ -591,27 +489,73 @@ fn tier_comparisons(a: &Availability, job: &Job) -> Vec<String> {
     lines
 }
 
-fn compensation_arithmetic(fee: Decimal, rate: Decimal, owed: Decimal) -> CompensationSection {
-    let exact = fee * rate;
-    let rounded = exact.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-    assert_eq!(
-        rounded.min(fee),
-        owed,
-        "explain and the compensation stage disagree"
-    );
+/// The compensation arithmetic of a priced month, step by step (SLA 3.1).
+fn compensation_section(priced: &PricedMonth, steps: CompensationSteps) -> CompensationSection {
+    let fee = match &priced.fee {
+        Fee::Paid { amount, .. } => *amount,
+        Fee::Unpriceable(_) => unreachable!("only a month with a fee has compensation steps"),
+    };
     CompensationSection {
-        monthly_fee: ledger::fixed(fee, 2),
-        tier_rate: ledger::fixed(rate, 2),
-        exact: exact.normalize().to_string(),
-        rounding: "half away from zero, to 2 decimals",
-        rounded: ledger::fixed(rounded, 2),
-        capped_at_fee: rounded > fee,
-        compensation: ledger::fixed(owed, 2),
+        monthly_fee: money(fee),
+        tier_rate: ledger::fixed(priced.tier_rate, 2),
+        exact: steps.exact.normalize().to_string(),
+        rounding: ROUNDING_NAME,
+        rounded: money(steps.rounded),
+        capped_at_fee: steps.capped_at_fee(),
+        compensation: money(steps.owed),
+    }
+}
+
+/// Every claim of the month with why it is valid or not, and the window it was judged by.
+fn claims_section(
+    rules: &PricingRules,
+    month: &ServiceMonth,
+    priced: &PricedMonth,
+    claims: &[&Claim],
+) -> ClaimsSection {
+    let (Some(steps), Some(decision)) = (&priced.compensation, &priced.decision) else {
+        return ClaimsSection {
+            claim_opens: None,
+            claim_deadline: None,
+            claim_status: None,
+            claim_id: None,
+            claims: claims
+                .iter()
+                .map(|c| ClaimLine {
+                    claim_id: c.claim_id.clone(),
+                    submitted_at: format_instant(c.submitted_at),
+                    submitted_local_date: local_date(rules.policy.timezone, c.submitted_at)
+                        .to_string(),
+                    channel: c.channel.clone(),
+                    valid: false,
+                    why: "not decided: the month's billing is unusable (`error` row)".into(),
+                })
+                .collect(),
+        };
+    };
+    let context = rules.claim_context(month, steps.owed);
+    ClaimsSection {
+        claim_opens: decision.claim_opens.map(|d| d.to_string()),
+        claim_deadline: decision.claim_deadline.map(|d| d.to_string()),
+        claim_status: Some(decision.status.as_str().to_string()),
+        claim_id: decision.claim_id.clone(),
+        claims: claims
+            .iter()
+            .map(|c| {
+                claim_line(
+                    c,
+                    &context,
+                    decision.claim_opens,
+                    decision.claim_deadline,
+                    &decision.claim_id,
+                )
+            })
+            .collect(),
     }
 }
 
 fn claim_line(
-    claim: &crate::inputs::claims::Claim,
+    claim: &Claim,
     context: &ClaimContext,
     opens: Option<NaiveDate>,
     deadline: Option<NaiveDate>,

@@ -9,7 +9,6 @@ use rust_decimal::Decimal;
 
 use crate::policy::Clause;
 use crate::quarantine::Entry;
-use crate::stages::claims::ClaimStatus;
 use crate::time::YearMonth;
 
 /// Ledger columns, in SPEC §7 order.
@@ -44,7 +43,29 @@ const PCT_PRECISION: usize = 7; // 100.0000
 const RATE_PRECISION: usize = 3; // 0.50
 pub const MONEY_PRECISION: usize = 18;
 
-/// The priced part of a row; absent on an `error` row.
+/// How a claim for a month stands (SPEC §6, SLA 3.2), as the ledger's `claim_status` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimStatus {
+    NotDue,
+    Pending,
+    Valid,
+    Open,
+    Forfeited,
+}
+
+impl ClaimStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimStatus::NotDue => "not_due",
+            ClaimStatus::Pending => "pending",
+            ClaimStatus::Valid => "valid",
+            ClaimStatus::Open => "open",
+            ClaimStatus::Forfeited => "forfeited",
+        }
+    }
+}
+
+/// The priced part of an `ok` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Priced {
     pub currency: Option<String>,
@@ -54,6 +75,17 @@ pub struct Priced {
     pub claim_id: Option<String>,
     pub claim_opens: Option<NaiveDate>,
     pub claim_deadline: Option<NaiveDate>,
+    pub payout: Decimal,
+}
+
+/// A row is either priced (`ok`) or could not be (`error`, SPEC §5), never both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pricing {
+    Priced(Priced),
+    /// The month's billing is unusable; the row pays nothing.
+    Unpriceable {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,21 +101,42 @@ pub struct LedgerRow {
     pub unavailable_calls: u64,
     pub availability_pct: Decimal,
     pub tier_rate: Decimal,
-    /// `None`: the row's status is `error` (bad billing).
-    pub priced: Option<Priced>,
-    /// Why the row is an `error` row.
-    pub error: Option<String>,
-    pub payout: Decimal,
+    pub pricing: Pricing,
 }
 
 impl LedgerRow {
     pub fn status(&self) -> &'static str {
-        if self.priced.is_some() {
-            "ok"
-        } else {
-            "error"
+        match self.pricing {
+            Pricing::Priced(_) => "ok",
+            Pricing::Unpriceable { .. } => "error",
         }
     }
+
+    pub fn priced(&self) -> Option<&Priced> {
+        match &self.pricing {
+            Pricing::Priced(priced) => Some(priced),
+            Pricing::Unpriceable { .. } => None,
+        }
+    }
+
+    /// Why the row is an `error` row.
+    pub fn error(&self) -> Option<&str> {
+        match &self.pricing {
+            Pricing::Priced(_) => None,
+            Pricing::Unpriceable { error } => Some(error),
+        }
+    }
+
+    /// What the row pays: 0.00 on an `error` row.
+    pub fn payout(&self) -> Decimal {
+        self.priced().map_or(Decimal::new(0, 2), |p| p.payout)
+    }
+}
+
+/// Money as the ledger writes it: two decimals, the scale fixed, never rounded here (amounts
+/// are already in cents).
+pub fn money(value: Decimal) -> String {
+    fixed(value, MONEY_SCALE)
 }
 
 /// A decimal at a fixed scale, as text (`0.10`, `100.0000`).
@@ -100,7 +153,7 @@ fn date_text(date: Option<NaiveDate>) -> String {
 
 /// The CSV cells of one row, in [`COLUMNS`] order.
 pub fn csv_cells(row: &LedgerRow) -> Vec<String> {
-    let priced = row.priced.as_ref();
+    let priced = row.priced();
     vec![
         row.customer_id.to_string(),
         row.service_month.to_string(),
@@ -126,16 +179,34 @@ pub fn csv_cells(row: &LedgerRow) -> Vec<String> {
         priced.and_then(|p| p.claim_id.clone()).unwrap_or_default(),
         date_text(priced.and_then(|p| p.claim_opens)),
         date_text(priced.and_then(|p| p.claim_deadline)),
-        fixed(row.payout, MONEY_SCALE),
+        fixed(row.payout(), MONEY_SCALE),
         row.status().to_string(),
     ]
 }
 
-pub fn write_csv(rows: &[LedgerRow], out: impl Write) -> anyhow::Result<()> {
+/// One row as the line `ledger.csv` holds for it, without the line end.
+pub fn csv_line(row: &LedgerRow) -> anyhow::Result<String> {
+    let mut line = Vec::new();
+    write_csv_rows(std::slice::from_ref(row), &mut line)?;
+    let text = String::from_utf8(line)?;
+    Ok(text.trim_end_matches('\n').to_string())
+}
+
+pub fn write_csv(rows: &[LedgerRow], mut out: impl Write) -> anyhow::Result<()> {
+    let mut header = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(&mut out);
+    header.write_record(COLUMNS)?;
+    header.flush()?;
+    drop(header);
+    write_csv_rows(rows, out)
+}
+
+/// The rows of `ledger.csv`, without its header.
+fn write_csv_rows(rows: &[LedgerRow], out: impl Write) -> anyhow::Result<()> {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(out);
-    writer.write_record(COLUMNS)?;
     for row in rows {
         writer.write_record(csv_cells(row))?;
     }
@@ -178,7 +249,7 @@ fn date_column(
 /// decimal128 for percentages, rates and money.
 pub fn to_frame(rows: &[LedgerRow]) -> PolarsResult<DataFrame> {
     let priced = |f: &dyn Fn(&Priced) -> Option<String>| -> Vec<Option<String>> {
-        rows.iter().map(|r| r.priced.as_ref().and_then(f)).collect()
+        rows.iter().map(|r| r.priced().and_then(f)).collect()
     };
     let count =
         |f: fn(&LedgerRow) -> u64| -> Vec<i64> { rows.iter().map(|r| f(r) as i64).collect() };
@@ -219,7 +290,7 @@ pub fn to_frame(rows: &[LedgerRow]) -> PolarsResult<DataFrame> {
         decimal_column(
             COLUMNS[12],
             rows.iter()
-                .map(|r| r.priced.as_ref().map(|p| p.monthly_fee))
+                .map(|r| r.priced().map(|p| p.monthly_fee))
                 .collect(),
             MONEY_PRECISION,
             MONEY_SCALE,
@@ -227,7 +298,7 @@ pub fn to_frame(rows: &[LedgerRow]) -> PolarsResult<DataFrame> {
         decimal_column(
             COLUMNS[13],
             rows.iter()
-                .map(|r| r.priced.as_ref().map(|p| p.compensation))
+                .map(|r| r.priced().map(|p| p.compensation))
                 .collect(),
             MONEY_PRECISION,
             MONEY_SCALE,
@@ -239,17 +310,16 @@ pub fn to_frame(rows: &[LedgerRow]) -> PolarsResult<DataFrame> {
         Column::new(COLUMNS[15].into(), priced(&|p| p.claim_id.clone())),
         date_column(
             COLUMNS[16],
-            rows.iter()
-                .map(|r| r.priced.as_ref().and_then(|p| p.claim_opens)),
+            rows.iter().map(|r| r.priced().and_then(|p| p.claim_opens)),
         )?,
         date_column(
             COLUMNS[17],
             rows.iter()
-                .map(|r| r.priced.as_ref().and_then(|p| p.claim_deadline)),
+                .map(|r| r.priced().and_then(|p| p.claim_deadline)),
         )?,
         decimal_column(
             COLUMNS[18],
-            rows.iter().map(|r| Some(r.payout)).collect(),
+            rows.iter().map(|r| Some(r.payout())).collect(),
             MONEY_PRECISION,
             MONEY_SCALE,
         )?,

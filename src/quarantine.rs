@@ -96,11 +96,12 @@ impl Quarantine {
         position: Option<Position>,
         reason: Reason,
         detail: String,
-    ) {
+    ) -> &Entry {
         let row = position.map(|p| match p {
             Position::Line(n) | Position::Row(n) => n,
         });
         self.entries.push(Entry::new(source, row, reason, detail));
+        self.entries.last().expect("just pushed")
     }
 
     pub fn extend(&mut self, entries: impl IntoIterator<Item = Entry>) {

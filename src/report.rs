@@ -14,12 +14,11 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::job::Job;
-use crate::ledger::{fixed, LedgerRow};
+use crate::ledger::{fixed, money, ClaimStatus, LedgerRow};
 use crate::manifest::Totals;
 use crate::policy::{Clause, Policy};
 use crate::quarantine::Entry;
 use crate::stages::calls::RowCounts;
-use crate::stages::claims::ClaimStatus;
 use crate::time::YearMonth;
 
 /// Everything the page shows.
@@ -73,10 +72,6 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
-}
-
-fn money(value: Decimal) -> String {
-    fixed(value, 2)
 }
 
 fn tier_colour(policy: &Policy, rate: Decimal) -> &'static str {
@@ -171,7 +166,7 @@ fn overview(page: &mut String, report: &Report) {
         page,
         "error-months",
         "error rows",
-        rows.iter().filter(|r| r.priced.is_none()).count(),
+        rows.iter().filter(|r| r.priced().is_none()).count(),
     );
     card(page, "calls-counted", "calls counted", report.calls.counted);
     card(
@@ -194,13 +189,13 @@ struct Money {
 fn money_by_currency<'r>(rows: impl Iterator<Item = &'r LedgerRow>) -> BTreeMap<String, Money> {
     let mut sums: BTreeMap<String, Money> = BTreeMap::new();
     for row in rows {
-        if let Some(priced) = &row.priced {
+        if let Some(priced) = row.priced() {
             if let Some(currency) = &priced.currency {
                 let m = sums.entry(currency.clone()).or_default();
                 m.months += 1;
                 m.fee += priced.monthly_fee;
                 m.compensation += priced.compensation;
-                m.payout += row.payout;
+                m.payout += row.payout();
             }
         }
     }
@@ -613,12 +608,12 @@ fn top_payouts_section(page: &mut String, report: &Report) {
     // Per customer and currency: payout, then compensation owed.
     let mut per_customer: BTreeMap<(i64, String), (Decimal, Decimal, usize)> = BTreeMap::new();
     for row in report.ledger {
-        if let Some(p) = &row.priced {
+        if let Some(p) = row.priced() {
             if let Some(currency) = &p.currency {
                 let entry = per_customer
                     .entry((row.customer_id, currency.clone()))
                     .or_default();
-                entry.0 += row.payout;
+                entry.0 += row.payout();
                 entry.1 += p.compensation;
                 entry.2 += usize::from(!p.compensation.is_zero());
             }
@@ -695,7 +690,7 @@ fn claims_section(page: &mut String, report: &Report) {
         report
             .ledger
             .iter()
-            .filter(|r| r.priced.as_ref().is_some_and(|p| p.claim_status == status))
+            .filter(|r| r.priced().is_some_and(|p| p.claim_status == status))
             .count() as u64
     };
     let items: Vec<(String, u64, &str)> = CLAIM_STATUSES
@@ -726,14 +721,13 @@ fn claims_section(page: &mut String, report: &Report) {
         .ledger
         .iter()
         .filter(|r| {
-            r.priced
-                .as_ref()
+            r.priced()
                 .is_some_and(|p| p.claim_status == ClaimStatus::Open)
         })
         .collect();
     open.sort_by_key(|r| {
         (
-            r.priced.as_ref().and_then(|p| p.claim_deadline),
+            r.priced().and_then(|p| p.claim_deadline),
             r.customer_id,
             r.service_month,
         )
@@ -749,7 +743,7 @@ fn claims_section(page: &mut String, report: &Report) {
          <th class=\"num\">Days left</th></tr></thead>\n<tbody>\n",
     );
     for row in open {
-        let p = row.priced.as_ref().expect("open rows are priced");
+        let p = row.priced().expect("open rows are priced");
         let deadline = p.claim_deadline;
         let days_left = deadline.map_or(String::new(), |d| (d - as_of).num_days().to_string());
         let date = |d: Option<chrono::NaiveDate>| d.map_or(String::new(), |d| d.to_string());
@@ -820,7 +814,7 @@ fn errors_section(page: &mut String, report: &Report) {
     let errors: Vec<&LedgerRow> = report
         .ledger
         .iter()
-        .filter(|r| r.priced.is_none())
+        .filter(|r| r.priced().is_none())
         .collect();
     if errors.is_empty() {
         return;
@@ -838,7 +832,7 @@ fn errors_section(page: &mut String, report: &Report) {
             row.service_month,
             row.customer_id,
             row.service_month,
-            escape(row.error.as_deref().unwrap_or(""))
+            escape(row.error().unwrap_or(""))
         )
         .ok();
     }

@@ -9,24 +9,19 @@ use rust_decimal::Decimal;
 
 use crate::cli::RunArgs;
 use crate::engine::Engine;
-use crate::inputs::billing::BillingRow;
 use crate::inputs::calendar::{self, Calendar};
-use crate::inputs::claims::Claim;
 use crate::inputs::stamp::InputFile;
 use crate::inputs::Inputs;
 use crate::job::{CalendarSource, Job};
-use crate::ledger::{self, LedgerRow, Priced};
+use crate::ledger::{self, money, ClaimStatus, LedgerRow, Priced};
 use crate::manifest::{self, EffectiveJob, Manifest, Program, Rows, Totals};
 use crate::output::StagedOutput;
 use crate::policy::Clause;
 use crate::quarantine::Entry;
 use crate::scratch::ScratchDir;
-use crate::stages::availability::Availability;
-use crate::stages::billing::{monthly_fee, Fee};
 use crate::stages::calls::{CallCounts, HeavyStepInput, MonthCallCounts};
-use crate::stages::claims::{decide, ClaimContext, ClaimStatus};
-use crate::stages::compensation::compensation;
 use crate::stages::error_budget::{self, AtRisk};
+use crate::stages::pricing::{price_month, PricingRules, TablesByMonth};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
 use crate::telemetry;
 use crate::time::YearMonth;
@@ -191,12 +186,18 @@ pub fn compute(
     ]);
 
     let stage = telemetry::stage("price", "pricing months and deciding claims");
-    let ledger = price_months(job, inputs, &months, &counts, calendar, &calendar_name)?;
+    let rules = PricingRules {
+        policy: &job.policy,
+        as_of: job.as_of,
+        calendar,
+        calendar_name: &calendar_name,
+    };
+    let ledger = price_months(&rules, inputs, &months, &counts)?;
     stage.done(&[
         ("ledger_rows", ledger.len() as u64),
         (
             "error_rows",
-            ledger.iter().filter(|r| r.priced.is_none()).count() as u64,
+            ledger.iter().filter(|r| r.priced().is_none()).count() as u64,
         ),
     ]);
     let exemptions = exemption_rows(&months, &counts.months);
@@ -205,7 +206,7 @@ pub fn compute(
     quarantine.sort();
 
     if job.strict {
-        let errors = ledger.iter().filter(|r| r.priced.is_none()).count();
+        let errors = ledger.iter().filter(|r| r.priced().is_none()).count();
         if !quarantine.is_empty() || errors > 0 {
             bail!(
                 "--strict: {} quarantined row(s) and {errors} error ledger row(s); nothing was written\n  hint: run without `--strict` and read `quarantine.csv` and the `error` rows",
@@ -300,96 +301,22 @@ fn name_the_spill_folder(err: anyhow::Error, spill: &Path) -> anyhow::Error {
     }
 }
 
-/// Availability → fee → compensation → claims, one row per service month.
+/// Every service month priced, one ledger row each, in the order of `months`.
 fn price_months(
-    job: &Job,
+    rules: &PricingRules,
     inputs: &Inputs,
     months: &[ServiceMonth],
     counts: &CallCounts,
-    calendar: &Calendar,
-    calendar_name: &str,
 ) -> anyhow::Result<Vec<LedgerRow>> {
-    let mut billing: BTreeMap<(i64, YearMonth), Vec<&BillingRow>> = BTreeMap::new();
-    for row in &inputs.billing.rows {
-        billing
-            .entry((row.customer_id, row.period))
-            .or_default()
-            .push(row);
-    }
-    let mut claims: BTreeMap<(i64, YearMonth), Vec<&Claim>> = BTreeMap::new();
-    for claim in &inputs.claims.claims {
-        claims
-            .entry((claim.customer_id, claim.service_month))
-            .or_default()
-            .push(claim);
-    }
-    let mut rows = Vec::with_capacity(months.len());
-    for (month, count) in months.iter().zip(&counts.months) {
-        let key = (month.customer_id, month.month);
-        let exempt_errors = count.exempt_errors();
-        let availability = Availability {
-            total_calls: count.total_calls,
-            // check_counts: exempt errors never exceed system errors.
-            unavailable_calls: count.system_errors - exempt_errors,
-        };
-        let tier_rate = availability.tier_rate(&job.policy);
-        let fee = monthly_fee(
-            billing.get(&key).into_iter().flatten().copied(),
-            inputs.billing.defective.contains(&key),
-        );
-        let (priced, error) = match fee {
-            Fee::Unpriceable(why) => (None, Some(why)),
-            Fee::Paid { currency, amount } => {
-                let owed = compensation(amount, tier_rate);
-                let context = ClaimContext {
-                    customer_id: month.customer_id,
-                    month: month.month,
-                    period_end: month.period_end,
-                    provisional: month.provisional,
-                    compensation: owed,
-                    as_of: job.as_of,
-                    policy: &job.policy,
-                    calendar,
-                    calendar_name,
-                };
-                let decision = decide(&context, claims.get(&key).map_or(&[][..], Vec::as_slice))?;
-                let priced = Priced {
-                    currency,
-                    monthly_fee: amount,
-                    compensation: owed,
-                    claim_status: decision.status,
-                    claim_id: decision.claim_id,
-                    claim_opens: decision.claim_opens,
-                    claim_deadline: decision.claim_deadline,
-                };
-                assert!(
-                    priced.compensation >= Decimal::ZERO
-                        && priced.compensation <= priced.monthly_fee
-                );
-                (Some((priced, decision.payout)), None)
-            }
-        };
-        let payout = priced
-            .as_ref()
-            .map_or(Decimal::new(0, 2), |(_, payout)| *payout);
-        rows.push(LedgerRow {
-            customer_id: month.customer_id,
-            service_month: month.month,
-            period_start: month.period_start,
-            period_end: month.period_end,
-            provisional: month.provisional,
-            total_calls: count.total_calls,
-            system_errors: count.system_errors,
-            exempt_errors,
-            unavailable_calls: availability.unavailable_calls,
-            availability_pct: availability.pct_rounded_down(),
-            tier_rate,
-            priced: priced.map(|(p, _)| p),
-            error,
-            payout,
-        });
-    }
-    Ok(rows)
+    let tables = TablesByMonth::new(&inputs.billing, &inputs.claims.claims);
+    months
+        .iter()
+        .zip(&counts.months)
+        .map(|(month, count)| {
+            let month_tables = tables.of(month.customer_id, month.month);
+            Ok(price_month(rules, month, count, &month_tables)?.row)
+        })
+        .collect()
 }
 
 fn exemption_rows(
@@ -407,10 +334,6 @@ fn exemption_rows(
         .collect()
 }
 
-fn money(value: Decimal) -> String {
-    ledger::fixed(value, 2)
-}
-
 /// Compensation and payout per currency over `ok` rows with a currency.
 pub fn totals_by_currency(rows: &[LedgerRow]) -> anyhow::Result<BTreeMap<String, Totals>> {
     let mut sums: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
@@ -418,14 +341,15 @@ pub fn totals_by_currency(rows: &[LedgerRow]) -> anyhow::Result<BTreeMap<String,
         if let Some(Priced {
             currency: Some(currency),
             compensation,
+            payout,
             ..
-        }) = &row.priced
+        }) = row.priced()
         {
             let entry = sums.entry(currency.clone()).or_default();
             let sum = entry
                 .0
                 .checked_add(*compensation)
-                .zip(entry.1.checked_add(row.payout));
+                .zip(entry.1.checked_add(*payout));
             let Some(sum) = sum else {
                 bail!("the {currency} totals of the ledger exceed the range of exact decimals; nothing was written");
             };
@@ -524,7 +448,7 @@ fn write_outputs(job: &Job, computed: &Computed, sources: &[InputFile]) -> anyho
             spilled_buckets: counts.spilled_buckets,
             quarantined_by_reason: by_reason,
             ledger_rows: ledger_rows.len(),
-            ledger_error_rows: ledger_rows.iter().filter(|r| r.priced.is_none()).count(),
+            ledger_error_rows: ledger_rows.iter().filter(|r| r.priced().is_none()).count(),
             provisional_rows: ledger_rows.iter().filter(|r| r.provisional).count(),
         },
         totals: totals.clone(),
@@ -585,7 +509,7 @@ pub fn summary(job: &Job, outcome: &RunOutcome) -> String {
     let rows = &outcome.ledger;
     let mut text = String::new();
     let provisional = rows.iter().filter(|r| r.provisional).count();
-    let errors: Vec<&LedgerRow> = rows.iter().filter(|r| r.priced.is_none()).collect();
+    let errors: Vec<&LedgerRow> = rows.iter().filter(|r| r.priced().is_none()).collect();
     writeln!(
         text,
         "sla-ledger: {} service months ({} provisional), months {}..{}, as of {}",
@@ -617,7 +541,7 @@ pub fn summary(job: &Job, outcome: &RunOutcome) -> String {
     let mut statuses: BTreeMap<&str, usize> = BTreeMap::new();
     for p in rows
         .iter()
-        .filter_map(|r| r.priced.as_ref())
+        .filter_map(LedgerRow::priced)
         .filter(|p| p.claim_status != ClaimStatus::NotDue)
     {
         *statuses.entry(p.claim_status.as_str()).or_default() += 1;
@@ -649,7 +573,7 @@ pub fn summary(job: &Job, outcome: &RunOutcome) -> String {
                 "    customer {} {}: {}",
                 row.customer_id,
                 row.service_month,
-                row.error.as_deref().unwrap_or("")
+                row.error().unwrap_or("")
             )
             .ok();
         }

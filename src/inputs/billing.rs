@@ -3,7 +3,7 @@
 //! Gives the well-formed rows plus the customer-months made unusable by a quarantined row
 //! (unknown kind, bad amount, empty currency). An unparsable customer_id or period is fatal.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rust_decimal::Decimal;
@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use super::{parse_customer_id, read_optional};
 use crate::error::InputError;
 use crate::inputs::problems::Problems;
-use crate::quarantine::{Quarantine, Reason};
+use crate::quarantine::{Entry, Quarantine, Reason};
 use crate::time::YearMonth;
 
 pub const COLUMNS: &[&str] = &["customer_id", "period", "kind", "amount", "currency"];
@@ -52,8 +52,9 @@ pub struct BillingRow {
 #[derive(Debug, Default)]
 pub struct Billing {
     pub rows: Vec<BillingRow>,
-    /// Customer-months with at least one quarantined billing row: their ledger row is `error`.
-    pub defective: BTreeSet<(i64, YearMonth)>,
+    /// Customer-months with at least one quarantined billing row, and those rows' entries:
+    /// their ledger row is `error`.
+    pub defective: BTreeMap<(i64, YearMonth), Vec<Entry>>,
 }
 
 /// Digits an amount may have before its decimal point (SPEC §2).
@@ -100,8 +101,12 @@ impl Billing {
             let amount_text = records.cell(record, "amount").unwrap_or("");
             let currency = records.cell(record, "currency").unwrap_or("");
             let mut defect = |reason: Reason, detail: String| {
-                quarantine.add(&records.file, Some(record.position), reason, detail);
-                billing.defective.insert((customer_id, period));
+                let entry = quarantine.add(&records.file, Some(record.position), reason, detail);
+                billing
+                    .defective
+                    .entry((customer_id, period))
+                    .or_default()
+                    .push(entry.clone());
             };
             let Some(kind) = Kind::parse(kind_text) else {
                 defect(Reason::UnknownKind, format!("customer {customer_id} {period}: kind {}; expected charge, refund, voucher, coupon, discount or waiver", crate::text::quoted(kind_text)));

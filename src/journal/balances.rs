@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use super::sqlite::SqliteStore;
 use super::store::Store;
-use super::{money, Balance};
+use super::Balance;
 use crate::cli::{BalanceArgs, TableFormat};
 use crate::error::UsageError;
+use crate::ledger::money;
 
 #[derive(Debug, Serialize)]
 struct BalanceRow<'a> {

@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::sqlite::SqliteStore;
 use super::store::{Cell, NewBatch, State, Store};
-use super::{money, to_minor, Balance, Batch, Entry};
+use super::{to_minor, Balance, Batch, Entry};
 use crate::cli::JournalFileArgs;
+use crate::ledger::money;
 
 /// What the first batch links to.
 pub const GENESIS_SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -12,8 +12,9 @@ use serde::Serialize;
 
 use super::sqlite::SqliteStore;
 use super::store::Store;
-use super::{money, Entry, MONEY_SCALE};
+use super::{Entry, MONEY_SCALE};
 use crate::cli::ExportArgs;
+use crate::ledger::money;
 use crate::manifest::{self, FileDigest, Program};
 use crate::output::StagedOutput;
 

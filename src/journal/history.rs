@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use super::sqlite::SqliteStore;
 use super::store::Store;
-use super::{money, Entry, MONEY_SCALE};
+use super::{Entry, MONEY_SCALE};
 use crate::cli::{HistoryArgs, TableFormat};
+use crate::ledger::money;
 
 /// Per currency: how many entries and their net amount.
 pub fn totals(entries: &[Entry]) -> BTreeMap<String, (usize, Decimal)> {

@@ -122,11 +122,6 @@ pub fn from_minor(minor: i64) -> Decimal {
     Decimal::new(minor, MONEY_SCALE)
 }
 
-/// `12.30`, `-0.50`.
-pub fn money(amount: Decimal) -> String {
-    crate::ledger::fixed(amount, MONEY_SCALE)
-}
-
 /// `sla-ledger journal balance|history|verify|export`.
 pub fn journal_command(command: &JournalCommand) -> anyhow::Result<()> {
     match command {

@@ -13,9 +13,10 @@ use rust_decimal::Decimal;
 
 use super::sqlite::{Busy, SqliteStore};
 use super::store::{NewBatch, NewEntry, State, Store};
-use super::{money, Batch, BatchHead, Entry, MONEY_SCALE};
+use super::{Batch, BatchHead, Entry, MONEY_SCALE};
 use crate::adjustments::{self, RunLedger};
 use crate::cli::PostArgs;
+use crate::ledger::money;
 use crate::scope::{self, RunScope};
 
 /// A customer and service month.

@@ -8,29 +8,9 @@ use rust_decimal::Decimal;
 
 use crate::inputs::calendar::Calendar;
 use crate::inputs::claims::Claim;
+use crate::ledger::ClaimStatus;
 use crate::policy::Policy;
 use crate::time::{local_date, YearMonth};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimStatus {
-    NotDue,
-    Pending,
-    Valid,
-    Open,
-    Forfeited,
-}
-
-impl ClaimStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClaimStatus::NotDue => "not_due",
-            ClaimStatus::Pending => "pending",
-            ClaimStatus::Valid => "valid",
-            ClaimStatus::Open => "open",
-            ClaimStatus::Forfeited => "forfeited",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimDecision {

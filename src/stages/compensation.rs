@@ -2,11 +2,43 @@
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
+/// The one rounding of compensation: half away from zero, to cents.
+pub const ROUNDING: RoundingStrategy = RoundingStrategy::MidpointAwayFromZero;
+/// How `explain` names [`ROUNDING`].
+pub const ROUNDING_NAME: &str = "half away from zero, to 2 decimals";
+
+/// Each step of the compensation arithmetic, for `explain` to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompensationSteps {
+    /// `fee × rate`, unrounded.
+    pub exact: Decimal,
+    /// `exact` rounded to cents with [`ROUNDING`].
+    pub rounded: Decimal,
+    /// `min(fee, rounded)`: what is owed.
+    pub owed: Decimal,
+}
+
+impl CompensationSteps {
+    /// Whether the fee capped the rounded amount.
+    pub fn capped_at_fee(&self) -> bool {
+        self.owed < self.rounded
+    }
+}
+
+/// `min(fee, round_half_up(fee * rate, 2))`, step by step.
+pub fn compensation_steps(monthly_fee: Decimal, tier_rate: Decimal) -> CompensationSteps {
+    let exact = monthly_fee * tier_rate;
+    let rounded = exact.round_dp_with_strategy(2, ROUNDING);
+    CompensationSteps {
+        exact,
+        rounded,
+        owed: rounded.min(monthly_fee),
+    }
+}
+
 /// `min(fee, round_half_up(fee * rate, 2))`, half away from zero.
 pub fn compensation(monthly_fee: Decimal, tier_rate: Decimal) -> Decimal {
-    let exact = monthly_fee * tier_rate;
-    let rounded = exact.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-    rounded.min(monthly_fee)
+    compensation_steps(monthly_fee, tier_rate).owed
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Pure steps, in the order the data flows:
-//! service months → calls (the heavy step, with exemptions) → availability → billing
-//! → compensation → claims.
+//! service months → calls (the heavy step, with exemptions) → pricing (availability → billing
+//! → compensation → claims, one month at a time) → error budgets.
 
 pub mod availability;
 pub mod billing;
@@ -10,4 +10,5 @@ pub mod compensation;
 pub mod error_budget;
 pub mod exemptions;
 pub mod intervals;
+pub mod pricing;
 pub mod service_months;
