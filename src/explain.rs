@@ -10,16 +10,17 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::{bail, Context};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::cli::{ExplainArgs, ExplainFormat, RunArgs};
-use crate::inputs::calendar::{self, Calendar};
+use crate::inputs::calendar::RunCalendar;
 use crate::inputs::claims::Claim;
 use crate::inputs::exemptions::Notice;
+use crate::inputs::problems::Problems;
 use crate::inputs::Inputs;
-use crate::job::{CalendarSource, Job, MonthRange};
+use crate::job::{Job, MonthRange};
 use crate::ledger::{self, money};
 use crate::policy::{reaches_pct, Clause};
 use crate::quarantine::Entry;
@@ -221,17 +222,12 @@ fn run_args(args: &ExplainArgs) -> RunArgs {
 }
 
 pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
-    let job = Job::resolve_without_out(&run_args(args), |policy| {
-        Utc::now().with_timezone(&policy.timezone).date_naive()
-    })?;
+    let job = Job::resolve_without_out(&run_args(args), crate::job::today)?;
     let month: YearMonth = args
         .month
         .parse()
         .map_err(|e: String| crate::error::UsageError::new(format!("--month: {e}")))?;
-    let (calendar, calendar_name) = match &job.calendar {
-        CalendarSource::Builtin => (Calendar::builtin(), calendar::source_name(None)),
-        CalendarSource::File(path) => (Calendar::load(path)?, calendar::source_name(Some(path))),
-    };
+    let calendar = RunCalendar::load(job.calendar.path(), &mut Problems::first_fatal())?;
     let inputs = Inputs::load(&job.data_dir, &job.policy)?;
     let months = service_months(
         &inputs.subscriptions.periods,
@@ -263,8 +259,8 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
     let rules = PricingRules {
         policy: &job.policy,
         as_of: job.as_of,
-        calendar: &calendar,
-        calendar_name: &calendar_name,
+        calendar: &calendar.calendar,
+        calendar_name: &calendar.name,
     };
     let tables = TablesByMonth::new(&inputs.billing, &inputs.claims.claims);
     let month_tables = tables.of(args.customer, month);

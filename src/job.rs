@@ -103,6 +103,23 @@ pub enum CalendarSource {
     File(PathBuf),
 }
 
+impl CalendarSource {
+    /// The calendar file, if not the built-in one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            CalendarSource::Builtin => None,
+            CalendarSource::File(path) => Some(path),
+        }
+    }
+}
+
+/// Today in the policy's time zone: what `--as-of` and `current` mean when not given.
+pub fn today(policy: &Policy) -> NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&policy.timezone)
+        .date_naive()
+}
+
 /// Everything a run needs, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct Job {

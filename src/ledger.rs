@@ -340,24 +340,31 @@ pub fn write_parquet(rows: &[LedgerRow], out: impl Write) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// One line of `exemptions.csv`: the calls of a service month a clause exempted. Ordered by
+/// customer, month and clause number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExemptionCount {
+    pub customer_id: i64,
+    pub service_month: YearMonth,
+    pub clause: Clause,
+    pub calls: u64,
+}
+
 /// `exemptions.csv`: `customer_id,service_month,clause,calls`, non-zero counts, ordered by
 /// customer, month and clause number.
-pub fn write_exemptions(
-    rows: &[(i64, YearMonth, Clause, u64)],
-    out: impl Write,
-) -> anyhow::Result<()> {
+pub fn write_exemptions(rows: &[ExemptionCount], out: impl Write) -> anyhow::Result<()> {
     let mut sorted = rows.to_vec();
     sorted.sort();
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(out);
     writer.write_record(["customer_id", "service_month", "clause", "calls"])?;
-    for (customer_id, month, clause, calls) in sorted.into_iter().filter(|r| r.3 > 0) {
+    for row in sorted.into_iter().filter(|r| r.calls > 0) {
         writer.write_record([
-            customer_id.to_string(),
-            month.to_string(),
-            clause.to_string(),
-            calls.to_string(),
+            row.customer_id.to_string(),
+            row.service_month.to_string(),
+            row.clause.to_string(),
+            row.calls.to_string(),
         ])?;
     }
     writer.flush()?;

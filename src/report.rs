@@ -14,18 +14,17 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::job::Job;
-use crate::ledger::{fixed, money, ClaimStatus, LedgerRow};
+use crate::ledger::{fixed, money, ClaimStatus, ExemptionCount, LedgerRow};
 use crate::manifest::Totals;
 use crate::policy::{Clause, Policy};
 use crate::quarantine::Entry;
 use crate::stages::calls::RowCounts;
-use crate::time::YearMonth;
 
 /// Everything the page shows.
 pub struct Report<'a> {
     pub job: &'a Job,
     pub ledger: &'a [LedgerRow],
-    pub exemptions: &'a [(i64, YearMonth, Clause, u64)],
+    pub exemptions: &'a [ExemptionCount],
     pub quarantine: &'a [Entry],
     pub calls: &'a RowCounts,
     pub totals: &'a BTreeMap<String, Totals>,
@@ -568,8 +567,8 @@ fn tiers_section(page: &mut String, report: &Report) {
 
 fn exemptions_section(page: &mut String, report: &Report) {
     let mut by_clause: BTreeMap<Clause, u64> = BTreeMap::new();
-    for (_, _, clause, calls) in report.exemptions {
-        *by_clause.entry(*clause).or_default() += calls;
+    for &ExemptionCount { clause, calls, .. } in report.exemptions {
+        *by_clause.entry(clause).or_default() += calls;
     }
     let total: u64 = by_clause.values().sum();
     writeln!(

@@ -4,19 +4,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use chrono::Utc;
 use rust_decimal::Decimal;
 
 use crate::cli::RunArgs;
 use crate::engine::Engine;
-use crate::inputs::calendar::{self, Calendar};
+use crate::inputs::calendar::RunCalendar;
+use crate::inputs::problems::Problems;
 use crate::inputs::stamp::InputFile;
 use crate::inputs::Inputs;
-use crate::job::{CalendarSource, Job};
-use crate::ledger::{self, money, ClaimStatus, LedgerRow, Priced};
+use crate::job::Job;
+use crate::ledger::{self, money, ClaimStatus, ExemptionCount, LedgerRow, Priced};
 use crate::manifest::{self, EffectiveJob, Manifest, Program, Rows, Totals};
 use crate::output::StagedOutput;
-use crate::policy::Clause;
 use crate::quarantine::Entry;
 use crate::scratch::ScratchDir;
 use crate::stages::calls::{CallCounts, HeavyStepInput, MonthCallCounts};
@@ -24,31 +23,15 @@ use crate::stages::error_budget::{self, AtRisk};
 use crate::stages::pricing::{price_month, PricingRules, TablesByMonth};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
 use crate::telemetry;
-use crate::time::YearMonth;
-
-/// What a finished run produced, for the summary and for tests.
-#[derive(Debug)]
-pub struct RunOutcome {
-    pub ledger: Vec<LedgerRow>,
-    pub exemptions: Vec<(i64, YearMonth, Clause, u64)>,
-    pub quarantine: Vec<Entry>,
-    pub calls: crate::stages::calls::RowCounts,
-    pub totals: BTreeMap<String, Totals>,
-    pub out_dir: PathBuf,
-    /// Error budgets of the provisional rows (`at_risk.csv`).
-    pub at_risk: Vec<AtRisk>,
-}
 
 pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
-    let job = Job::resolve(args, |policy| {
-        Utc::now().with_timezone(&policy.timezone).date_naive()
-    })?;
+    let job = Job::resolve(args, crate::job::today)?;
     if let Some(threads) = job.threads {
         use_threads(threads)?;
     }
-    let outcome = execute(&job)?;
+    let computed = execute(&job)?;
     telemetry::finish();
-    crate::text::print(&summary(&job, &outcome))?;
+    crate::text::print(&summary(&job, &computed))?;
     Ok(())
 }
 
@@ -64,10 +47,10 @@ fn use_threads(threads: usize) -> anyhow::Result<()> {
 }
 
 /// Runs every stage and writes the output folder atomically.
-pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
+pub fn execute(job: &Job) -> anyhow::Result<Computed> {
     crate::output::check_target(&job.out_dir, job.force)?;
     let stage = telemetry::stage("inputs", "reading the data directory");
-    let (calendar, calendar_input) = load_calendar(job)?;
+    let calendar = RunCalendar::load(job.calendar.path(), &mut Problems::first_fatal())?;
     let inputs = Inputs::load(&job.data_dir, &job.policy)?;
     stage.done(&[
         ("call_files", inputs.calls.files.len() as u64),
@@ -81,32 +64,12 @@ pub fn execute(job: &Job) -> anyhow::Result<RunOutcome> {
     ]);
     let computed = compute(job, &inputs, &calendar, spill_dir(&job.out_dir)?)?;
     let mut sources = inputs.sources;
-    sources.extend(calendar_input);
+    sources.extend(calendar.input.clone());
     sources.extend(job.sources.iter().cloned());
     let stage = telemetry::stage("write", "writing the output folder");
     write_outputs(job, &computed, &sources)?;
     stage.done(&[("quarantine_entries", computed.quarantine.len() as u64)]);
-    Ok(RunOutcome {
-        ledger: computed.ledger,
-        exemptions: computed.exemptions,
-        quarantine: computed.quarantine,
-        calls: computed.counts.rows,
-        totals: computed.totals,
-        out_dir: job.out_dir.clone(),
-        at_risk: computed.at_risk,
-    })
-}
-
-/// The run's calendar, and the file it came from (none for the built-in one).
-pub fn load_calendar(job: &Job) -> anyhow::Result<(Calendar, Option<InputFile>)> {
-    match &job.calendar {
-        CalendarSource::Builtin => Ok((Calendar::builtin(), None)),
-        CalendarSource::File(path) => {
-            let input = InputFile::stamp(calendar::source_name(Some(path)), path).ok();
-            let calendar = Calendar::load(path)?;
-            Ok((calendar, input))
-        }
-    }
+    Ok(computed)
 }
 
 /// Everything a run computes, before anything is written.
@@ -114,7 +77,7 @@ pub fn load_calendar(job: &Job) -> anyhow::Result<(Calendar, Option<InputFile>)>
 pub struct Computed {
     pub calendar_name: String,
     pub ledger: Vec<LedgerRow>,
-    pub exemptions: Vec<(i64, YearMonth, Clause, u64)>,
+    pub exemptions: Vec<ExemptionCount>,
     /// Small tables' and call rows' entries, sorted.
     pub quarantine: Vec<Entry>,
     pub counts: CallCounts,
@@ -128,13 +91,9 @@ pub struct Computed {
 pub fn compute(
     job: &Job,
     inputs: &Inputs,
-    calendar: &Calendar,
+    calendar: &RunCalendar,
     spill: ScratchDir,
 ) -> anyhow::Result<Computed> {
-    let calendar_name = calendar::source_name(match &job.calendar {
-        CalendarSource::Builtin => None,
-        CalendarSource::File(path) => Some(path),
-    });
     let stage = telemetry::stage(
         "service_months",
         "cutting subscriptions into service months",
@@ -189,8 +148,8 @@ pub fn compute(
     let rules = PricingRules {
         policy: &job.policy,
         as_of: job.as_of,
-        calendar,
-        calendar_name: &calendar_name,
+        calendar: &calendar.calendar,
+        calendar_name: &calendar.name,
     };
     let ledger = price_months(&rules, inputs, &months, &counts)?;
     stage.done(&[
@@ -217,7 +176,7 @@ pub fn compute(
     let totals = totals_by_currency(&ledger)?;
     let at_risk = error_budget::at_risk_rows(&ledger, &job.policy);
     Ok(Computed {
-        calendar_name,
+        calendar_name: calendar.name.clone(),
         ledger,
         exemptions,
         quarantine,
@@ -319,17 +278,17 @@ fn price_months(
         .collect()
 }
 
-fn exemption_rows(
-    months: &[ServiceMonth],
-    counts: &[MonthCallCounts],
-) -> Vec<(i64, YearMonth, Clause, u64)> {
+fn exemption_rows(months: &[ServiceMonth], counts: &[MonthCallCounts]) -> Vec<ExemptionCount> {
     months
         .iter()
         .zip(counts)
         .flat_map(|(m, c)| {
-            c.exempt_by_clause
-                .iter()
-                .map(|(clause, n)| (m.customer_id, m.month, *clause, *n))
+            c.exempt_by_clause.iter().map(|(clause, n)| ExemptionCount {
+                customer_id: m.customer_id,
+                service_month: m.month,
+                clause: *clause,
+                calls: *n,
+            })
         })
         .collect()
 }
@@ -504,7 +463,7 @@ fn verify_written_totals(path: &Path, expected: &BTreeMap<String, Totals>) -> an
 }
 
 /// The short human summary printed on stdout.
-pub fn summary(job: &Job, outcome: &RunOutcome) -> String {
+pub fn summary(job: &Job, outcome: &Computed) -> String {
     use std::fmt::Write;
     let rows = &outcome.ledger;
     let mut text = String::new();
@@ -578,7 +537,7 @@ pub fn summary(job: &Job, outcome: &RunOutcome) -> String {
             .ok();
         }
     }
-    let c = &outcome.calls;
+    let c = &outcome.counts.rows;
     writeln!(
         text,
         "  call rows: {} read, {} counted, {} quarantined, {} duplicates, {} outside the selected service months",
@@ -587,7 +546,7 @@ pub fn summary(job: &Job, outcome: &RunOutcome) -> String {
     .ok();
     writeln!(text, "  quarantine entries: {}", outcome.quarantine.len()).ok();
     write_watch_list(&mut text, job, &outcome.at_risk);
-    writeln!(text, "  written: {}", outcome.out_dir.display()).ok();
+    writeln!(text, "  written: {}", job.out_dir.display()).ok();
     text
 }
 

@@ -10,13 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use anyhow::bail;
-use chrono::Utc;
 
 use crate::cli::RunArgs;
-use crate::inputs::calendar::{self, Calendar};
+use crate::inputs::calendar::RunCalendar;
 use crate::inputs::problems::Problems;
 use crate::inputs::Inputs;
-use crate::job::{CalendarSource, Job};
+use crate::job::Job;
 use crate::quarantine::Entry;
 use crate::stages::service_months::service_months;
 
@@ -48,9 +47,7 @@ pub struct Validation {
 }
 
 pub fn validate_command(args: &RunArgs) -> anyhow::Result<()> {
-    let job = Job::resolve_without_out(args, |policy| {
-        Utc::now().with_timezone(&policy.timezone).date_naive()
-    })?;
+    let job = Job::resolve_without_out(args, crate::job::today)?;
     let validation = validate(&job)?;
     crate::text::print(&render(&job, &validation))?;
     if !validation.problems.is_empty() {
@@ -75,13 +72,7 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
             extra.push(err.to_string());
         }
     }
-    let (calendar, calendar_name) = match &job.calendar {
-        CalendarSource::Builtin => (Calendar::builtin(), calendar::source_name(None)),
-        CalendarSource::File(path) => (
-            Calendar::load_with(path, &mut problems)?,
-            calendar::source_name(Some(path)),
-        ),
-    };
+    let calendar = RunCalendar::load(job.calendar.path(), &mut problems)?;
     let inputs = Inputs::load_with(&job.data_dir, &job.policy, &mut problems)?;
     let call_files = inputs.calls.files.len();
 
@@ -126,8 +117,8 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
         call_files,
         service_months: months.len(),
         closed_months: months.iter().filter(|m| !m.provisional).count(),
-        calendar: calendar_name,
-        calendar_years: calendar.years().clone(),
+        calendar_years: calendar.calendar.years().clone(),
+        calendar: calendar.name,
         years_needed,
     })
 }

@@ -4,12 +4,13 @@
 //! The calendar covers exactly the years that appear in it. A malformed row is fatal.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{Datelike, NaiveDate, Weekday};
 
 use crate::error::{InputError, Location, Position};
 use crate::inputs::problems::Problems;
+use crate::inputs::stamp::InputFile;
 use crate::inputs::table::{read_table, TableFile, TableFormat};
 use crate::time::parse_date;
 
@@ -21,6 +22,36 @@ pub const BUILTIN_NAME: &str = "builtin:calendar-cn.csv";
 pub enum DayKind {
     Holiday,
     Workday,
+}
+
+/// A run's calendar as loaded: the calendar, the name messages give it, and the file it came
+/// from (none for the built-in one), stamped for the manifest.
+#[derive(Debug, Clone)]
+pub struct RunCalendar {
+    pub calendar: Calendar,
+    pub name: String,
+    pub input: Option<InputFile>,
+}
+
+impl RunCalendar {
+    /// The file at `path`, or the built-in calendar; each malformed row goes to `problems`.
+    pub fn load(path: Option<&Path>, problems: &mut Problems) -> Result<RunCalendar, InputError> {
+        let Some(path) = path else {
+            return Ok(RunCalendar {
+                calendar: Calendar::builtin(),
+                name: BUILTIN_NAME.to_string(),
+                input: None,
+            });
+        };
+        let name = path.display().to_string();
+        let input = InputFile::stamp(name.clone(), path).ok();
+        let calendar = Calendar::load_with(path, problems)?;
+        Ok(RunCalendar {
+            calendar,
+            name,
+            input,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -137,10 +168,6 @@ impl Calendar {
 }
 
 /// Where the calendar of a run came from, for the manifest.
-pub fn source_name(path: Option<&PathBuf>) -> String {
-    path.map_or_else(|| BUILTIN_NAME.to_string(), |p| p.display().to_string())
-}
-
 fn parse_kind(text: &str) -> Result<DayKind, String> {
     match text {
         "holiday" => Ok(DayKind::Holiday),
