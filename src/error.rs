@@ -1,4 +1,9 @@
-//! Typed errors shared by the input readers, and the usage error that maps to exit status 2.
+//! Typed errors shared by the input readers, the usage error that maps to exit status 2, and
+//! hints: what the user can do about an error.
+//!
+//! A hint is never part of an error's message. It travels in [`Hinted`] (any error of the
+//! program), [`InputError`] or [`UsageError`], and [`hints`] collects them from an error's
+//! chain, so `main` prints every hint in one place, as `hint:` lines after the error.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,14 +13,96 @@ use std::path::PathBuf;
 #[error("{message}")]
 pub struct UsageError {
     pub message: String,
+    pub hint: Option<String>,
 }
 
 impl UsageError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            hint: None,
         }
     }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// An error and what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+}
+
+/// An error whose hint `main` prints after it.
+pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    })
+}
+
+/// Adds to an error a layer of context with a hint: `.map_err(|e| with_hint(e, what, hint))`.
+pub fn with_hint(
+    err: impl Into<anyhow::Error>,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> anyhow::Error {
+    err.into().context(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    })
+}
+
+/// Every hint an error carries, outermost first, each once.
+pub fn hints(err: &anyhow::Error) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    // A context layer is found through anyhow's downcast, an error in the chain through its own.
+    if let Some(hinted) = err.downcast_ref::<Hinted>() {
+        found.push(hinted.hint.clone());
+    }
+    for cause in err.chain() {
+        let hint = if let Some(e) = cause.downcast_ref::<Hinted>() {
+            Some(e.hint.as_str())
+        } else if let Some(e) = cause.downcast_ref::<InputError>() {
+            e.hint.as_deref()
+        } else if let Some(e) = cause.downcast_ref::<UsageError>() {
+            e.hint.as_deref()
+        } else {
+            None
+        };
+        if let Some(hint) = hint.filter(|h| !found.iter().any(|f| f == h)) {
+            found.push(hint.to_string());
+        }
+    }
+    found
+}
+
+/// An error as one text: its message, its causes, then its hints (for reports that list
+/// several errors, like `validate`'s).
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("\n  caused by: {cause}"));
+    }
+    for hint in hints(err) {
+        text.push_str(&format!("\n  hint: {hint}"));
+    }
+    text
+}
+
+/// Whether the error is a write to a closed pipe (`sla-ledger ... | head`): the reader's
+/// choice, not a failure.
+pub fn is_closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Where in an input a value was found: a file plus, where known, a line (CSV) or row (Parquet)
@@ -95,10 +182,6 @@ impl InputError {
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.problem)?;
-        if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {hint}")?;
-        }
-        Ok(())
+        write!(f, "{}: {}", self.location, self.problem)
     }
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sla_ledger::cli::{Cli, Command, LogFormat};
-use sla_ledger::error::UsageError;
+use sla_ledger::error;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,11 +30,14 @@ fn main() -> ExitCode {
     sla_ledger::scratch::wait_for_signal_cleanup();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // `sla-ledger ... | head` closed stdout: the reader's choice, decided here once.
+        Err(err) if error::is_closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
+            let hints = error::hints(&err);
             if cli.output.log_format == LogFormat::Json {
                 // Schedulers parse every stderr line: the error is one JSON object too.
                 let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
-                tracing::error!(error = %chain.join(": "), "failed");
+                tracing::error!(error = %chain.join(": "), hint = %hints.join("; "), "failed");
             } else {
                 // Input values can hold terminal escapes: printed inert (SPEC §8).
                 eprintln!(
@@ -45,8 +48,11 @@ fn main() -> ExitCode {
                     let cause = sla_ledger::text::for_terminal(&cause.to_string());
                     eprintln!("  caused by: {cause}");
                 }
+                for hint in &hints {
+                    eprintln!("  hint: {}", sla_ledger::text::for_terminal(hint));
+                }
             }
-            if err.downcast_ref::<UsageError>().is_some() {
+            if err.downcast_ref::<error::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)

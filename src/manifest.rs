@@ -61,10 +61,11 @@ pub fn written_by_this_program(manifest: &[u8]) -> bool {
 /// (`diff`, `post`).
 pub fn read_run_manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read `{}`\n  hint: pass the `--out` folder of an `sla-ledger run`",
-            path.display()
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        crate::error::with_hint(
+            e,
+            format!("cannot read `{}`", path.display()),
+            "pass the `--out` folder of an `sla-ledger run`",
         )
     })?;
     serde_json::from_str(&text).with_context(|| format!("`{}` is not valid JSON", path.display()))

@@ -11,20 +11,22 @@ use crate::cli::Cli;
 /// Writes the completion script for `shell` on stdout.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     let mut command = Cli::command();
+    // Generated in memory: `clap_complete` panics on a write error, such as a closed pipe.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "sla-ledger", &mut script);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut command, "sla-ledger", &mut out);
-    out.flush()
+    out.write_all(&script)
+        .and_then(|()| out.flush())
         .context("cannot write the completion script to stdout")
 }
 
 /// Writes the man page (roff, section 1) on stdout: the program and each subcommand.
 pub fn man_page() -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    match write_man_page(&mut out).and_then(|()| out.flush()) {
-        // `sla-ledger man | head` closes the pipe early: that is the reader's choice.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("cannot write the man page to stdout"),
-    }
+    // A closed pipe (`sla-ledger man | head`) ends quietly in `main`.
+    write_man_page(&mut out)
+        .and_then(|()| out.flush())
+        .context("cannot write the man page to stdout")
 }
 
 pub fn write_man_page(out: &mut dyn Write) -> std::io::Result<()> {

@@ -20,7 +20,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::error::UsageError;
 use crate::scratch::ScratchDir;
@@ -74,14 +74,16 @@ pub fn check_apart(out: &Path, inputs: &[(&str, &Path)]) -> Result<(), UsageErro
         } else {
             continue;
         };
-        return Err(UsageError::new(format!(
-            "`--out` `{}` {relation} `{flag}` `{}` (real locations `{}` and `{}`), so writing the output could destroy that input; nothing was read or written\n  hint: choose an `--out` outside `{}` that does not contain it",
-            out.display(),
-            input.display(),
-            out_real.display(),
-            input_real.display(),
-            input.display()
-        )));
+        return Err(UsageError::new(
+            format!(
+                "`--out` `{}` {relation} `{flag}` `{}` (real locations `{}` and `{}`), so writing the output could destroy that input; nothing was read or written",
+                out.display(),
+                input.display(),
+                out_real.display(),
+                input_real.display(),
+            ),
+        )
+            .hint(format!("choose an `--out` outside `{}` that does not contain it", input.display())));
     }
     Ok(())
 }
@@ -123,17 +125,23 @@ pub fn check_target(target: &Path, force: bool) -> anyhow::Result<()> {
         }
     };
     if meta.file_type().is_symlink() {
-        bail!(
-            "output `{}` is a symbolic link; it was left untouched\n  hint: pass the folder itself as `--out`, or choose another `--out`",
-            target.display()
-        );
+        return Err(crate::error::hinted(
+            format!(
+                "output `{}` is a symbolic link; it was left untouched",
+                target.display()
+            ),
+            "pass the folder itself as `--out`, or choose another `--out`",
+        ));
     }
     if !meta.is_dir() {
-        bail!(
-            "output `{}` exists and is {}, not a folder; it was left untouched\n  hint: choose another `--out`",
-            target.display(),
-            kind_of(meta.file_type())
-        );
+        return Err(crate::error::hinted(
+            format!(
+                "output `{}` exists and is {}, not a folder; it was left untouched",
+                target.display(),
+                kind_of(meta.file_type())
+            ),
+            "choose another `--out`",
+        ));
     }
     let non_empty = fs::read_dir(target)
         .with_context(|| format!("cannot list output `{}`", target.display()))?
@@ -143,16 +151,22 @@ pub fn check_target(target: &Path, force: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if !force {
-        bail!(
-            "output `{}` exists and is not empty; it was left untouched\n  hint: pass `--force` to replace it, or choose another `--out`",
-            target.display()
-        );
+        return Err(crate::error::hinted(
+            format!(
+                "output `{}` exists and is not empty; it was left untouched",
+                target.display()
+            ),
+            "pass `--force` to replace it, or choose another `--out`",
+        ));
     }
     if !is_earlier_output(target) {
-        bail!(
-            "output `{}` is not empty and holds no `manifest.json` written by sla-ledger; `--force` replaces only an empty folder or an earlier output of this program, so it was left untouched\n  hint: choose another `--out`, or move its contents away yourself",
-            target.display()
-        );
+        return Err(crate::error::hinted(
+            format!(
+                "output `{}` is not empty and holds no `manifest.json` written by sla-ledger; `--force` replaces only an empty folder or an earlier output of this program, so it was left untouched",
+                target.display(),
+            ),
+            "choose another `--out`, or move its contents away yourself",
+        ));
     }
     Ok(())
 }
@@ -275,7 +289,7 @@ mod tests {
             dir.join("data/./x/../y"),
         ] {
             let err = check_apart(&out, &[("--data", &data)]).unwrap_err();
-            assert!(err.message.contains("hint:"), "{}", err.message);
+            assert!(err.hint.is_some(), "{}", err.message);
         }
         assert!(check_apart(&dir.join("out"), &[("--data", &data)]).is_ok());
         assert!(check_apart(&dir.join("data-out"), &[("--data", &data)]).is_ok());
@@ -289,10 +303,11 @@ mod tests {
         fs::create_dir(&out).unwrap();
         assert!(check_target(&out, false).is_ok(), "empty");
         fs::write(out.join("notes.txt"), "mine").unwrap();
-        let err = check_target(&out, true).unwrap_err().to_string();
+        let err = check_target(&out, true).unwrap_err();
+        let text = crate::error::describe(&err);
         assert!(
-            err.contains("manifest.json") && err.contains("hint:"),
-            "{err}"
+            text.contains("manifest.json") && text.contains("\n  hint: "),
+            "{text}"
         );
         fs::write(
             out.join("manifest.json"),

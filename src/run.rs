@@ -167,10 +167,13 @@ pub fn compute(
     if job.strict {
         let errors = ledger.iter().filter(|r| r.priced().is_none()).count();
         if !quarantine.is_empty() || errors > 0 {
-            bail!(
-                "--strict: {} quarantined row(s) and {errors} error ledger row(s); nothing was written\n  hint: run without `--strict` and read `quarantine.csv` and the `error` rows",
-                quarantine.len()
-            );
+            return Err(crate::error::hinted(
+                format!(
+                    "--strict: {} quarantined row(s) and {errors} error ledger row(s); nothing was written",
+                    quarantine.len(),
+                ),
+                "run without `--strict` and read `quarantine.csv` and the `error` rows",
+            ));
         }
     }
     let totals = totals_by_currency(&ledger)?;
@@ -251,10 +254,11 @@ fn name_the_spill_folder(err: anyhow::Error, spill: &Path) -> anyhow::Error {
             })
     });
     if disk_full_or_read_only {
-        err.context(format!(
-            "cannot spill call keys into `{}`\n  hint: free space there, or raise `--memory-budget-mib` so fewer keys are spilled",
-            spill.display()
-        ))
+        crate::error::with_hint(
+            err,
+            format!("cannot spill call keys into `{}`", spill.display()),
+            "free space there, or raise `--memory-budget-mib` so fewer keys are spilled",
+        )
     } else {
         err
     }

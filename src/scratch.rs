@@ -45,7 +45,7 @@ fn live() -> MutexGuard<'static, Vec<PathBuf>> {
 #[derive(Debug, thiserror::Error)]
 pub enum ScratchError {
     #[error(
-        "cannot create a scratch folder in `{}`\n  hint: the folder must exist, be writable by this user and have free space",
+        "cannot create a scratch folder in `{}`: the folder must exist, be writable by this user and have free space",
         place.display()
     )]
     Create {

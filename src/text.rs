@@ -95,10 +95,8 @@ pub fn print(report: &str) -> anyhow::Result<()> {
     let written = stdout
         .write_all(for_terminal(report).as_bytes())
         .and_then(|()| stdout.flush());
-    match written {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}")),
-    }
+    // A closed pipe stays an `io::Error` in the chain: `main` ends quietly on it.
+    written.map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use anyhow::bail;
-
 use crate::cli::RunArgs;
+use crate::error::{describe, hinted};
 use crate::inputs::calendar::RunCalendar;
 use crate::inputs::problems::Problems;
 use crate::inputs::Inputs;
@@ -49,15 +48,19 @@ pub struct Validation {
 pub fn validate_command(args: &RunArgs) -> anyhow::Result<()> {
     let job = Job::resolve_without_out(args, crate::job::today)?;
     let validation = validate(&job)?;
-    crate::text::print(&render(&job, &validation))?;
+    let printed = crate::text::print(&render(&job, &validation));
+    // Problems decide the exit status even when stdout was closed early (`| head`).
     if !validation.problems.is_empty() {
-        bail!(
-            "{} problem(s) in the inputs of `{}`; a run would fail\n  hint: fix them in order, then run `sla-ledger validate` again",
-            validation.problems.len(),
-            job.data_dir.display()
-        );
+        return Err(hinted(
+            format!(
+                "{} problem(s) in the inputs of `{}`; a run would fail",
+                validation.problems.len(),
+                job.data_dir.display()
+            ),
+            "fix them in order, then run `sla-ledger validate` again",
+        ));
     }
-    Ok(())
+    printed
 }
 
 /// Checks everything a run reads, in the order a run reads it, collecting every problem; when
@@ -69,7 +72,7 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
 
     if !job.out_dir.as_os_str().is_empty() {
         if let Err(err) = crate::output::check_target(&job.out_dir, job.force) {
-            extra.push(err.to_string());
+            extra.push(describe(&err));
         }
     }
     let calendar = RunCalendar::load(job.calendar.path(), &mut problems)?;
@@ -103,12 +106,16 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
             (Some(screen), computed.quarantine)
         }
         Err(err) => {
-            extra.push(format!("{err:#}"));
+            extra.push(describe(&err));
             (None, inputs.quarantine.sorted())
         }
     };
 
-    let mut all: Vec<String> = problems.into_vec().iter().map(|p| p.to_string()).collect();
+    let mut all: Vec<String> = problems
+        .into_vec()
+        .into_iter()
+        .map(|p| describe(&p.into()))
+        .collect();
     all.extend(extra);
     Ok(Validation {
         problems: all,
@@ -194,7 +201,7 @@ pub fn render(job: &Job, v: &Validation) -> String {
     } else {
         writeln!(text, "problems: {}", v.problems.len()).ok();
         for (i, problem) in v.problems.iter().enumerate() {
-            // Continuation lines (the `hint:`) line up under the problem's text.
+            // Continuation lines (causes, the `hint:`) line up under the problem's text.
             let indented = problem
                 .lines()
                 .map(str::trim_start)

@@ -199,3 +199,91 @@ fn the_man_page_documents_every_subcommand() {
     // Flags of `run` are documented with their help text.
     assert!(page.contains("\\-\\-as\\-of"), "{page}");
 }
+
+/// Runs `args` with stdout a pipe whose reader is already gone, as `... | head` leaves it.
+fn with_stdout_closed(args: &[&str]) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sla-ledger"))
+        .args(args)
+        .current_dir(repo_root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_and_never_hides_a_failure() {
+    let dir = TempDir::new("closed-pipe");
+    let out = dir.join("out");
+    // The reader is gone before the first write, so every write to stdout fails.
+    for args in [
+        vec!["completions", "bash"],
+        vec!["man"],
+        vec![
+            "run",
+            "--job",
+            "jobs/month-end.toml",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let output = with_stdout_closed(&args);
+        assert_success(&output);
+        let stderr = text(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("error:"), "{args:?}: {stderr}");
+    }
+    assert!(
+        out.join("manifest.json").is_file(),
+        "the run's output was written"
+    );
+    // validate's problems decide its status even when nobody reads its report.
+    let broken = dir.join("broken");
+    copy_dir(&repo_root().join("sample_data"), &broken);
+    std::fs::write(broken.join("subscriptions.csv"), "customer_id,start\n1,x\n").unwrap();
+    let output = with_stdout_closed(&[
+        "validate",
+        "--data",
+        broken.to_str().unwrap(),
+        "--months",
+        "2026-01..2026-03",
+        "--as-of",
+        "2026-04-30",
+    ]);
+    assert_exit(&output, 1);
+    assert!(text(&output.stderr).contains("problem(s)"));
+}
+
+#[test]
+fn hints_are_printed_once_after_the_error_and_its_causes() {
+    let dir = TempDir::new("hint-order");
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let output = sla_ledger(
+        &repo_root(),
+        &[
+            "run",
+            "--job",
+            "jobs/month-end.toml",
+            "--out",
+            out.to_str().unwrap(),
+            "--force",
+        ],
+    );
+    assert_exit(&output, 1);
+    let stderr = text(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let error = lines.iter().position(|l| l.starts_with("error: ")).unwrap();
+    let hints: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("  hint: "))
+        .collect();
+    assert_eq!(hints.len(), 1, "{stderr}");
+    assert!(hints[0] > error, "{stderr}");
+    assert!(
+        !lines[error].contains("hint:"),
+        "the hint is not part of the message: {stderr}"
+    );
+}

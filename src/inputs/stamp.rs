@@ -85,15 +85,21 @@ impl InputFile {
         let now = FileStamp::of(&self.path);
         match now {
             Ok(now) if now == self.stamp => Ok(()),
-            Ok(now) => anyhow::bail!(
-                "input `{}` changed while the run read it ({}); nothing was written\n  hint: run again once whatever writes it has finished",
-                crate::text::shown(&self.shown),
-                self.what_changed(&now)
-            ),
-            Err(e) => anyhow::bail!(
-                "input `{}` vanished or cannot be read since the run read it: {e}; nothing was written\n  hint: run again once whatever moves it has finished",
-                crate::text::shown(&self.shown)
-            ),
+            Ok(now) => Err(crate::error::hinted(
+                format!(
+                    "input `{}` changed while the run read it ({}); nothing was written",
+                    crate::text::shown(&self.shown),
+                    self.what_changed(&now),
+                ),
+                "run again once whatever writes it has finished",
+            )),
+            Err(e) => Err(crate::error::hinted(
+                format!(
+                    "input `{}` vanished or cannot be read since the run read it: {e}; nothing was written",
+                    crate::text::shown(&self.shown),
+                ),
+                "run again once whatever moves it has finished",
+            )),
         }
     }
 

@@ -303,10 +303,13 @@ pub fn verify_command(args: &JournalFileArgs) -> anyhow::Result<()> {
             batches.len(),
             entries.len()
         )),
-        Err(finding) => anyhow::bail!(
-            "journal `{}`: {finding}; it was changed after it was posted\n  hint: restore the journal from a backup taken before the change, then post the runs booked since",
-            args.journal.display()
-        ),
+        Err(finding) => Err(crate::error::hinted(
+            format!(
+                "journal `{}`: {finding}; it was changed after it was posted",
+                args.journal.display(),
+            ),
+            "restore the journal from a backup taken before the change, then post the runs booked since",
+        )),
     }
 }
 

@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::bail;
 use polars::prelude::*;
 use serde::Serialize;
 
@@ -105,27 +104,33 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     let mut store = SqliteStore::open_existing(&args.journal)?;
     let batches = store.batches()?;
     let Some(last) = batches.last() else {
-        bail!(
-            "journal `{}` holds no batch yet\n  hint: `sla-ledger post` books a run first",
-            args.journal.display()
-        );
+        return Err(crate::error::hinted(
+            format!("journal `{}` holds no batch yet", args.journal.display()),
+            "`sla-ledger post` books a run first",
+        ));
     };
     if args.since > last.number {
-        bail!(
-            "--since {} is after the last batch, {}\n  hint: `sla-ledger journal history --journal {}` lists the batches",
-            args.since,
-            last.number,
-            args.journal.display()
-        );
+        return Err(crate::error::hinted(
+            format!(
+                "--since {} is after the last batch, {}",
+                args.since, last.number
+            ),
+            format!(
+                "`sla-ledger journal history --journal {}` lists the batches",
+                args.journal.display()
+            ),
+        ));
     }
     // Nothing leaves a journal that does not verify: the accounting system would book it.
     let (all, balances) = (store.entries(1)?, store.balances()?);
     if let Err(finding) = super::chain::verify(&batches, &all, &balances)? {
-        bail!(
-            "journal `{}`: {finding}; nothing was exported\n  hint: `sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
-            args.journal.display(),
-            args.journal.display()
-        );
+        return Err(crate::error::hinted(
+            format!("journal `{}`: {finding}; nothing was exported", args.journal.display()),
+            format!(
+                "`sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
+                args.journal.display(),
+            ),
+        ));
     }
     let entries: Vec<Entry> = all.into_iter().filter(|e| e.batch >= args.since).collect();
     let staged = StagedOutput::prepare(&args.out, args.force)?;

@@ -43,21 +43,27 @@ fn targets(run: &RunLedger, scope: &RunScope) -> anyhow::Result<(ByCurrency, BTr
     for row in &run.rows {
         let month = (row.customer_id, row.service_month.clone());
         if !scope.covers(month.0, &month.1) {
-            bail!(
-                "`{}`: customer {} {} lies outside the run's own scope ({})\n  hint: pass the `--out` folder of an `sla-ledger run`, unchanged",
-                run.dir.display(),
-                month.0,
-                month.1,
-                scope.describe()
-            );
+            return Err(crate::error::hinted(
+                format!(
+                    "`{}`: customer {} {} lies outside the run's own scope ({})",
+                    run.dir.display(),
+                    month.0,
+                    month.1,
+                    scope.describe()
+                ),
+                "pass the `--out` folder of an `sla-ledger run`, unchanged",
+            ));
         }
         if targets.contains_key(&month) || provisional.contains(&month) {
-            bail!(
-                "`{}`: customer {} {} appears twice in `ledger.csv`\n  hint: pass the `--out` folder of an `sla-ledger run`, unchanged",
-                run.dir.display(),
-                month.0,
-                month.1
-            );
+            return Err(crate::error::hinted(
+                format!(
+                    "`{}`: customer {} {} appears twice in `ledger.csv`",
+                    run.dir.display(),
+                    month.0,
+                    month.1
+                ),
+                "pass the `--out` folder of an `sla-ledger run`, unchanged",
+            ));
         }
         if row.cell("provisional") == "true" {
             provisional.insert(month);
@@ -187,14 +193,19 @@ fn check_order(args: &PostArgs, scope: &RunScope, state: &State) -> anyhow::Resu
         return Ok(false);
     };
     if scope.as_of < last.head.as_of && !args.allow_backdated {
-        bail!(
-            "`{}` is as of {}, earlier than batch {} (as of {}), which booked overlapping months; posting it would undo later corrections\n  hint: post a run as of {} or later, or pass `--allow-backdated` if undoing them is intended",
-            args.run.display(),
-            scope.as_of,
-            last.number,
-            last.head.as_of,
-            last.head.as_of
-        );
+        return Err(crate::error::hinted(
+            format!(
+                "`{}` is as of {}, earlier than batch {} (as of {}), which booked overlapping months; posting it would undo later corrections",
+                args.run.display(),
+                scope.as_of,
+                last.number,
+                last.head.as_of,
+            ),
+            format!(
+                "post a run as of {} or later, or pass `--allow-backdated` if undoing them is intended",
+                last.head.as_of,
+            ),
+        ));
     }
     scope::check_policy(
         (&last_scope, &format!("batch {}", last.number)),
@@ -226,6 +237,12 @@ pub fn post_command(args: &PostArgs) -> anyhow::Result<()> {
             {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
+            Err(e) if e.downcast_ref::<Busy>().is_some() => {
+                return Err(crate::error::hinted(
+                    e.to_string(),
+                    "wait until the other `post` has finished, then post again (`--wait-secs` waits longer)",
+                ))
+            }
             other => break other?,
         }
     };
@@ -243,11 +260,13 @@ fn post_once(
     // A batch appended to a changed journal would seal the change into the chain.
     let (batches, entries, balances) = (store.batches()?, store.entries(1)?, store.balances()?);
     if let Err(finding) = super::chain::verify(&batches, &entries, &balances)? {
-        bail!(
-            "journal `{}`: {finding}; nothing was booked\n  hint: `sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
-            args.journal.display(),
-            args.journal.display()
-        );
+        return Err(crate::error::hinted(
+            format!("journal `{}`: {finding}; nothing was booked", args.journal.display()),
+            format!(
+                "`sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
+                args.journal.display(),
+            ),
+        ));
     }
     let (mut already, mut unbooked) = (None, (0, 0));
     let appended = store.append(&mut |state| {

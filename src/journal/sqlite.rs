@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, Transaction};
 
 use super::chain;
@@ -78,24 +78,27 @@ impl SqliteStore {
     /// Opens an existing journal (for the `journal` commands): never creates one.
     pub fn open_existing(path: &Path) -> anyhow::Result<SqliteStore> {
         if !path.is_file() {
-            bail!(
-                "journal `{}` does not exist\n  hint: `sla-ledger post --journal {} --run DIR` creates it with its first batch",
-                path.display(),
-                path.display()
-            );
+            return Err(crate::error::hinted(
+                format!("journal `{}` does not exist", path.display()),
+                format!(
+                    "`sla-ledger post --journal {} --run DIR` creates it with its first batch",
+                    path.display()
+                ),
+            ));
         }
         let store = Self::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, BUSY_TIMEOUT)?;
         if store.application_id()? != APPLICATION_ID {
-            bail!(store.not_a_journal());
+            return Err(store.not_a_journal());
         }
         Ok(store)
     }
 
     fn open(path: &Path, flags: OpenFlags, wait: Duration) -> anyhow::Result<SqliteStore> {
-        let conn = Connection::open_with_flags(path, flags).with_context(|| {
-            format!(
-                "cannot open journal `{}`\n  hint: `--journal` names a file in an existing folder this user can write",
-                path.display()
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            crate::error::with_hint(
+                e,
+                format!("cannot open journal `{}`", path.display()),
+                "`--journal` names a file in an existing folder this user can write",
             )
         })?;
         let store = SqliteStore {
@@ -110,10 +113,13 @@ impl SqliteStore {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| store.failure(e))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            bail!(
-                "journal `{}` cannot use WAL mode (got `{mode}`)\n  hint: keep the journal on a local file system",
-                path.display()
-            );
+            return Err(crate::error::hinted(
+                format!(
+                    "journal `{}` cannot use WAL mode (got `{mode}`)",
+                    path.display()
+                ),
+                "keep the journal on a local file system",
+            ));
         }
         store
             .conn
@@ -128,10 +134,13 @@ impl SqliteStore {
             .map_err(|e| self.failure(e))
     }
 
-    fn not_a_journal(&self) -> String {
-        format!(
-            "`{}` is an SQLite file but not an sla-ledger journal\n  hint: pass the `--journal` file that `sla-ledger post` wrote",
-            self.path.display()
+    fn not_a_journal(&self) -> anyhow::Error {
+        crate::error::hinted(
+            format!(
+                "`{}` is an SQLite file but not an sla-ledger journal",
+                self.path.display()
+            ),
+            "pass the `--journal` file that `sla-ledger post` wrote",
         )
     }
 
@@ -150,7 +159,7 @@ impl SqliteStore {
                 .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
                 .map_err(|e| self.failure(e))?;
             if id != 0 || tables != 0 {
-                bail!(self.not_a_journal());
+                return Err(self.not_a_journal());
             }
             self.conn
                 .execute_batch(SCHEMA)
@@ -172,7 +181,7 @@ impl SqliteStore {
 
 /// Another connection holds the journal: the caller may try again until its wait is over.
 #[derive(Debug, thiserror::Error)]
-#[error("journal `{}` is busy: another `post` held it for more than {wait_secs} s; nothing was booked\n  hint: wait until the other `post` has finished, then post again (`--wait-secs` waits longer)", path.display())]
+#[error("journal `{}` is busy: another `post` held it for more than {wait_secs} s; nothing was booked", path.display())]
 pub struct Busy {
     pub path: PathBuf,
     pub wait_secs: u64,
@@ -191,9 +200,12 @@ fn failure_for(path: &Path, wait: Duration, e: rusqlite::Error) -> anyhow::Error
         });
     }
     if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
-        return anyhow::anyhow!(
-            "`{}` is not an SQLite file, so not a journal\n  hint: pass the `--journal` file that `sla-ledger post` wrote, or a new file name",
-            path.display()
+        return crate::error::hinted(
+            format!(
+                "`{}` is not an SQLite file, so not a journal",
+                path.display()
+            ),
+            "pass the `--journal` file that `sla-ledger post` wrote, or a new file name",
         );
     }
     anyhow::Error::new(e).context(format!("journal `{}`", path.display()))
@@ -255,10 +267,13 @@ fn with_customers(rows: Vec<(Batch, Option<String>)>) -> anyhow::Result<Vec<Batc
     for (mut batch, customers) in rows {
         if let Some(text) = customers {
             batch.head.customers = Some(serde_json::from_str(&text).map_err(|_| {
-                anyhow::anyhow!(
-                    "batch {} column `customers` holds {}, not a JSON list of customer ids; the journal was changed after it was posted\n  hint: restore the journal from a backup taken before the change",
-                    batch.number,
-                    crate::text::quoted(&text)
+                crate::error::hinted(
+                    format!(
+                        "batch {} column `customers` holds {}, not a JSON list of customer ids; the journal was changed after it was posted",
+                        batch.number,
+                        crate::text::quoted(&text),
+                    ),
+                    "restore the journal from a backup taken before the change",
                 )
             })?);
         }

@@ -23,12 +23,22 @@ pub struct ClaimDecision {
 
 /// A calendar year the run needed but the calendar does not list.
 #[derive(Debug, thiserror::Error)]
-#[error("the working-day calendar `{calendar}` does not cover {year}, needed for the claim window of customer {customer_id} {month}\n  hint: add {year}'s holidays and make-up workdays to the calendar (one file), or pass `--calendar FILE`")]
+#[error("the working-day calendar `{calendar}` does not cover {year}, needed for the claim window of customer {customer_id} {month}")]
 pub struct CalendarGap {
     pub calendar: String,
     pub year: i32,
     pub customer_id: i64,
     pub month: YearMonth,
+}
+
+impl CalendarGap {
+    /// What the user can do about the gap.
+    pub fn hint(&self) -> String {
+        format!(
+            "add {}'s holidays and make-up workdays to the calendar (one file), or pass `--calendar FILE`",
+            self.year
+        )
+    }
 }
 
 /// The facts about one service month that its claim decision needs.

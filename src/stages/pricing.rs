@@ -150,7 +150,8 @@ pub fn price_month(
         Fee::Paid { currency, amount } => {
             let steps = compensation_steps(*amount, tier_rate);
             let context = rules.claim_context(month, steps.owed);
-            let decision = decide(&context, &tables.claims)?;
+            let decision = decide(&context, &tables.claims)
+                .map_err(|gap| crate::error::hinted(gap.to_string(), gap.hint()))?;
             let priced = Priced {
                 currency: currency.clone(),
                 monthly_fee: *amount,
