@@ -289,21 +289,12 @@ pub struct ExplainArgs {
     /// `text` (default) or `json`.
     #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
     pub format: ExplainFormat,
-    /// Input data directory, as for `run`.
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// The run's as-of date, as for `run`.
-    #[arg(long, value_name = "DATE")]
-    pub as_of: Option<String>,
-    /// Working-day calendar CSV, as for `run`.
-    #[arg(long, value_name = "FILE")]
-    pub calendar: Option<PathBuf>,
-    /// SLA policy TOML, as for `run`.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// A run's job file; its `out`, `months` and `customers` are not used.
-    #[arg(long, value_name = "FILE")]
-    pub job: Option<PathBuf>,
+    /// The run's own flags, so a run's command line can be explained by adding `--customer`
+    /// and `--month`: `--months` must contain `--month`, `--customers` must contain
+    /// `--customer`, and `--out` is ignored (explain writes nothing). A job file's `out`,
+    /// `months` and `customers` are not used.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

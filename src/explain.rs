@@ -15,6 +15,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::cli::{ExplainArgs, ExplainFormat, RunArgs};
+use crate::error::UsageError;
 use crate::inputs::calendar::RunCalendar;
 use crate::inputs::claims::Claim;
 use crate::inputs::exemptions::Notice;
@@ -201,24 +202,55 @@ pub fn explain_command(args: &ExplainArgs) -> anyhow::Result<()> {
     crate::text::print(&text)
 }
 
+/// The run flags narrowed to the one customer and month, writing nothing.
 fn run_args(args: &ExplainArgs) -> RunArgs {
     RunArgs {
-        data: args.data.clone(),
         out: None,
         months: Some(args.month.clone()),
-        as_of: args.as_of.clone(),
         customers: Some(vec![args.customer]),
-        calendar: args.calendar.clone(),
-        policy: args.policy.clone(),
-        job: args.job.clone(),
         force: false,
         no_force: false,
-        strict: false,
-        threads: None,
-        memory_budget_mib: None,
-        engine: None,
-        scheduler: None,
+        ..args.run.clone()
     }
+}
+
+/// A run's `--months` and `--customers` copied into `explain` must contain what it explains;
+/// its `--out` is not written.
+fn check_run_flags(args: &ExplainArgs, month: YearMonth, job: &Job) -> Result<(), UsageError> {
+    if let Some(months) = &args.run.months {
+        let range = MonthRange::parse(months, job.as_of)
+            .map_err(|e| UsageError::new(format!("--months: {e}")))?;
+        if month < range.first || range.last < month {
+            return Err(UsageError::new(format!(
+                "--month {month} is outside --months {} ({}..{})",
+                crate::text::quoted(months),
+                range.first,
+                range.last
+            ))
+            .hint("explain a month the run covers, or widen `--months`"));
+        }
+    }
+    if let Some(customers) = &args.run.customers {
+        if !customers.contains(&args.customer) {
+            return Err(UsageError::new(format!(
+                "--customer {} is not among --customers {}",
+                args.customer,
+                customers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
+            .hint("explain a customer the run covers, or add it to `--customers`"));
+        }
+    }
+    if let Some(out) = &args.run.out {
+        tracing::warn!(
+            out = %out.display(),
+            "explain writes nothing: --out is ignored"
+        );
+    }
+    Ok(())
 }
 
 pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
@@ -226,7 +258,8 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
     let month: YearMonth = args
         .month
         .parse()
-        .map_err(|e: String| crate::error::UsageError::new(format!("--month: {e}")))?;
+        .map_err(|e: String| UsageError::new(format!("--month: {e}")))?;
+    check_run_flags(args, month, &job)?;
     let calendar = RunCalendar::load(job.calendar.path(), &mut Problems::first_fatal())?;
     let inputs = Inputs::load(&job.data_dir, &job.policy)?;
     let months = service_months(

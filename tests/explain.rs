@@ -213,3 +213,76 @@ fn explain_shows_why_on_the_sla_rules_case() {
     assert_exit(&missing, 1);
     assert!(text(&missing.stderr).contains("customer 99 has no service month 2026-01"));
 }
+
+/// `explain` with a run's command line plus `--customer` and `--month`.
+fn explain_run_line(extra: &[&str]) -> std::process::Output {
+    let dir = TempDir::new("explain-run-line");
+    let out = dir.join("out");
+    let mut argv = vec![
+        "explain",
+        "--job",
+        "jobs/month-end.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--force",
+        "--threads",
+        "2",
+        "--customer",
+        "100000000",
+        "--month",
+        "2026-02",
+    ];
+    argv.extend(extra);
+    let output = sla_ledger(&repo_root(), &argv);
+    assert!(!out.exists(), "explain wrote its --out");
+    output
+}
+
+#[test]
+fn a_run_command_line_with_customer_and_month_added_is_explained() {
+    let plain = sla_ledger(
+        &repo_root(),
+        &[
+            "explain",
+            "--job",
+            "jobs/month-end.toml",
+            "--customer",
+            "100000000",
+            "--month",
+            "2026-02",
+        ],
+    );
+    assert_success(&plain);
+    let copied = explain_run_line(&[
+        "--months",
+        "2026-01..2026-03",
+        "--customers",
+        "100000000,100007919",
+    ]);
+    assert_success(&copied);
+    assert_eq!(text(&copied.stdout), text(&plain.stdout));
+    assert!(
+        text(&copied.stderr).contains("--out is ignored"),
+        "{}",
+        text(&copied.stderr)
+    );
+}
+
+#[test]
+fn a_copied_months_or_customers_flag_must_contain_what_is_explained() {
+    let outside = explain_run_line(&["--months", "2026-03"]);
+    assert_exit(&outside, 2);
+    let stderr = text(&outside.stderr);
+    assert!(
+        stderr.contains("--month 2026-02 is outside --months `2026-03`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+    let other = explain_run_line(&["--customers", "100007919"]);
+    assert_exit(&other, 2);
+    let stderr = text(&other.stderr);
+    assert!(
+        stderr.contains("--customer 100000000 is not among --customers 100007919"),
+        "{stderr}"
+    );
+}
