@@ -20,7 +20,7 @@ use crate::cli::DiffArgs;
 use crate::ledger::{self, money, COLUMNS};
 use crate::manifest::{self, FileDigest, Program};
 use crate::output::StagedOutput;
-use crate::scope::{compare, Comparison, RunScope};
+use crate::scope::{check_policy, with_policy_reason, RunScope};
 
 /// Adjustment columns, in output order.
 pub const ADJUSTMENT_COLUMNS: [&str; 8] = [
@@ -377,6 +377,67 @@ pub fn adjustments(prior: &RunLedger, current: &RunLedger) -> anyhow::Result<Vec
         );
     }
     Ok(out)
+}
+
+/// Two runs' adjustments over the customer-months both covered (issue 16's scope rule).
+#[derive(Debug)]
+pub struct Comparison {
+    pub rows: Vec<Adjustment>,
+    /// The scope compared, or `None` when the runs share no customer-month.
+    pub common: Option<RunScope>,
+    /// Ledger rows outside `common`, left out: (prior, current).
+    pub left_out_rows: (usize, usize),
+    pub policy_changed: bool,
+}
+
+/// `diff` under the scope rule: only the customer-months both runs cover are compared, so a
+/// narrow rerun never reverses what it did not look at.
+pub fn compare(
+    prior: &RunLedger,
+    prior_scope: &RunScope,
+    current: &RunLedger,
+    current_scope: &RunScope,
+    allow_policy_change: bool,
+) -> anyhow::Result<Comparison> {
+    let policy_changed = check_policy(
+        (prior_scope, &format!("`{}`", prior.dir.display())),
+        (current_scope, &format!("`{}`", current.dir.display())),
+        allow_policy_change,
+    )?;
+    let common = prior_scope.common(current_scope);
+    let within = |ledger: &RunLedger| -> (RunLedger, usize) {
+        let rows: Vec<LedgerLine> = ledger
+            .rows
+            .iter()
+            .filter(|r| {
+                common
+                    .as_ref()
+                    .is_some_and(|s| s.covers(r.customer_id, &r.service_month))
+            })
+            .cloned()
+            .collect();
+        let left_out = ledger.rows.len() - rows.len();
+        let scoped = RunLedger {
+            dir: ledger.dir.clone(),
+            sha256: ledger.sha256.clone(),
+            rows,
+        };
+        (scoped, left_out)
+    };
+    let (p, p_out) = within(prior);
+    let (c, c_out) = within(current);
+    let mut rows = adjustments(&p, &c)?;
+    if policy_changed {
+        for a in &mut rows {
+            a.reason = with_policy_reason(&a.reason);
+        }
+    }
+    Ok(Comparison {
+        rows,
+        common,
+        left_out_rows: (p_out, c_out),
+        policy_changed,
+    })
 }
 
 /// Per currency: how many entries, what was paid before, what is due now, and the net delta.

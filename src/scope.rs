@@ -1,8 +1,8 @@
 //! The scope rule of `diff` and `post` (issue 16): never claw back what a run did not look at.
 //!
 //! Takes run outputs' `manifest.json` (`job.months`, `job.customers`, `job.as_of`,
-//! `job.policy`); gives what each run covered, what two runs both covered, the adjustments
-//! inside it, and the refusal of runs under different policies.
+//! `job.policy`); gives what each run covered, what two runs both covered, and the refusal of
+//! runs under different policies. It computes no money: `diff` and `post` do, inside a scope.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -11,7 +11,6 @@ use std::path::Path;
 use anyhow::bail;
 use sha2::{Digest, Sha256};
 
-use crate::adjustments::{adjustments, Adjustment, LedgerLine, RunLedger};
 use crate::time::YearMonth;
 
 /// What a run looked at, from its `manifest.json` (`job.months`, `job.customers`, `job.as_of`,
@@ -144,17 +143,6 @@ fn scope_of(job: &serde_json::Value) -> Result<RunScope, String> {
     })
 }
 
-/// Two runs' adjustments over the customer-months both covered (issue 16's scope rule).
-#[derive(Debug)]
-pub struct Comparison {
-    pub rows: Vec<Adjustment>,
-    /// The scope compared, or `None` when the runs share no customer-month.
-    pub common: Option<RunScope>,
-    /// Ledger rows outside `common`, left out: (prior, current).
-    pub left_out_rows: (usize, usize),
-    pub policy_changed: bool,
-}
-
 /// Refuses runs under different policies unless `allow_policy_change`; then labels every
 /// entry `policy`, so a tier that moved is not read as a changed incident.
 pub fn check_policy(
@@ -185,56 +173,6 @@ pub fn with_policy_reason(reason: &str) -> String {
     } else {
         format!("policy+{reason}")
     }
-}
-
-/// `diff` under the scope rule: only the customer-months both runs cover are compared, so a
-/// narrow rerun never reverses what it did not look at.
-pub fn compare(
-    prior: &RunLedger,
-    prior_scope: &RunScope,
-    current: &RunLedger,
-    current_scope: &RunScope,
-    allow_policy_change: bool,
-) -> anyhow::Result<Comparison> {
-    let policy_changed = check_policy(
-        (prior_scope, &format!("`{}`", prior.dir.display())),
-        (current_scope, &format!("`{}`", current.dir.display())),
-        allow_policy_change,
-    )?;
-    let common = prior_scope.common(current_scope);
-    let within = |ledger: &RunLedger| -> (RunLedger, usize) {
-        let rows: Vec<LedgerLine> = ledger
-            .rows
-            .iter()
-            .filter(|r| {
-                common
-                    .as_ref()
-                    .is_some_and(|s| s.covers(r.customer_id, &r.service_month))
-            })
-            .cloned()
-            .collect();
-        let left_out = ledger.rows.len() - rows.len();
-        let scoped = RunLedger {
-            dir: ledger.dir.clone(),
-            sha256: ledger.sha256.clone(),
-            rows,
-        };
-        (scoped, left_out)
-    };
-    let (p, p_out) = within(prior);
-    let (c, c_out) = within(current);
-    let mut rows = adjustments(&p, &c)?;
-    if policy_changed {
-        for a in &mut rows {
-            a.reason = with_policy_reason(&a.reason);
-        }
-    }
-    Ok(Comparison {
-        rows,
-        common,
-        left_out_rows: (p_out, c_out),
-        policy_changed,
-    })
 }
 
 #[cfg(test)]
