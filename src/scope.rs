@@ -16,19 +16,19 @@ use crate::time::YearMonth;
 /// What a run looked at, from its `manifest.json` (`job.months`, `job.customers`, `job.as_of`,
 /// `job.policy`): the scope rules of `diff` and `post` compare only what both sides covered.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunScope {
-    pub first_month: YearMonth,
-    pub last_month: YearMonth,
+pub(crate) struct RunScope {
+    pub(crate) first_month: YearMonth,
+    pub(crate) last_month: YearMonth,
     /// `None`: every customer (the run had no `--customers`).
-    pub customers: Option<BTreeSet<i64>>,
-    pub as_of: String,
+    pub(crate) customers: Option<BTreeSet<i64>>,
+    pub(crate) as_of: String,
     /// The effective policy as the manifest recorded it.
-    pub policy: serde_json::Value,
+    pub(crate) policy: serde_json::Value,
 }
 
 impl RunScope {
     /// Reads the scope of the run output `dir`.
-    pub fn load(dir: &Path) -> anyhow::Result<RunScope> {
+    pub(crate) fn load(dir: &Path) -> anyhow::Result<RunScope> {
         let path = dir.join("manifest.json");
         let manifest = crate::manifest::read_run_manifest(dir)?;
         scope_of(&manifest["job"]).map_err(|problem| {
@@ -39,7 +39,7 @@ impl RunScope {
         })
     }
 
-    pub fn covers(&self, customer_id: i64, service_month: &str) -> bool {
+    pub(crate) fn covers(&self, customer_id: i64, service_month: &str) -> bool {
         let in_months = service_month
             .parse::<YearMonth>()
             .is_ok_and(|m| self.first_month <= m && m <= self.last_month);
@@ -51,7 +51,7 @@ impl RunScope {
     }
 
     /// Whether some customer-month is covered by both scopes.
-    pub fn overlaps(&self, other: &RunScope) -> bool {
+    pub(crate) fn overlaps(&self, other: &RunScope) -> bool {
         let months = self.first_month <= other.last_month && other.first_month <= self.last_month;
         let customers = match (&self.customers, &other.customers) {
             (Some(a), Some(b)) => !a.is_disjoint(b),
@@ -61,7 +61,7 @@ impl RunScope {
     }
 
     /// The customer-months both scopes cover, or `None` when they share none.
-    pub fn common(&self, other: &RunScope) -> Option<RunScope> {
+    pub(crate) fn common(&self, other: &RunScope) -> Option<RunScope> {
         if !self.overlaps(other) {
             return None;
         }
@@ -80,7 +80,7 @@ impl RunScope {
     }
 
     /// `months 2026-01..2026-03, customers 1, 2` or `..., every customer`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let customers = match &self.customers {
             None => "every customer".to_string(),
             Some(c) => {
@@ -95,7 +95,7 @@ impl RunScope {
     }
 
     /// A short name of the policy: its `name` and the SHA-256 of its recorded JSON.
-    pub fn policy_sha256(&self) -> String {
+    pub(crate) fn policy_sha256(&self) -> String {
         let text = self.policy.to_string();
         hex(&Sha256::digest(text.as_bytes()))
     }
@@ -145,7 +145,7 @@ fn scope_of(job: &serde_json::Value) -> Result<RunScope, String> {
 
 /// Refuses runs under different policies unless `allow_policy_change`; then labels every
 /// entry `policy`, so a tier that moved is not read as a changed incident.
-pub fn check_policy(
+pub(crate) fn check_policy(
     prior: (&RunScope, &str),
     current: (&RunScope, &str),
     allow_policy_change: bool,
@@ -167,7 +167,7 @@ pub fn check_policy(
 }
 
 /// Labels an entry's reason as caused by a policy change.
-pub fn with_policy_reason(reason: &str) -> String {
+pub(crate) fn with_policy_reason(reason: &str) -> String {
     if reason.is_empty() {
         "policy".into()
     } else {

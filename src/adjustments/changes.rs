@@ -16,16 +16,16 @@ use super::MONEY_SCALE;
 
 /// One correction entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Adjustment {
-    pub customer_id: i64,
-    pub service_month: String,
-    pub prior_payout: Decimal,
-    pub current_payout: Decimal,
-    pub delta: Decimal,
+pub(crate) struct Adjustment {
+    pub(crate) customer_id: i64,
+    pub(crate) service_month: String,
+    pub(crate) prior_payout: Decimal,
+    pub(crate) current_payout: Decimal,
+    pub(crate) delta: Decimal,
     /// Empty only when neither side has a currency (then every amount is 0.00).
-    pub currency: String,
-    pub reason: String,
-    pub idempotency_key: String,
+    pub(crate) currency: String,
+    pub(crate) reason: String,
+    pub(crate) idempotency_key: String,
 }
 
 /// What changed between two versions of a row, in a fixed order. Each names a group of
@@ -84,7 +84,7 @@ const TRIGGER_COLUMNS: [&str; 8] = [
 /// in lowercase hex: the same pair of ledgers always gives the same key, so posting an
 /// adjustment twice is detectable. The currency separates the two entries of a month whose
 /// currency changed.
-pub fn idempotency_key(
+pub(crate) fn idempotency_key(
     customer_id: i64,
     service_month: &str,
     currency: &str,
@@ -101,11 +101,13 @@ pub fn idempotency_key(
 }
 
 /// One currency of a customer-month's payout change: (currency, paid before, due now).
-pub type CurrencyChange = (String, Decimal, Decimal);
+pub(crate) type CurrencyChange = (String, Decimal, Decimal);
 
 /// A row's payout by currency; empty for no row or a row without currency (no billing, or an
 /// `error` row), which pays 0.00.
-pub fn payout_by_currency(row: Option<&LedgerLine>) -> anyhow::Result<BTreeMap<String, Decimal>> {
+pub(crate) fn payout_by_currency(
+    row: Option<&LedgerLine>,
+) -> anyhow::Result<BTreeMap<String, Decimal>> {
     let mut payouts = BTreeMap::new();
     if let Some(row) = row.filter(|r| !r.cell("currency").is_empty()) {
         payouts.insert(row.cell("currency").to_string(), row.payout()?);
@@ -117,7 +119,7 @@ pub fn payout_by_currency(row: Option<&LedgerLine>) -> anyhow::Result<BTreeMap<S
 /// money in two currencies is never netted, so a currency on one side only is reversed in its
 /// own (paid before, nothing due) or booked in its own (nothing before, due now). The prior
 /// side's currencies come first.
-pub fn payout_changes(
+pub(crate) fn payout_changes(
     prior: &BTreeMap<String, Decimal>,
     current: &BTreeMap<String, Decimal>,
 ) -> Vec<CurrencyChange> {
@@ -136,7 +138,10 @@ pub fn payout_changes(
 }
 
 /// Every adjustment between two ledgers, ordered by (customer_id, service_month, currency).
-pub fn adjustments(prior: &RunLedger, current: &RunLedger) -> anyhow::Result<Vec<Adjustment>> {
+pub(crate) fn adjustments(
+    prior: &RunLedger,
+    current: &RunLedger,
+) -> anyhow::Result<Vec<Adjustment>> {
     let key = |r: &LedgerLine| (r.customer_id, r.service_month.clone());
     let prior_rows: BTreeMap<_, _> = prior.rows.iter().map(|r| (key(r), r)).collect();
     let current_rows: BTreeMap<_, _> = current.rows.iter().map(|r| (key(r), r)).collect();
@@ -205,15 +210,15 @@ pub fn adjustments(prior: &RunLedger, current: &RunLedger) -> anyhow::Result<Vec
 
 /// Per currency: how many entries, what was paid before, what is due now, and the net delta.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CurrencyTotals {
-    pub rows: usize,
-    pub prior_payout: Decimal,
-    pub current_payout: Decimal,
-    pub delta: Decimal,
+pub(crate) struct CurrencyTotals {
+    pub(crate) rows: usize,
+    pub(crate) prior_payout: Decimal,
+    pub(crate) current_payout: Decimal,
+    pub(crate) delta: Decimal,
 }
 
 /// Totals per currency over entries that carry money (a currency).
-pub fn totals(adjustments: &[Adjustment]) -> BTreeMap<String, CurrencyTotals> {
+pub(crate) fn totals(adjustments: &[Adjustment]) -> BTreeMap<String, CurrencyTotals> {
     let mut sums: BTreeMap<String, CurrencyTotals> = BTreeMap::new();
     for a in adjustments.iter().filter(|a| !a.currency.is_empty()) {
         let t = sums.entry(a.currency.clone()).or_default();

@@ -9,18 +9,18 @@ use crate::scope::{check_policy, with_policy_reason, RunScope};
 
 /// Two runs' adjustments over the customer-months both covered (issue 16's scope rule).
 #[derive(Debug)]
-pub struct Comparison {
-    pub rows: Vec<Adjustment>,
+pub(crate) struct Comparison {
+    pub(crate) rows: Vec<Adjustment>,
     /// The scope compared, or `None` when the runs share no customer-month.
-    pub common: Option<RunScope>,
+    pub(crate) common: Option<RunScope>,
     /// Ledger rows outside `common`, left out: (prior, current).
-    pub left_out_rows: (usize, usize),
-    pub policy_changed: bool,
+    pub(crate) left_out_rows: (usize, usize),
+    pub(crate) policy_changed: bool,
 }
 
 /// `diff` under the scope rule: only the customer-months both runs cover are compared, so a
 /// narrow rerun never reverses what it did not look at.
-pub fn compare(
+pub(crate) fn compare(
     prior: &RunLedger,
     prior_scope: &RunScope,
     current: &RunLedger,

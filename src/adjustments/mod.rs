@@ -9,10 +9,10 @@
 //! `compare` keeps what both runs covered (`crate::scope`), `changes` computes the adjustments
 //! and their totals, `write` writes them; this file runs the command and reports it.
 
-pub mod changes;
-pub mod compare;
-pub mod run_ledger;
-pub mod write;
+pub(crate) mod changes;
+pub(crate) mod compare;
+pub(crate) mod run_ledger;
+pub(crate) mod write;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

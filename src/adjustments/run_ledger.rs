@@ -14,18 +14,18 @@ use crate::manifest;
 
 /// One ledger row as written, keyed by its column name (SPEC §7).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerLine {
-    pub customer_id: i64,
-    pub service_month: String,
+pub(crate) struct LedgerLine {
+    pub(crate) customer_id: i64,
+    pub(crate) service_month: String,
     cells: BTreeMap<&'static str, String>,
 }
 
 impl LedgerLine {
-    pub fn cell(&self, column: &str) -> &str {
+    pub(crate) fn cell(&self, column: &str) -> &str {
         self.cells.get(column).map_or("", String::as_str)
     }
 
-    pub fn payout(&self) -> anyhow::Result<Decimal> {
+    pub(crate) fn payout(&self) -> anyhow::Result<Decimal> {
         Decimal::from_str_exact(self.cell("payout")).with_context(|| {
             format!(
                 "customer {} {}: payout `{}` is not a decimal",
@@ -39,15 +39,15 @@ impl LedgerLine {
 
 /// A run output's ledger: its rows and the SHA-256 of its `ledger.csv`.
 #[derive(Debug)]
-pub struct RunLedger {
-    pub dir: PathBuf,
-    pub sha256: String,
-    pub rows: Vec<LedgerLine>,
+pub(crate) struct RunLedger {
+    pub(crate) dir: PathBuf,
+    pub(crate) sha256: String,
+    pub(crate) rows: Vec<LedgerLine>,
 }
 
 impl RunLedger {
     /// Reads `DIR/ledger.csv` and checks its hash against `DIR/manifest.json`.
-    pub fn load(dir: &Path) -> anyhow::Result<RunLedger> {
+    pub(crate) fn load(dir: &Path) -> anyhow::Result<RunLedger> {
         let path = dir.join("ledger.csv");
         let (_, sha256) = manifest::sha256_file(&path).map_err(|e| {
             e.context(format!(
@@ -89,7 +89,7 @@ fn recorded_ledger_hash(dir: &Path) -> anyhow::Result<String> {
 }
 
 /// Reads a `ledger.csv`, requiring exactly the SPEC §7 header.
-pub fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
+pub(crate) fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
     let mut reader = csv::Reader::from_path(path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
     let headers = reader.headers()?.clone();

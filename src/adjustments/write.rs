@@ -14,7 +14,7 @@ use super::MONEY_SCALE;
 use crate::ledger::{self, money};
 
 /// Adjustment columns, in output order.
-pub const ADJUSTMENT_COLUMNS: [&str; 8] = [
+pub(crate) const ADJUSTMENT_COLUMNS: [&str; 8] = [
     "customer_id",
     "service_month",
     "prior_payout",
@@ -25,7 +25,7 @@ pub const ADJUSTMENT_COLUMNS: [&str; 8] = [
     "idempotency_key",
 ];
 
-pub fn write_csv(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()> {
+pub(crate) fn write_csv(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()> {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(out);
@@ -47,7 +47,7 @@ pub fn write_csv(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()> {
 }
 
 /// Parquet with decimal128 money (never float), the same columns as the CSV.
-pub fn write_parquet(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()> {
+pub(crate) fn write_parquet(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()> {
     let money_column = |name: &str, f: fn(&Adjustment) -> Decimal| {
         ledger::decimal_column(
             name,
@@ -83,7 +83,7 @@ pub fn write_parquet(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()>
     Ok(())
 }
 
-pub fn write_totals_csv(
+pub(crate) fn write_totals_csv(
     totals: &BTreeMap<String, CurrencyTotals>,
     out: impl Write,
 ) -> anyhow::Result<()> {

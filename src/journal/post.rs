@@ -81,7 +81,7 @@ fn basis<'a>(scopes: &'a [(RunScope, &'a Batch)], month: &Month) -> Option<&'a s
 
 /// Entries that bring each customer-month of the run's scope to the run's payout; provisional
 /// months and everything outside the scope keep their balances.
-pub fn plan_entries(
+pub(crate) fn plan_entries(
     run: &RunLedger,
     scope: &RunScope,
     state: &State,
