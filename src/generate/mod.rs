@@ -16,7 +16,7 @@ mod tables;
 mod traffic;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
@@ -24,7 +24,7 @@ use self::partition::Partition;
 use self::plan::Plan;
 use self::planted::{write_planted, SmallTables};
 use self::rng::Rng;
-use self::tables::{billing_lines, claim_lines, write_text};
+use self::tables::write_tables;
 use self::traffic::write_customer_month;
 use crate::cli::GenerateArgs;
 use crate::policy::Policy;
@@ -34,6 +34,7 @@ const INTERNAL_ERROR: &str = "InternalError";
 const CALLEE_LIMITED: &str = "FailedOperation.CalleeIsLimited"; // exempt, 5.9
 const PHONE_INVALID: &str = "InvalidParameterValue.PhoneNumInvalid"; // exempt, 5.10
 
+/// `sla-ledger generate --out DIR [--customers N] [--months M1..M2] [--calls N] [--seed N]`.
 pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     let out = &args.out;
     if out.exists() && fs::read_dir(out)?.next().is_some() {
@@ -44,7 +45,34 @@ pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let plan = Plan::new(args, Policy::ccc().timezone)?;
     fs::create_dir_all(out.join("exemptions"))?;
+    // One stream for the whole data set, drawn in a fixed order (the calls month by month,
+    // then billing, then claims), so the same arguments write the same bytes.
     let mut rng = Rng::new(plan.seed);
+    let calls = write_calls(&plan, out, &mut rng)?;
+    write_tables(&plan, out, &mut rng, &calls.reviewed, &calls.planted)?;
+    println!(
+        "sla-ledger generate: {} call rows, {} customers, months {}..{}, seed {} → {}",
+        calls.rows,
+        plan.customers.len(),
+        plan.first(),
+        plan.last(),
+        plan.seed,
+        out.display()
+    );
+    Ok(())
+}
+
+/// What writing the call logs leaves for the small tables.
+struct WrittenCalls {
+    rows: u64,
+    /// Request ids the incident review classified, for `exemptions/calls.csv`.
+    reviewed: Vec<String>,
+    planted: SmallTables,
+}
+
+/// `calls/month=M/`, month by month: every customer's background traffic, then the planted
+/// cases.
+fn write_calls(plan: &Plan, out: &Path, rng: &mut Rng) -> anyhow::Result<WrittenCalls> {
     let mut tables = SmallTables {
         windows: Vec::new(),
         notices: Vec::new(),
@@ -55,81 +83,14 @@ pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
         let dir: PathBuf = out.join("calls").join(format!("month={month}"));
         let mut partition = Partition::create(&dir)?;
         for c in &plan.customers {
-            write_customer_month(&plan, c, m, &mut partition, &mut rng, &mut reviewed)?;
+            write_customer_month(plan, c, m, &mut partition, rng, &mut reviewed)?;
         }
-        write_planted(&plan, m, &mut partition, &mut rng, &mut tables)?;
+        write_planted(plan, m, &mut partition, rng, &mut tables)?;
         rows += partition.finish()?;
     }
-
-    let mut subscriptions: Vec<String> = plan
-        .customers
-        .iter()
-        .flat_map(|c| {
-            plan.periods(c).into_iter().map(move |(start, end)| {
-                format!(
-                    "{},{start},{}",
-                    c.id,
-                    end.map(|e| e.to_string()).unwrap_or_default()
-                )
-            })
-        })
-        .collect();
-    // A row with its dates swapped: quarantined.
-    let swapped = plan.customers[6 % plan.customers.len()].id;
-    subscriptions.push(format!(
-        "{swapped},{},{}",
-        plan.first().last_day(),
-        plan.first().first_day()
-    ));
-    write_text(
-        &out.join("subscriptions.csv"),
-        "customer_id,start_date,end_date",
-        &subscriptions,
-    )?;
-    write_text(
-        &out.join("billing.csv"),
-        "customer_id,period,kind,amount,currency",
-        &billing_lines(&plan, &mut rng),
-    )?;
-    write_text(
-        &out.join("claims.csv"),
-        "claim_id,customer_id,service_month,submitted_at,channel",
-        &claim_lines(&plan, &mut rng),
-    )?;
-    write_text(
-        &out.join("exemptions/error_codes.csv"),
-        "error_code,clause",
-        &[
-            format!("{CALLEE_LIMITED},5.9"),
-            format!("{PHONE_INVALID},5.10"),
-        ],
-    )?;
-    let mut reviews: Vec<String> = reviewed.iter().map(|id| format!("{id},5.6")).collect();
-    if let Some(first) = reviewed.first() {
-        reviews.push(format!("{first},5.15")); // listed twice: the smaller clause wins
-    }
-    write_text(
-        &out.join("exemptions/calls.csv"),
-        "request_id,clause",
-        &reviews,
-    )?;
-    write_text(
-        &out.join("exemptions/windows.csv"),
-        "window_id,clause,start,end,customer_id,announced_at",
-        &tables.windows,
-    )?;
-    write_text(
-        &out.join("exemptions/notices.csv"),
-        "customer_id,start,end,notified_at",
-        &tables.notices,
-    )?;
-    println!(
-        "sla-ledger generate: {rows} call rows, {} customers, months {}..{}, seed {} → {}",
-        plan.customers.len(),
-        plan.first(),
-        plan.last(),
-        plan.seed,
-        out.display()
-    );
-    Ok(())
+    Ok(WrittenCalls {
+        rows,
+        reviewed,
+        planted: tables,
+    })
 }

@@ -10,14 +10,17 @@ use super::partition::{Call, Partition};
 use super::plan::{local, Plan};
 use super::rng::Rng;
 use super::{INTERNAL_ERROR, MILLIS};
-use crate::time::NANOS_PER_SECOND;
+use crate::time::{YearMonth, NANOS_PER_SECOND};
 
+/// The rows of `exemptions/windows.csv` and `exemptions/notices.csv` the planted calls go with.
 pub(super) struct SmallTables {
     pub(super) windows: Vec<String>,
     pub(super) notices: Vec<String>,
 }
 
 /// Calls planted around the exemption windows, bursts, duplicates and defects of one month.
+/// The order of the steps is the order the random stream is drawn in: changing it changes
+/// every later byte.
 pub(super) fn write_planted(
     plan: &Plan,
     month_index: usize,
@@ -26,83 +29,141 @@ pub(super) fn write_planted(
     tables: &mut SmallTables,
 ) -> anyhow::Result<()> {
     let month = plan.months[month_index];
-    let call = |rng: &mut Rng,
-                customer: i64,
-                ts: i64,
-                status: &'static str,
-                code: Option<&'static str>| Call {
+    for window in exemption_windows(plan, month) {
+        tables.windows.push(window.line());
+        write_window_errors(plan, month, &window, partition, rng)?;
+    }
+    write_bursts(plan, month, partition, rng)?;
+    tables.notices.extend(notice_line(plan, month, month_index));
+    write_defects(plan, month, partition, rng)?;
+    write_conflicting_duplicates(plan, month, partition, rng)
+}
+
+/// A planted call of `customer` at `ts`, drawing its request id from `rng`.
+fn planted_call(
+    rng: &mut Rng,
+    customer: i64,
+    ts: i64,
+    status: &'static str,
+    code: Option<&'static str>,
+) -> Call {
+    Call {
         request_id: Some(rng.request_id()),
         customer_id: Some(customer),
         ts: Some(ts),
         api: Some("CreateAutoCalloutTask"),
         status: Some(status),
         error_code: code,
-    };
-    let announced_day = Plan::day(month, 10);
-    let windows = [
-        // (id, clause, start, end, customer, announced)
-        (
-            format!("mw-{month}-a"),
-            "5.12",
-            local(plan, announced_day, 2, 0),
-            local(plan, announced_day, 3, 0),
-            None,
-            Some(local(plan, announced_day - Days::new(3), 9, 0)),
-        ),
-        (
-            format!("mw-{month}-late"),
-            "5.12",
-            local(plan, Plan::day(month, 20), 4, 0),
-            local(plan, Plan::day(month, 20), 5, 0),
-            None,
-            Some(local(plan, Plan::day(month, 20), 4, 1)),
-        ),
-        (
-            format!("fm-{month}"),
-            "5.14",
-            local(plan, Plan::day(month, 15), 2, 0),
-            local(plan, Plan::day(month, 15), 2, 30),
-            None,
-            None,
-        ),
-        (
-            format!("net-{month}"),
-            "5.13",
-            local(plan, Plan::day(month, 12), 1, 0),
-            local(plan, Plan::day(month, 12), 2, 0),
-            Some(plan.customers[7 % plan.customers.len()].id),
-            None,
-        ),
-    ];
-    for (id, clause, start, end, customer, announced) in &windows {
+    }
+}
+
+/// One row of `exemptions/windows.csv`; instants in UTC nanoseconds.
+struct Window {
+    id: String,
+    clause: &'static str,
+    start: i64,
+    end: i64,
+    /// `None`: every customer.
+    customer: Option<i64>,
+    announced: Option<i64>,
+}
+
+impl Window {
+    fn line(&self) -> String {
         let fmt = |t: &i64| crate::time::format_instant(*t);
-        tables.windows.push(format!(
-            "{id},{clause},{},{},{},{}",
-            fmt(start),
-            fmt(end),
-            customer.map(|c| c.to_string()).unwrap_or_default(),
-            announced.as_ref().map(fmt).unwrap_or_default()
-        ));
-        // Errors inside each window, for a few customers subscribed then.
-        for c in plan
-            .customers
+        format!(
+            "{},{},{},{},{},{}",
+            self.id,
+            self.clause,
+            fmt(&self.start),
+            fmt(&self.end),
+            self.customer.map(|c| c.to_string()).unwrap_or_default(),
+            self.announced.as_ref().map(fmt).unwrap_or_default()
+        )
+    }
+}
+
+/// A month's windows: maintenance announced in time (5.12), maintenance announced after it
+/// began, an unannounced force majeure (5.14) and one customer's network fault (5.13).
+fn exemption_windows(plan: &Plan, month: YearMonth) -> [Window; 4] {
+    let announced_day = Plan::day(month, 10);
+    [
+        Window {
+            id: format!("mw-{month}-a"),
+            clause: "5.12",
+            start: local(plan, announced_day, 2, 0),
+            end: local(plan, announced_day, 3, 0),
+            customer: None,
+            announced: Some(local(plan, announced_day - Days::new(3), 9, 0)),
+        },
+        Window {
+            id: format!("mw-{month}-late"),
+            clause: "5.12",
+            start: local(plan, Plan::day(month, 20), 4, 0),
+            end: local(plan, Plan::day(month, 20), 5, 0),
+            customer: None,
+            announced: Some(local(plan, Plan::day(month, 20), 4, 1)),
+        },
+        Window {
+            id: format!("fm-{month}"),
+            clause: "5.14",
+            start: local(plan, Plan::day(month, 15), 2, 0),
+            end: local(plan, Plan::day(month, 15), 2, 30),
+            customer: None,
+            announced: None,
+        },
+        Window {
+            id: format!("net-{month}"),
+            clause: "5.13",
+            start: local(plan, Plan::day(month, 12), 1, 0),
+            end: local(plan, Plan::day(month, 12), 2, 0),
+            customer: Some(plan.customers[7 % plan.customers.len()].id),
+            announced: None,
+        },
+    ]
+}
+
+/// Errors inside a window, for a few of its customers subscribed then.
+fn write_window_errors(
+    plan: &Plan,
+    month: YearMonth,
+    window: &Window,
+    partition: &mut Partition,
+    rng: &mut Rng,
+) -> anyhow::Result<()> {
+    let (start, end) = (window.start, window.end);
+    for c in plan
+        .customers
+        .iter()
+        .filter(|c| window.customer.is_none_or(|id| id == c.id))
+        .take(6)
+    {
+        if plan
+            .covered(c, month)
             .iter()
-            .filter(|c| customer.is_none_or(|id| id == c.id))
-            .take(6)
+            .any(|(a, b)| *a <= Plan::day(month, 20) && Plan::day(month, 10) <= *b)
         {
-            if plan
-                .covered(c, month)
-                .iter()
-                .any(|(a, b)| *a <= Plan::day(month, 20) && Plan::day(month, 10) <= *b)
-            {
-                let ts = start + (rng.below(((end - start) / MILLIS) as u64) as i64) * MILLIS;
-                partition.push(call(rng, c.id, ts, "system_error", Some(INTERNAL_ERROR)))?;
-            }
+            let ts = start + (rng.below(((end - start) / MILLIS) as u64) as i64) * MILLIS;
+            partition.push(planted_call(
+                rng,
+                c.id,
+                ts,
+                "system_error",
+                Some(INTERNAL_ERROR),
+            ))?;
         }
     }
+    Ok(())
+}
 
-    // Bursts (5.7): customer 8 sends 5 calls in one second (exempt) and 4 (not exempt);
-    // customer 9 notified its load in advance for the first half of the month.
+/// Bursts (5.7): customer 8 sends 5 calls in one second (exempt) and 4 (not exempt);
+/// customer 9 notified its load in advance for the first half of the month.
+fn write_bursts(
+    plan: &Plan,
+    month: YearMonth,
+    partition: &mut Partition,
+    rng: &mut Rng,
+) -> anyhow::Result<()> {
     for (k, calls_in_second) in [(8usize, 5u32), (8, 4), (9, 6)] {
         let Some(c) = plan.customers.get(k) else {
             continue;
@@ -119,7 +180,7 @@ pub(super) fn write_planted(
         for n in 0..calls_in_second {
             let status = if n == 0 { "system_error" } else { "success" };
             let code = (n == 0).then_some(INTERNAL_ERROR);
-            partition.push(call(
+            partition.push(planted_call(
                 rng,
                 c.id,
                 second + i64::from(n) * 100 * MILLIS,
@@ -128,44 +189,71 @@ pub(super) fn write_planted(
             ))?;
         }
     }
-    if let Some(c) = plan.customers.get(9) {
-        let (start, end) = (
-            local(plan, Plan::day(month, 1), 0, 0),
-            local(plan, Plan::day(month, 16), 0, 0),
-        );
-        let fmt = crate::time::format_instant;
-        let notified = if month_index % 2 == 0 {
-            start - 86_400 * NANOS_PER_SECOND
-        } else {
-            start + 3_600 * NANOS_PER_SECOND
-        };
-        tables.notices.push(format!(
-            "{},{},{},{}",
-            c.id,
-            fmt(start),
-            fmt(end),
-            fmt(notified)
-        ));
-    }
+    Ok(())
+}
 
-    // Defective rows: quarantined, never counted.
-    let some = plan.customers[0].id;
-    let mid = local(plan, Plan::day(month, 14), 12, 0);
-    let mut defect = call(rng, some, mid, "success", None);
+/// Customer 9's notice of high load for the first half of the month: in advance in even
+/// months, an hour late in odd ones. `None` when there is no customer 9.
+fn notice_line(plan: &Plan, month: YearMonth, month_index: usize) -> Option<String> {
+    let c = plan.customers.get(9)?;
+    let (start, end) = (
+        local(plan, Plan::day(month, 1), 0, 0),
+        local(plan, Plan::day(month, 16), 0, 0),
+    );
+    let fmt = crate::time::format_instant;
+    let notified = if month_index % 2 == 0 {
+        start - 86_400 * NANOS_PER_SECOND
+    } else {
+        start + 3_600 * NANOS_PER_SECOND
+    };
+    Some(format!(
+        "{},{},{},{}",
+        c.id,
+        fmt(start),
+        fmt(end),
+        fmt(notified)
+    ))
+}
+
+/// The first customer's mid-month instant that the defects and conflicts are planted at.
+fn defect_site(plan: &Plan, month: YearMonth) -> (i64, i64) {
+    (
+        plan.customers[0].id,
+        local(plan, Plan::day(month, 14), 12, 0),
+    )
+}
+
+/// Defective rows: quarantined, never counted.
+fn write_defects(
+    plan: &Plan,
+    month: YearMonth,
+    partition: &mut Partition,
+    rng: &mut Rng,
+) -> anyhow::Result<()> {
+    let (some, mid) = defect_site(plan, month);
+    let mut defect = planted_call(rng, some, mid, "success", None);
     defect.request_id = None;
     partition.push(defect)?;
-    let mut defect = call(rng, some, mid, "success", None);
+    let mut defect = planted_call(rng, some, mid, "success", None);
     defect.customer_id = None;
     partition.push(defect)?;
-    partition.push(call(rng, some, mid, "timeout", None))?;
-    let mut defect = call(rng, some, mid, "success", None);
+    partition.push(planted_call(rng, some, mid, "timeout", None))?;
+    let mut defect = planted_call(rng, some, mid, "success", None);
     defect.ts = None;
-    partition.push(defect)?;
+    partition.push(defect)
+}
 
-    // Conflicting duplicates: the same id delivered with different content; the smallest
-    // (by ts, then customer, api, status, error_code) is kept.
+/// Conflicting duplicates: the same id delivered with different content; the smallest (by
+/// ts, then customer, api, status, error_code) is kept. Then a pair a sub-millisecond apart.
+fn write_conflicting_duplicates(
+    plan: &Plan,
+    month: YearMonth,
+    partition: &mut Partition,
+    rng: &mut Rng,
+) -> anyhow::Result<()> {
+    let (some, mid) = defect_site(plan, month);
     let id = rng.request_id();
-    let first = call(
+    let first = planted_call(
         rng,
         some,
         mid + 5 * MILLIS,
@@ -198,6 +286,5 @@ pub(super) fn write_planted(
         status: Some("success"),
         error_code: None,
         ..first
-    })?;
-    Ok(())
+    })
 }

@@ -1,4 +1,9 @@
-//! The small tables: the plan in, `billing.csv` and `claims.csv` rows out, defects included.
+//! The small tables: the plan and the planted cases in, every CSV beside `calls/` out.
+//!
+//! `subscriptions.csv`, `billing.csv`, `claims.csv` and `exemptions/` (error codes, reviewed
+//! calls, windows, notices), each with its planted defects: a subscription with its dates
+//! swapped, billing with a second currency, a bad amount or an unknown kind, claims filed too
+//! early, too late or on the wrong channel.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -8,12 +13,98 @@ use anyhow::Context;
 use chrono::Days;
 
 use super::plan::{local, Plan, Tier};
+use super::planted::SmallTables;
 use super::rng::Rng;
+use super::{CALLEE_LIMITED, PHONE_INVALID};
 use crate::inputs::calendar::Calendar;
 use crate::policy::Policy;
 use crate::stages::claims::claim_opens;
 
-pub(super) fn write_text(path: &Path, header: &str, lines: &[String]) -> anyhow::Result<()> {
+/// `subscriptions.csv`, `billing.csv`, `claims.csv` and `exemptions/*.csv` of the data set.
+/// Billing draws from `rng` before claims.
+pub(super) fn write_tables(
+    plan: &Plan,
+    out: &Path,
+    rng: &mut Rng,
+    reviewed: &[String],
+    planted: &SmallTables,
+) -> anyhow::Result<()> {
+    write_text(
+        &out.join("subscriptions.csv"),
+        "customer_id,start_date,end_date",
+        &subscription_lines(plan),
+    )?;
+    write_text(
+        &out.join("billing.csv"),
+        "customer_id,period,kind,amount,currency",
+        &billing_lines(plan, rng),
+    )?;
+    write_text(
+        &out.join("claims.csv"),
+        "claim_id,customer_id,service_month,submitted_at,channel",
+        &claim_lines(plan, rng),
+    )?;
+    write_text(
+        &out.join("exemptions/error_codes.csv"),
+        "error_code,clause",
+        &[
+            format!("{CALLEE_LIMITED},5.9"),
+            format!("{PHONE_INVALID},5.10"),
+        ],
+    )?;
+    write_text(
+        &out.join("exemptions/calls.csv"),
+        "request_id,clause",
+        &review_lines(reviewed),
+    )?;
+    write_text(
+        &out.join("exemptions/windows.csv"),
+        "window_id,clause,start,end,customer_id,announced_at",
+        &planted.windows,
+    )?;
+    write_text(
+        &out.join("exemptions/notices.csv"),
+        "customer_id,start,end,notified_at",
+        &planted.notices,
+    )?;
+    Ok(())
+}
+
+/// One row per subscription period of each customer, and one with its dates swapped.
+fn subscription_lines(plan: &Plan) -> Vec<String> {
+    let mut subscriptions: Vec<String> = plan
+        .customers
+        .iter()
+        .flat_map(|c| {
+            plan.periods(c).into_iter().map(move |(start, end)| {
+                format!(
+                    "{},{start},{}",
+                    c.id,
+                    end.map(|e| e.to_string()).unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    // A row with its dates swapped: quarantined.
+    let swapped = plan.customers[6 % plan.customers.len()].id;
+    subscriptions.push(format!(
+        "{swapped},{},{}",
+        plan.first().last_day(),
+        plan.first().first_day()
+    ));
+    subscriptions
+}
+
+/// Per-call exemptions (5.6) of the reviewed calls; the first is listed twice.
+fn review_lines(reviewed: &[String]) -> Vec<String> {
+    let mut reviews: Vec<String> = reviewed.iter().map(|id| format!("{id},5.6")).collect();
+    if let Some(first) = reviewed.first() {
+        reviews.push(format!("{first},5.15")); // listed twice: the smaller clause wins
+    }
+    reviews
+}
+
+fn write_text(path: &Path, header: &str, lines: &[String]) -> anyhow::Result<()> {
     let mut out = BufWriter::new(
         File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?,
     );
@@ -29,7 +120,7 @@ fn money(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
-pub(super) fn billing_lines(plan: &Plan, rng: &mut Rng) -> Vec<String> {
+fn billing_lines(plan: &Plan, rng: &mut Rng) -> Vec<String> {
     let mut lines = Vec::new();
     for c in &plan.customers {
         for (m, month) in plan.months.iter().enumerate() {
@@ -82,7 +173,7 @@ pub(super) fn billing_lines(plan: &Plan, rng: &mut Rng) -> Vec<String> {
     lines
 }
 
-pub(super) fn claim_lines(plan: &Plan, rng: &mut Rng) -> Vec<String> {
+fn claim_lines(plan: &Plan, rng: &mut Rng) -> Vec<String> {
     let calendar = Calendar::builtin();
     let policy = Policy::ccc();
     let fmt = crate::time::format_instant;

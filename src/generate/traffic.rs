@@ -1,6 +1,6 @@
 //! Background traffic: a customer-month in, its calls out, with the errors its tier needs.
 
-use chrono::Days;
+use chrono::{Days, NaiveDate};
 
 use super::partition::{Call, Partition};
 use super::plan::{Customer, Plan, Tier};
@@ -34,51 +34,12 @@ pub(super) fn write_customer_month(
         return Ok(());
     }
     let calls = plan.allocation[c.index as usize][month_index];
-    let unavailable = match plan.tier(c, month_index) {
-        Tier::Fine => calls * rng.below(4) / 1000,
-        Tier::Ten => (calls * 7 / 1000).max(1),
-        Tier::Thirty => (calls * 25 / 1000).max(2),
-        Tier::Fifty => (calls * 8 / 100).max(4),
-    };
+    let unavailable = unavailable_calls(plan.tier(c, month_index), calls, rng);
     let exempt_by_code = (unavailable / 3).max(u64::from(rng.chance(400)));
-    let day_starts: Vec<(i64, i64)> = covered
-        .iter()
-        .map(|&(a, b)| {
-            (
-                local_day_start(plan.tz, a),
-                local_day_start(plan.tz, b + Days::new(1)),
-            )
-        })
-        .collect();
-    let total_span: i64 = day_starts.iter().map(|(a, b)| b - a).sum();
-    let instant = |rng: &mut Rng| {
-        let mut offset = (rng.below((total_span / MILLIS) as u64) as i64) * MILLIS;
-        for (start, end) in &day_starts {
-            if offset < end - start {
-                return start + offset;
-            }
-            offset -= end - start;
-        }
-        day_starts[0].0
-    };
+    let time = CoveredTime::new(plan, &covered);
     for n in 0..calls {
-        let ts = instant(rng);
-        let (status, error_code) = if n < unavailable {
-            ("system_error", Some(INTERNAL_ERROR))
-        } else if n < unavailable + exempt_by_code {
-            (
-                "system_error",
-                Some(if rng.chance(700) {
-                    CALLEE_LIMITED
-                } else {
-                    PHONE_INVALID
-                }),
-            )
-        } else if rng.chance(20) {
-            ("client_error", Some("InvalidParameter"))
-        } else {
-            ("success", None)
-        };
+        let ts = time.instant(rng);
+        let (status, error_code) = outcome(n, unavailable, exempt_by_code, rng);
         let call = Call {
             request_id: Some(rng.request_id()),
             customer_id: Some(c.id),
@@ -97,4 +58,78 @@ pub(super) fn write_customer_month(
         partition.push(call)?;
     }
     Ok(())
+}
+
+/// How many of a customer-month's `calls` fail with an internal error, so that its
+/// availability lands in `tier`.
+fn unavailable_calls(tier: Tier, calls: u64, rng: &mut Rng) -> u64 {
+    match tier {
+        Tier::Fine => calls * rng.below(4) / 1000,
+        Tier::Ten => (calls * 7 / 1000).max(1),
+        Tier::Thirty => (calls * 25 / 1000).max(2),
+        Tier::Fifty => (calls * 8 / 100).max(4),
+    }
+}
+
+/// What call `n` of a customer-month returns: the first `unavailable` fail with an internal
+/// error, the next `exempt_by_code` with an exempt code (5.9, 5.10), the rest mostly succeed.
+fn outcome(
+    n: u64,
+    unavailable: u64,
+    exempt_by_code: u64,
+    rng: &mut Rng,
+) -> (&'static str, Option<&'static str>) {
+    if n < unavailable {
+        ("system_error", Some(INTERNAL_ERROR))
+    } else if n < unavailable + exempt_by_code {
+        (
+            "system_error",
+            Some(if rng.chance(700) {
+                CALLEE_LIMITED
+            } else {
+                PHONE_INVALID
+            }),
+        )
+    } else if rng.chance(20) {
+        ("client_error", Some("InvalidParameter"))
+    } else {
+        ("success", None)
+    }
+}
+
+/// A customer's covered local days in a month, as UTC nanosecond spans `[start, end)`.
+struct CoveredTime {
+    day_starts: Vec<(i64, i64)>,
+    total_span: i64,
+}
+
+impl CoveredTime {
+    fn new(plan: &Plan, covered: &[(NaiveDate, NaiveDate)]) -> CoveredTime {
+        let day_starts: Vec<(i64, i64)> = covered
+            .iter()
+            .map(|&(a, b)| {
+                (
+                    local_day_start(plan.tz, a),
+                    local_day_start(plan.tz, b + Days::new(1)),
+                )
+            })
+            .collect();
+        let total_span = day_starts.iter().map(|(a, b)| b - a).sum();
+        CoveredTime {
+            day_starts,
+            total_span,
+        }
+    }
+
+    /// A whole millisecond inside the covered days, uniformly.
+    fn instant(&self, rng: &mut Rng) -> i64 {
+        let mut offset = (rng.below((self.total_span / MILLIS) as u64) as i64) * MILLIS;
+        for (start, end) in &self.day_starts {
+            if offset < end - start {
+                return start + offset;
+            }
+            offset -= end - start;
+        }
+        self.day_starts[0].0
+    }
 }
