@@ -12,7 +12,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::run_ledger::{LedgerLine, RunLedger};
-use super::MONEY_SCALE;
+
+/// The scale of every amount in an adjustment: cents.
+pub(super) const MONEY_SCALE: u32 = 2;
 
 /// One correction entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -31,9 +31,6 @@ use crate::manifest::{self, FileDigest, Program};
 use crate::output::StagedOutput;
 use crate::scope::RunScope;
 
-/// The scale of every amount in an adjustment: cents.
-const MONEY_SCALE: u32 = 2;
-
 #[derive(Debug, Serialize)]
 struct DiffManifest {
     program: Program,

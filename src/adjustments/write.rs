@@ -9,8 +9,7 @@ use std::io::Write;
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
-use super::changes::{Adjustment, CurrencyTotals};
-use super::MONEY_SCALE;
+use super::changes::{Adjustment, CurrencyTotals, MONEY_SCALE};
 use crate::ledger::{self, money};
 
 /// Adjustment columns, in output order.

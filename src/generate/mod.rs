@@ -29,11 +29,6 @@ use self::traffic::write_customer_month;
 use crate::cli::GenerateArgs;
 use crate::policy::Policy;
 
-const MILLIS: i64 = 1_000_000;
-const INTERNAL_ERROR: &str = "InternalError";
-const CALLEE_LIMITED: &str = "FailedOperation.CalleeIsLimited"; // exempt, 5.9
-const PHONE_INVALID: &str = "InvalidParameterValue.PhoneNumInvalid"; // exempt, 5.10
-
 /// `sla-ledger generate --out DIR [--customers N] [--months M1..M2] [--calls N] [--seed N]`.
 pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     let out = &args.out;

@@ -10,7 +10,8 @@ use std::path::Path;
 use anyhow::Context;
 use polars::prelude::*;
 
-use super::MILLIS;
+/// Nanoseconds in a millisecond, the coarsest `ts` unit written.
+pub(super) const MILLIS: i64 = 1_000_000;
 
 /// Rows held in memory per output file before they are flushed as a row group.
 const CHUNK_ROWS: usize = 250_000;

@@ -6,10 +6,10 @@
 
 use chrono::Days;
 
-use super::partition::{Call, Partition};
+use super::partition::{Call, Partition, MILLIS};
 use super::plan::{local, Plan};
 use super::rng::Rng;
-use super::{INTERNAL_ERROR, MILLIS};
+use super::traffic::INTERNAL_ERROR;
 use crate::time::{YearMonth, NANOS_PER_SECOND};
 
 /// The rows of `exemptions/windows.csv` and `exemptions/notices.csv` the planted calls go with.

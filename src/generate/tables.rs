@@ -15,7 +15,7 @@ use chrono::Days;
 use super::plan::{local, Plan, Tier};
 use super::planted::SmallTables;
 use super::rng::Rng;
-use super::{CALLEE_LIMITED, PHONE_INVALID};
+use super::traffic::{CALLEE_LIMITED, PHONE_INVALID};
 use crate::inputs::calendar::Calendar;
 use crate::policy::Policy;
 use crate::stages::claims::claim_opens;

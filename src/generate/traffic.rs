@@ -2,11 +2,15 @@
 
 use chrono::{Days, NaiveDate};
 
-use super::partition::{Call, Partition};
+use super::partition::{Call, Partition, MILLIS};
 use super::plan::{Customer, Plan, Tier};
 use super::rng::Rng;
-use super::{CALLEE_LIMITED, INTERNAL_ERROR, MILLIS, PHONE_INVALID};
 use crate::time::local_day_start;
+
+/// The error codes calls fail with; `exemptions/error_codes.csv` exempts the last two.
+pub(super) const INTERNAL_ERROR: &str = "InternalError";
+pub(super) const CALLEE_LIMITED: &str = "FailedOperation.CalleeIsLimited"; // exempt, 5.9
+pub(super) const PHONE_INVALID: &str = "InvalidParameterValue.PhoneNumInvalid"; // exempt, 5.10
 
 const APIS: [&str; 8] = [
     "CreateSDKLoginToken",
