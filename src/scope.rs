@@ -1,8 +1,8 @@
 //! The scope rule of `diff` and `post` (issue 16): never claw back what a run did not look at.
 //!
 //! Takes run outputs' `manifest.json` (`job.months`, `job.customers`, `job.as_of`,
-//! `job.policy`); gives what each run covered, what two runs both covered, the adjustments
-//! inside it, and the refusal of runs under different policies.
+//! `job.policy`); gives what each run covered, what two runs both covered, and the refusal of
+//! runs under different policies. It computes no money: `diff` and `post` do, inside a scope.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -11,25 +11,24 @@ use std::path::Path;
 use anyhow::bail;
 use sha2::{Digest, Sha256};
 
-use crate::adjustments::{adjustments, Adjustment, LedgerLine, RunLedger};
 use crate::time::YearMonth;
 
 /// What a run looked at, from its `manifest.json` (`job.months`, `job.customers`, `job.as_of`,
 /// `job.policy`): the scope rules of `diff` and `post` compare only what both sides covered.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunScope {
-    pub first_month: YearMonth,
-    pub last_month: YearMonth,
+pub(crate) struct RunScope {
+    pub(crate) first_month: YearMonth,
+    pub(crate) last_month: YearMonth,
     /// `None`: every customer (the run had no `--customers`).
-    pub customers: Option<BTreeSet<i64>>,
-    pub as_of: String,
+    pub(crate) customers: Option<BTreeSet<i64>>,
+    pub(crate) as_of: String,
     /// The effective policy as the manifest recorded it.
-    pub policy: serde_json::Value,
+    pub(crate) policy: serde_json::Value,
 }
 
 impl RunScope {
     /// Reads the scope of the run output `dir`.
-    pub fn load(dir: &Path) -> anyhow::Result<RunScope> {
+    pub(crate) fn load(dir: &Path) -> anyhow::Result<RunScope> {
         let path = dir.join("manifest.json");
         let manifest = crate::manifest::read_run_manifest(dir)?;
         scope_of(&manifest["job"]).map_err(|problem| {
@@ -40,7 +39,7 @@ impl RunScope {
         })
     }
 
-    pub fn covers(&self, customer_id: i64, service_month: &str) -> bool {
+    pub(crate) fn covers(&self, customer_id: i64, service_month: &str) -> bool {
         let in_months = service_month
             .parse::<YearMonth>()
             .is_ok_and(|m| self.first_month <= m && m <= self.last_month);
@@ -52,7 +51,7 @@ impl RunScope {
     }
 
     /// Whether some customer-month is covered by both scopes.
-    pub fn overlaps(&self, other: &RunScope) -> bool {
+    pub(crate) fn overlaps(&self, other: &RunScope) -> bool {
         let months = self.first_month <= other.last_month && other.first_month <= self.last_month;
         let customers = match (&self.customers, &other.customers) {
             (Some(a), Some(b)) => !a.is_disjoint(b),
@@ -62,7 +61,7 @@ impl RunScope {
     }
 
     /// The customer-months both scopes cover, or `None` when they share none.
-    pub fn common(&self, other: &RunScope) -> Option<RunScope> {
+    pub(crate) fn common(&self, other: &RunScope) -> Option<RunScope> {
         if !self.overlaps(other) {
             return None;
         }
@@ -81,7 +80,7 @@ impl RunScope {
     }
 
     /// `months 2026-01..2026-03, customers 1, 2` or `..., every customer`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let customers = match &self.customers {
             None => "every customer".to_string(),
             Some(c) => {
@@ -96,7 +95,7 @@ impl RunScope {
     }
 
     /// A short name of the policy: its `name` and the SHA-256 of its recorded JSON.
-    pub fn policy_sha256(&self) -> String {
+    pub(crate) fn policy_sha256(&self) -> String {
         let text = self.policy.to_string();
         hex(&Sha256::digest(text.as_bytes()))
     }
@@ -144,20 +143,9 @@ fn scope_of(job: &serde_json::Value) -> Result<RunScope, String> {
     })
 }
 
-/// Two runs' adjustments over the customer-months both covered (issue 16's scope rule).
-#[derive(Debug)]
-pub struct Comparison {
-    pub rows: Vec<Adjustment>,
-    /// The scope compared, or `None` when the runs share no customer-month.
-    pub common: Option<RunScope>,
-    /// Ledger rows outside `common`, left out: (prior, current).
-    pub left_out_rows: (usize, usize),
-    pub policy_changed: bool,
-}
-
 /// Refuses runs under different policies unless `allow_policy_change`; then labels every
 /// entry `policy`, so a tier that moved is not read as a changed incident.
-pub fn check_policy(
+pub(crate) fn check_policy(
     prior: (&RunScope, &str),
     current: (&RunScope, &str),
     allow_policy_change: bool,
@@ -179,62 +167,12 @@ pub fn check_policy(
 }
 
 /// Labels an entry's reason as caused by a policy change.
-pub fn with_policy_reason(reason: &str) -> String {
+pub(crate) fn with_policy_reason(reason: &str) -> String {
     if reason.is_empty() {
         "policy".into()
     } else {
         format!("policy+{reason}")
     }
-}
-
-/// `diff` under the scope rule: only the customer-months both runs cover are compared, so a
-/// narrow rerun never reverses what it did not look at.
-pub fn compare(
-    prior: &RunLedger,
-    prior_scope: &RunScope,
-    current: &RunLedger,
-    current_scope: &RunScope,
-    allow_policy_change: bool,
-) -> anyhow::Result<Comparison> {
-    let policy_changed = check_policy(
-        (prior_scope, &format!("`{}`", prior.dir.display())),
-        (current_scope, &format!("`{}`", current.dir.display())),
-        allow_policy_change,
-    )?;
-    let common = prior_scope.common(current_scope);
-    let within = |ledger: &RunLedger| -> (RunLedger, usize) {
-        let rows: Vec<LedgerLine> = ledger
-            .rows
-            .iter()
-            .filter(|r| {
-                common
-                    .as_ref()
-                    .is_some_and(|s| s.covers(r.customer_id, &r.service_month))
-            })
-            .cloned()
-            .collect();
-        let left_out = ledger.rows.len() - rows.len();
-        let scoped = RunLedger {
-            dir: ledger.dir.clone(),
-            sha256: ledger.sha256.clone(),
-            rows,
-        };
-        (scoped, left_out)
-    };
-    let (p, p_out) = within(prior);
-    let (c, c_out) = within(current);
-    let mut rows = adjustments(&p, &c)?;
-    if policy_changed {
-        for a in &mut rows {
-            a.reason = with_policy_reason(&a.reason);
-        }
-    }
-    Ok(Comparison {
-        rows,
-        common,
-        left_out_rows: (p_out, c_out),
-        policy_changed,
-    })
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub struct Batch {
 
 impl Batch {
     /// What the batch's run looked at, for the scope, backdating and policy rules.
-    pub fn scope(&self) -> anyhow::Result<crate::scope::RunScope> {
+    pub(crate) fn scope(&self) -> anyhow::Result<crate::scope::RunScope> {
         let month = |text: &str| {
             text.parse::<crate::time::YearMonth>()
                 .map_err(|e| anyhow::anyhow!("batch {}: month `{text}`: {e}", self.number))

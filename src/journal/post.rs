@@ -14,7 +14,8 @@ use rust_decimal::Decimal;
 use super::sqlite::{Busy, SqliteStore};
 use super::store::{NewBatch, NewEntry, State, Store};
 use super::{Batch, BatchHead, Entry, MONEY_SCALE};
-use crate::adjustments::{self, RunLedger};
+use crate::adjustments::changes::{idempotency_key, payout_by_currency, payout_changes};
+use crate::adjustments::run_ledger::RunLedger;
 use crate::cli::PostArgs;
 use crate::ledger::money;
 use crate::scope::{self, RunScope};
@@ -69,7 +70,7 @@ fn targets(run: &RunLedger, scope: &RunScope) -> anyhow::Result<(ByCurrency, BTr
             provisional.insert(month);
             continue;
         }
-        targets.insert(month, adjustments::payout_by_currency(Some(row))?);
+        targets.insert(month, payout_by_currency(Some(row))?);
     }
     Ok((targets, provisional))
 }
@@ -86,7 +87,7 @@ fn basis<'a>(scopes: &'a [(RunScope, &'a Batch)], month: &Month) -> Option<&'a s
 
 /// Entries that bring each customer-month of the run's scope to the run's payout; provisional
 /// months and everything outside the scope keep their balances.
-pub fn plan_entries(
+pub(crate) fn plan_entries(
     run: &RunLedger,
     scope: &RunScope,
     state: &State,
@@ -112,7 +113,7 @@ pub fn plan_entries(
         let basis = basis(&scopes, month);
         let reason = reason(before, targets.get(month), policy_changed);
         let target = targets.get(month).cloned().unwrap_or_default();
-        for (currency, balance, due) in adjustments::payout_changes(before, &target) {
+        for (currency, balance, due) in payout_changes(before, &target) {
             let mut amount = due - balance;
             amount.rescale(MONEY_SCALE);
             if amount.is_zero() {
@@ -127,7 +128,7 @@ pub fn plan_entries(
                 amount,
                 balance_after,
                 reason: reason.clone(),
-                idempotency_key: adjustments::idempotency_key(
+                idempotency_key: idempotency_key(
                     month.0,
                     &month.1,
                     &currency,
@@ -405,7 +406,7 @@ mod tests {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let path = dir.join(format!("ledger-{n}.csv"));
         std::fs::write(&path, csv).unwrap();
-        let rows = adjustments::read_ledger_csv(&path).unwrap();
+        let rows = crate::adjustments::run_ledger::read_ledger_csv(&path).unwrap();
         std::fs::remove_file(&path).ok();
         RunLedger {
             dir: PathBuf::from("run"),
