@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -272,11 +272,13 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
         job.as_of,
     );
     let Some(service_month) = months.first() else {
-        bail!(
-            "customer {} has no service month {month}: its subscriptions do not cover a date in it\n  hint: check `subscriptions.csv` for customer {}",
-            args.customer,
-            args.customer
-        );
+        return Err(crate::error::hinted(
+            format!(
+                "customer {} has no service month {month}: its subscriptions do not cover a date in it",
+                args.customer,
+            ),
+            format!("check `subscriptions.csv` for customer {}", args.customer),
+        ));
     };
 
     let calls = customer_calls(&inputs.calls, args.customer)

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::bail;
 use sha2::{Digest, Sha256};
 
 use crate::time::YearMonth;
@@ -32,9 +31,9 @@ impl RunScope {
         let path = dir.join("manifest.json");
         let manifest = crate::manifest::read_run_manifest(dir)?;
         scope_of(&manifest["job"]).map_err(|problem| {
-            anyhow::anyhow!(
-                "`{}`: {problem}\n  hint: pass the `--out` folder of an `sla-ledger run` of this version",
-                path.display()
+            crate::error::hinted(
+                format!("`{}`: {problem}", path.display()),
+                "pass the `--out` folder of an `sla-ledger run` of this version",
             )
         })
     }
@@ -155,13 +154,16 @@ pub(crate) fn check_policy(
         return Ok(false);
     }
     if !allow_policy_change {
-        bail!(
-            "{prior_name} was run under policy `{}` (SHA-256 {}), {current_name} under policy `{}` (SHA-256 {}); the difference would mix a policy change into corrections\n  hint: rerun under the same `--policy`, or pass `--allow-policy-change` to label the entries `policy`",
-            crate::text::shown(prior.policy["name"].as_str().unwrap_or("?")),
-            &prior.policy_sha256()[..12],
-            crate::text::shown(current.policy["name"].as_str().unwrap_or("?")),
-            &current.policy_sha256()[..12],
-        );
+        return Err(crate::error::hinted(
+            format!(
+                "{prior_name} was run under policy `{}` (SHA-256 {}), {current_name} under policy `{}` (SHA-256 {}); the difference would mix a policy change into corrections",
+                crate::text::shown(prior.policy["name"].as_str().unwrap_or("?")),
+                &prior.policy_sha256()[..12],
+                crate::text::shown(current.policy["name"].as_str().unwrap_or("?")),
+                &current.policy_sha256()[..12],
+            ),
+            "rerun under the same `--policy`, or pass `--allow-policy-change` to label the entries `policy`",
+        ));
     }
     Ok(true)
 }

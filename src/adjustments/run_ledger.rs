@@ -50,17 +50,21 @@ impl RunLedger {
     pub(crate) fn load(dir: &Path) -> anyhow::Result<RunLedger> {
         let path = dir.join("ledger.csv");
         let (_, sha256) = manifest::sha256_file(&path).map_err(|e| {
-            e.context(format!(
-                "`{}` is not a run output\n  hint: pass the `--out` folder of an `sla-ledger run`",
-                dir.display()
-            ))
+            crate::error::with_hint(
+                e,
+                format!("`{}` is not a run output", dir.display()),
+                "pass the `--out` folder of an `sla-ledger run`",
+            )
         })?;
         let recorded = recorded_ledger_hash(dir)?;
         if recorded != sha256 {
-            bail!(
-                "`{}` has SHA-256 `{sha256}` but its manifest recorded `{recorded}`; the ledger was changed after the run\n  hint: rerun `sla-ledger run` to get an output whose files match its manifest",
-                path.display()
-            );
+            return Err(crate::error::hinted(
+                format!(
+                    "`{}` has SHA-256 `{sha256}` but its manifest recorded `{recorded}`; the ledger was changed after the run",
+                    path.display(),
+                ),
+                "rerun `sla-ledger run` to get an output whose files match its manifest",
+            ));
         }
         Ok(RunLedger {
             dir: dir.to_path_buf(),
@@ -123,9 +127,9 @@ pub(crate) fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
             cells,
         };
         check_money(&row).map_err(|(column, problem)| {
-            anyhow::anyhow!(
-                "`{}` line {line} column `{column}`: {problem}\n  hint: a ledger is read as `sla-ledger run` wrote it; rerun the run rather than edit its output",
-                path.display()
+            crate::error::hinted(
+                format!("`{}` line {line} column `{column}`: {problem}", path.display()),
+                "a ledger is read as `sla-ledger run` wrote it; rerun the run rather than edit its output",
             )
         })?;
         rows.push(row);

@@ -18,8 +18,6 @@ mod traffic;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-
 use self::partition::Partition;
 use self::plan::Plan;
 use self::planted::{write_planted, SmallTables};
@@ -33,10 +31,10 @@ use crate::policy::Policy;
 pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     let out = &args.out;
     if out.exists() && fs::read_dir(out)?.next().is_some() {
-        bail!(
-            "output `{}` exists and is not empty\n  hint: choose another `--out`",
-            out.display()
-        );
+        return Err(crate::error::hinted(
+            format!("output `{}` exists and is not empty", out.display()),
+            "choose another `--out`",
+        ));
     }
     let plan = Plan::new(args, Policy::ccc().timezone)?;
     fs::create_dir_all(out.join("exemptions"))?;
@@ -45,16 +43,15 @@ pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     let mut rng = Rng::new(plan.seed);
     let calls = write_calls(&plan, out, &mut rng)?;
     write_tables(&plan, out, &mut rng, &calls.reviewed, &calls.planted)?;
-    println!(
-        "sla-ledger generate: {} call rows, {} customers, months {}..{}, seed {} → {}",
+    crate::text::print(&format!(
+        "sla-ledger generate: {} call rows, {} customers, months {}..{}, seed {} → {}\n",
         calls.rows,
         plan.customers.len(),
         plan.first(),
         plan.last(),
         plan.seed,
         out.display()
-    );
-    Ok(())
+    ))
 }
 
 /// What writing the call logs leaves for the small tables.
