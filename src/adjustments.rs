@@ -76,14 +76,14 @@ impl RunLedger {
         let (_, sha256) = manifest::sha256_file(&path).map_err(|e| {
             e.context(format!(
                 "`{}` is not a run output\n  hint: pass the `--out` folder of an `sla-ledger run`",
-                dir.display()
+                crate::paths::shown(dir)
             ))
         })?;
         let recorded = recorded_ledger_hash(dir)?;
         if recorded != sha256 {
             bail!(
                 "`{}` has SHA-256 `{sha256}` but its manifest recorded `{recorded}`; the ledger was changed after the run\n  hint: rerun `sla-ledger run` to get an output whose files match its manifest",
-                path.display()
+                crate::paths::shown(&path)
             );
         }
         Ok(RunLedger {
@@ -107,7 +107,7 @@ fn recorded_ledger_hash(dir: &Path) -> anyhow::Result<String> {
         .with_context(|| {
             format!(
                 "`{}` lists no SHA-256 for `ledger.csv` in `outputs`",
-                path.display()
+                crate::paths::shown(&path)
             )
         })
 }
@@ -115,24 +115,25 @@ fn recorded_ledger_hash(dir: &Path) -> anyhow::Result<String> {
 /// Reads a `ledger.csv`, requiring exactly the SPEC §7 header.
 pub fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
     let mut reader = csv::Reader::from_path(path)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
+        .with_context(|| format!("cannot read `{}`", crate::paths::shown(path)))?;
     let headers = reader.headers()?.clone();
     if headers.iter().ne(COLUMNS.iter().copied()) {
         bail!(
             "`{}` has header `{}`; expected the SPEC §7 columns `{}`",
-            path.display(),
+            crate::paths::shown(path),
             headers.iter().collect::<Vec<_>>().join(","),
             COLUMNS.join(",")
         );
     }
     let mut rows = Vec::new();
     for (index, record) in reader.records().enumerate() {
-        let record = record.with_context(|| format!("cannot read `{}`", path.display()))?;
+        let record =
+            record.with_context(|| format!("cannot read `{}`", crate::paths::shown(path)))?;
         let line = index as u64 + 2;
         let customer_id = record[0].parse::<i64>().with_context(|| {
             format!(
                 "`{}` line {line} column `customer_id`: `{}` is not an integer",
-                path.display(),
+                crate::paths::shown(path),
                 &record[0]
             )
         })?;
@@ -149,7 +150,7 @@ pub fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
         check_money(&row).map_err(|(column, problem)| {
             anyhow::anyhow!(
                 "`{}` line {line} column `{column}`: {problem}\n  hint: a ledger is read as `sla-ledger run` wrote it; rerun the run rather than edit its output",
-                path.display()
+                crate::paths::shown(path)
             )
         })?;
         rows.push(row);
@@ -633,9 +634,9 @@ fn summary(
         text,
         "sla-ledger diff: {} adjustment(s) between `{}` ({} rows) and `{}` ({} rows)",
         rows.len(),
-        prior.dir.display(),
+        crate::paths::shown(&prior.dir),
         prior.rows.len(),
-        current.dir.display(),
+        crate::paths::shown(&current.dir),
         current.rows.len()
     )
     .ok();
@@ -650,7 +651,7 @@ fn summary(
         )
         .ok();
     }
-    writeln!(text, "  written: {}", out.display()).ok();
+    writeln!(text, "  written: {}", crate::paths::shown(out)).ok();
     text
 }
 

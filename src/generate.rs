@@ -102,7 +102,8 @@ struct PartWriter {
 impl PartWriter {
     fn create(path: &Path, unit: TimeUnit, zone: Option<TimeZone>) -> anyhow::Result<PartWriter> {
         let file = BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?,
+            File::create(path)
+                .with_context(|| format!("cannot create `{}`", crate::paths::shown(path)))?,
         );
         let schema = Schema::from_iter([
             Field::new("request_id".into(), DataType::String),
@@ -706,7 +707,8 @@ fn write_planted(
 
 fn write_text(path: &Path, header: &str, lines: &[String]) -> anyhow::Result<()> {
     let mut out = BufWriter::new(
-        File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?,
+        File::create(path)
+            .with_context(|| format!("cannot create `{}`", crate::paths::shown(path)))?,
     );
     writeln!(out, "{header}")?;
     for line in lines {
@@ -814,7 +816,7 @@ pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     if out.exists() && fs::read_dir(out)?.next().is_some() {
         bail!(
             "output `{}` exists and is not empty\n  hint: choose another `--out`",
-            out.display()
+            crate::paths::shown(out)
         );
     }
     let plan = Plan::new(args, Policy::ccc().timezone)?;
@@ -904,7 +906,7 @@ pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
         plan.first(),
         plan.last(),
         plan.seed,
-        out.display()
+        crate::paths::shown(out)
     );
     Ok(())
 }

@@ -327,7 +327,7 @@ fn read_stamped<T>(
     sources.push(match before {
         Ok(file) => file,
         Err(_) => InputFile::stamp(shown, path)
-            .with_context(|| format!("cannot read `{}`", path.display()))?,
+            .with_context(|| format!("cannot read `{}`", crate::paths::shown(path)))?,
     });
     Ok(value)
 }
@@ -340,12 +340,16 @@ fn relative_to(base: Option<&Path>, path: &Path) -> PathBuf {
 }
 
 fn read_job_file(path: &Path) -> anyhow::Result<JobFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError::new(format!("cannot read job file `{}`: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError::new(format!(
+            "cannot read job file `{}`: {e}",
+            crate::paths::shown(path)
+        ))
+    })?;
     toml::from_str(&text).map_err(|e| {
         UsageError::new(format!(
             "job file `{}`: {}",
-            path.display(),
+            crate::paths::shown(path),
             e.to_string().trim_end()
         ))
         .into()

@@ -31,6 +31,7 @@ pub mod ledger;
 pub mod manifest;
 pub mod manual;
 pub mod output;
+pub mod paths;
 pub mod policy;
 pub mod quarantine;
 pub mod report;

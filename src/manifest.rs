@@ -64,10 +64,11 @@ pub fn read_run_manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "cannot read `{}`\n  hint: pass the `--out` folder of an `sla-ledger run`",
-            path.display()
+            crate::paths::shown(&path)
         )
     })?;
-    serde_json::from_str(&text).with_context(|| format!("`{}` is not valid JSON", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("`{}` is not valid JSON", crate::paths::shown(&path)))
 }
 
 #[derive(Debug, Serialize)]
@@ -115,8 +116,8 @@ pub struct FileDigest {
 
 /// SHA-256 of a file, in lowercase hex.
 pub fn sha256_file(path: &Path) -> anyhow::Result<(u64, String)> {
-    let mut file =
-        File::open(path).with_context(|| format!("cannot open `{}` to hash it", path.display()))?;
+    let mut file = File::open(path)
+        .with_context(|| format!("cannot open `{}` to hash it", crate::paths::shown(path)))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     let mut bytes = 0u64;

@@ -133,9 +133,13 @@ impl Policy {
 
     pub fn from_file(path: &Path) -> anyhow::Result<Policy> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read policy file `{}`", path.display()))?;
+            .with_context(|| format!("cannot read policy file `{}`", crate::paths::shown(path)))?;
         Policy::from_toml(&text).map_err(|message| {
-            UsageError::new(format!("policy file `{}`: {message}", path.display())).into()
+            UsageError::new(format!(
+                "policy file `{}`: {message}",
+                crate::paths::shown(path)
+            ))
+            .into()
         })
     }
 

@@ -275,7 +275,7 @@ fn check_counts(months: &[ServiceMonth], counts: &CallCounts) -> anyhow::Result<
 fn spill_dir(out: &Path) -> anyhow::Result<ScratchDir> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create `{}`", parent.display()))?;
+            .with_context(|| format!("cannot create `{}`", crate::paths::shown(parent)))?;
     }
     Ok(ScratchDir::beside(out, "spill")?)
 }
@@ -293,7 +293,7 @@ fn name_the_spill_folder(err: anyhow::Error, spill: &Path) -> anyhow::Error {
     if disk_full_or_read_only {
         err.context(format!(
             "cannot spill call keys into `{}`\n  hint: free space there, or raise `--memory-budget-mib` so fewer keys are spilled",
-            spill.display()
+            crate::paths::shown(spill)
         ))
     } else {
         err
@@ -663,7 +663,7 @@ pub fn summary(job: &Job, outcome: &RunOutcome) -> String {
     .ok();
     writeln!(text, "  quarantine entries: {}", outcome.quarantine.len()).ok();
     write_watch_list(&mut text, job, &outcome.at_risk);
-    writeln!(text, "  written: {}", outcome.out_dir.display()).ok();
+    writeln!(text, "  written: {}", crate::paths::shown(&outcome.out_dir)).ok();
     text
 }
 

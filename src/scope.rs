@@ -35,7 +35,7 @@ impl RunScope {
         scope_of(&manifest["job"]).map_err(|problem| {
             anyhow::anyhow!(
                 "`{}`: {problem}\n  hint: pass the `--out` folder of an `sla-ledger run` of this version",
-                path.display()
+                crate::paths::shown(&path)
             )
         })
     }
@@ -197,8 +197,14 @@ pub fn compare(
     allow_policy_change: bool,
 ) -> anyhow::Result<Comparison> {
     let policy_changed = check_policy(
-        (prior_scope, &format!("`{}`", prior.dir.display())),
-        (current_scope, &format!("`{}`", current.dir.display())),
+        (
+            prior_scope,
+            &format!("`{}`", crate::paths::shown(&prior.dir)),
+        ),
+        (
+            current_scope,
+            &format!("`{}`", crate::paths::shown(&current.dir)),
+        ),
         allow_policy_change,
     )?;
     let common = prior_scope.common(current_scope);

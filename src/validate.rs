@@ -57,7 +57,7 @@ pub fn validate_command(args: &RunArgs) -> anyhow::Result<()> {
         bail!(
             "{} problem(s) in the inputs of `{}`; a run would fail\n  hint: fix them in order, then run `sla-ledger validate` again",
             validation.problems.len(),
-            job.data_dir.display()
+            crate::paths::shown(&job.data_dir)
         );
     }
     Ok(())
@@ -149,7 +149,7 @@ pub fn render(job: &Job, v: &Validation) -> String {
     writeln!(
         text,
         "sla-ledger validate: `{}`, months {}..{}, as of {}",
-        job.data_dir.display(),
+        crate::paths::shown(&job.data_dir),
         job.months.first,
         job.months.last,
         job.as_of

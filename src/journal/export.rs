@@ -106,7 +106,7 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     let Some(last) = batches.last() else {
         bail!(
             "journal `{}` holds no batch yet\n  hint: `sla-ledger post` books a run first",
-            args.journal.display()
+            crate::paths::shown(&args.journal)
         );
     };
     if args.since > last.number {
@@ -114,7 +114,7 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
             "--since {} is after the last batch, {}\n  hint: `sla-ledger journal history --journal {}` lists the batches",
             args.since,
             last.number,
-            args.journal.display()
+            crate::paths::shown(&args.journal)
         );
     }
     // Nothing leaves a journal that does not verify: the accounting system would book it.
@@ -122,8 +122,8 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     if let Err(finding) = super::chain::verify(&batches, &all, &balances)? {
         bail!(
             "journal `{}`: {finding}; nothing was exported\n  hint: `sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
-            args.journal.display(),
-            args.journal.display()
+            crate::paths::shown(&args.journal),
+            crate::paths::shown(&args.journal)
         );
     }
     let entries: Vec<Entry> = all.into_iter().filter(|e| e.batch >= args.since).collect();
@@ -154,7 +154,7 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
         entries.len(),
         args.since,
         last.number,
-        args.journal.display(),
-        args.out.display()
+        crate::paths::shown(&args.journal),
+        crate::paths::shown(&args.out)
     ))
 }

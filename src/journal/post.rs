@@ -44,7 +44,7 @@ fn targets(run: &RunLedger, scope: &RunScope) -> anyhow::Result<(ByCurrency, BTr
         if !scope.covers(month.0, &month.1) {
             bail!(
                 "`{}`: customer {} {} lies outside the run's own scope ({})\n  hint: pass the `--out` folder of an `sla-ledger run`, unchanged",
-                run.dir.display(),
+                crate::paths::shown(&run.dir),
                 month.0,
                 month.1,
                 scope.describe()
@@ -53,7 +53,7 @@ fn targets(run: &RunLedger, scope: &RunScope) -> anyhow::Result<(ByCurrency, BTr
         if targets.contains_key(&month) || provisional.contains(&month) {
             bail!(
                 "`{}`: customer {} {} appears twice in `ledger.csv`\n  hint: pass the `--out` folder of an `sla-ledger run`, unchanged",
-                run.dir.display(),
+                crate::paths::shown(&run.dir),
                 month.0,
                 month.1
             );
@@ -188,7 +188,7 @@ fn check_order(args: &PostArgs, scope: &RunScope, state: &State) -> anyhow::Resu
     if scope.as_of < last.head.as_of && !args.allow_backdated {
         bail!(
             "`{}` is as of {}, earlier than batch {} (as of {}), which booked overlapping months; posting it would undo later corrections\n  hint: post a run as of {} or later, or pass `--allow-backdated` if undoing them is intended",
-            args.run.display(),
+            crate::paths::shown(&args.run),
             scope.as_of,
             last.number,
             last.head.as_of,
@@ -197,7 +197,7 @@ fn check_order(args: &PostArgs, scope: &RunScope, state: &State) -> anyhow::Resu
     }
     scope::check_policy(
         (&last_scope, &format!("batch {}", last.number)),
-        (scope, &format!("`{}`", args.run.display())),
+        (scope, &format!("`{}`", crate::paths::shown(&args.run))),
         args.allow_policy_change,
     )
 }
@@ -244,8 +244,8 @@ fn post_once(
     if let Err(finding) = super::chain::verify(&batches, &entries, &balances)? {
         bail!(
             "journal `{}`: {finding}; nothing was booked\n  hint: `sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
-            args.journal.display(),
-            args.journal.display()
+            crate::paths::shown(&args.journal),
+            crate::paths::shown(&args.journal)
         );
     }
     let (mut already, mut unbooked) = (None, (0, 0));
@@ -301,9 +301,9 @@ fn summary(args: &PostArgs, run: &RunLedger, scope: &RunScope, outcome: &Outcome
         Outcome::AlreadyBooked(number) => {
             return format!(
                 "sla-ledger post: `{}` (ledger SHA-256 {}) is already booked in batch {number} of `{}`; nothing booked\n",
-                args.run.display(),
+                crate::paths::shown(&args.run),
                 &run.sha256[..12],
-                args.journal.display()
+                crate::paths::shown(&args.journal)
             );
         }
         Outcome::Booked(booked, unbooked) => (&booked.0, &booked.1, *unbooked),
@@ -312,10 +312,10 @@ fn summary(args: &PostArgs, run: &RunLedger, scope: &RunScope, outcome: &Outcome
         text,
         "sla-ledger post: batch {} of `{}` books {} entr{} from `{}` (as of {}; {})",
         batch.number,
-        args.journal.display(),
+        crate::paths::shown(&args.journal),
         entries.len(),
         if entries.len() == 1 { "y" } else { "ies" },
-        args.run.display(),
+        crate::paths::shown(&args.run),
         scope.as_of,
         scope.describe()
     )

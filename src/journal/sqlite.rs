@@ -80,8 +80,8 @@ impl SqliteStore {
         if !path.is_file() {
             bail!(
                 "journal `{}` does not exist\n  hint: `sla-ledger post --journal {} --run DIR` creates it with its first batch",
-                path.display(),
-                path.display()
+                crate::paths::shown(path),
+                crate::paths::shown(path)
             );
         }
         let store = Self::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, BUSY_TIMEOUT)?;
@@ -95,7 +95,7 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, flags).with_context(|| {
             format!(
                 "cannot open journal `{}`\n  hint: `--journal` names a file in an existing folder this user can write",
-                path.display()
+                crate::paths::shown(path)
             )
         })?;
         let store = SqliteStore {
@@ -112,7 +112,7 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             bail!(
                 "journal `{}` cannot use WAL mode (got `{mode}`)\n  hint: keep the journal on a local file system",
-                path.display()
+                crate::paths::shown(path)
             );
         }
         store
@@ -131,7 +131,7 @@ impl SqliteStore {
     fn not_a_journal(&self) -> String {
         format!(
             "`{}` is an SQLite file but not an sla-ledger journal\n  hint: pass the `--journal` file that `sla-ledger post` wrote",
-            self.path.display()
+            crate::paths::shown(&self.path)
         )
     }
 
@@ -172,7 +172,7 @@ impl SqliteStore {
 
 /// Another connection holds the journal: the caller may try again until its wait is over.
 #[derive(Debug, thiserror::Error)]
-#[error("journal `{}` is busy: another `post` held it for more than {wait_secs} s; nothing was booked\n  hint: wait until the other `post` has finished, then post again (`--wait-secs` waits longer)", path.display())]
+#[error("journal `{}` is busy: another `post` held it for more than {wait_secs} s; nothing was booked\n  hint: wait until the other `post` has finished, then post again (`--wait-secs` waits longer)", crate::paths::shown(path))]
 pub struct Busy {
     pub path: PathBuf,
     pub wait_secs: u64,
@@ -193,10 +193,10 @@ fn failure_for(path: &Path, wait: Duration, e: rusqlite::Error) -> anyhow::Error
     if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
         return anyhow::anyhow!(
             "`{}` is not an SQLite file, so not a journal\n  hint: pass the `--journal` file that `sla-ledger post` wrote, or a new file name",
-            path.display()
+            crate::paths::shown(path)
         );
     }
-    anyhow::Error::new(e).context(format!("journal `{}`", path.display()))
+    anyhow::Error::new(e).context(format!("journal `{}`", crate::paths::shown(path)))
 }
 
 /// A stored count or number: never negative in a journal `post` wrote.
@@ -398,7 +398,7 @@ impl Store for SqliteStore {
             format!(
                 "cannot write batch {} to `{}`",
                 batch.number,
-                path.display()
+                crate::paths::shown(&path)
             )
         })?;
         tx.commit().map_err(busy)?;
