@@ -462,11 +462,7 @@ pub fn write_parquet(rows: &[Adjustment], out: impl Write) -> anyhow::Result<()>
             ),
         ],
     )?;
-    ParquetWriter::new(out)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_statistics(StatisticsOptions::full())
-        .finish(&mut frame)?;
-    Ok(())
+    crate::ledger::write_frame_parquet(&mut frame, out)
 }
 
 pub fn write_totals_csv(

@@ -79,11 +79,7 @@ pub fn write_parquet(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
             Column::new(ENTRY_COLUMNS[7].into(), strings(|e| &e.idempotency_key)),
         ],
     )?;
-    ParquetWriter::new(out)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_statistics(StatisticsOptions::full())
-        .finish(&mut frame)?;
-    Ok(())
+    crate::ledger::write_frame_parquet(&mut frame, out)
 }
 
 #[derive(Debug, Serialize)]
