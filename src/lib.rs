@@ -27,6 +27,7 @@ pub mod generate;
 pub mod inputs;
 pub mod job;
 pub mod journal;
+pub mod lang;
 pub mod ledger;
 pub mod manifest;
 pub mod manual;

@@ -347,3 +347,67 @@ fn report_html_is_self_contained_deterministic_and_in_the_manifest() {
     assert_eq!(listed["sha256"].as_str().unwrap(), digest);
     assert_eq!(listed["bytes"].as_u64().unwrap(), page.len() as u64);
 }
+
+/// The chart labels of the bar chart `id`, in order.
+fn chart_labels(html: &str, id: &str) -> Vec<String> {
+    tagged(html, id, "rect", "bar")
+        .into_iter()
+        .map(|bar| bar["data-label"].clone())
+        .collect()
+}
+
+#[test]
+fn sla_5_report_html_names_each_exempt_clause_by_its_policy_title() {
+    let dir = TempDir::new("report-titles");
+    let out = run_job_into(&dir, "month-end", "out");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let titles: BTreeMap<String, String> = table_rows(&html, "exemptions-table")
+        .into_iter()
+        .map(|r| (r.attrs["data-clause"].clone(), r.fields["title"].clone()))
+        .collect();
+    assert_eq!(titles["5.9"], "regulator or carrier controls");
+    assert_eq!(titles["5.12"], "system maintenance notified in advance");
+    assert!(titles.values().all(|t| !t.is_empty()), "{titles:?}");
+    let labels = chart_labels(&html, "exemptions-chart");
+    assert!(
+        labels.contains(&"5.9 regulator or carrier controls".to_string()),
+        "{labels:?}"
+    );
+
+    // A policy of its own: it titles one clause (its title escaped), the rest show numbers.
+    let builtin = std::fs::read_to_string(repo_root().join("jobs/policy-ccc.toml")).unwrap();
+    let (numbers, _) = builtin.split_once("\n[clause_titles]").unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("{numbers}\n[clause_titles]\n\"5.9\" = {{ en = \"<b>carrier</b> blocks\" }}\n"),
+    )
+    .unwrap();
+    let own = dir.join("own");
+    assert_success(&crate::support::run_job(
+        "jobs/month-end.toml",
+        &own,
+        &["--policy", policy.to_str().unwrap()],
+    ));
+    let html = std::fs::read_to_string(own.join("report.html")).unwrap();
+    assert!(!html.contains("<b>carrier"), "a title is escaped");
+    let labels = chart_labels(&html, "exemptions-chart");
+    assert!(labels.contains(&"5.9 &lt;b&gt;carrier&lt;/b&gt; blocks".to_string()));
+    assert!(labels.contains(&"5.12".to_string()), "{labels:?}");
+    let untitled = table_rows(&html, "exemptions-table")
+        .into_iter()
+        .filter(|r| r.fields["title"].is_empty())
+        .count();
+    assert_eq!(untitled, titles.len() - 1);
+    // Titles are words: the ledger and the recorded policy are the built-in run's.
+    for file in ["ledger.csv", "exemptions.csv"] {
+        assert_same_file(&out.join(file), &own.join(file));
+    }
+    let manifest = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+    };
+    assert_eq!(
+        manifest(&out)["job"]["policy"],
+        manifest(&own)["job"]["policy"]
+    );
+}

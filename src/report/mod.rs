@@ -14,6 +14,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::job::Job;
+use crate::lang::Lang;
 use crate::ledger::{fixed, LedgerRow};
 use crate::manifest::Totals;
 use crate::policy::{Clause, Policy};
@@ -466,10 +467,21 @@ fn tier_legend(page: &mut String, policy: &Policy) {
     page.push_str("</p>\n");
 }
 
-/// A horizontal bar chart: one labelled bar per item.
+/// About how wide `text` is in the charts' 11px sans-serif, in SVG units: CJK and other wide
+/// characters take a full em, the rest a little over half of one.
+fn text_width(text: &str) -> f64 {
+    text.chars()
+        .map(|c| if u32::from(c) >= 0x1100 { 11.0 } else { 6.2 })
+        .sum()
+}
+
+/// A horizontal bar chart: one labelled bar per item. The label column is as wide as the
+/// longest label needs (a clause with its title), within bounds that leave the bars room.
 fn bar_chart(page: &mut String, id: &str, label: &str, items: &[(String, u64, &str)]) {
     let row_h = 22.0_f64;
-    let (label_w, value_w, svg_w) = (120.0_f64, 60.0_f64, 760.0_f64);
+    let (value_w, svg_w) = (60.0_f64, 760.0_f64);
+    let widest = items.iter().map(|i| text_width(&i.0)).fold(0.0, f64::max);
+    let label_w = (widest + 16.0).clamp(120.0, 520.0);
     let svg_h = row_h * items.len() as f64 + 8.0;
     let max = items.iter().map(|i| i.1).max().unwrap_or(0).max(1);
     writeln!(
@@ -485,7 +497,7 @@ fn bar_chart(page: &mut String, id: &str, label: &str, items: &[(String, u64, &s
         writeln!(
             page,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-             <rect class=\"bar\" data-label=\"{}\" data-value=\"{value}\" x=\"{label_w}\" y=\"{y:.1}\" \
+             <rect class=\"bar\" data-label=\"{}\" data-value=\"{value}\" x=\"{label_w:.1}\" y=\"{y:.1}\" \
              width=\"{w:.1}\" height=\"{:.1}\" fill=\"{colour}\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\">{value}</text>",
             label_w - 8.0,
@@ -589,20 +601,23 @@ fn exemptions_section(page: &mut String, report: &Report) {
         page.push_str("<p class=\"empty\">No exempt system errors.</p>\n</section>\n");
         return;
     }
+    let policy = &report.job.policy;
     let items: Vec<(String, u64, &str)> = by_clause
         .iter()
-        .map(|(clause, n)| (format!("clause {clause}"), *n, "#0b6bcb"))
+        .map(|(clause, n)| (policy.clause_label(*clause, Lang::En), *n, "#0b6bcb"))
         .collect();
     bar_chart(page, "exemptions-chart", "Exempt calls per clause", &items);
     page.push_str(
-        "<table id=\"exemptions-table\">\n<thead><tr><th>Clause</th>\
+        "<table id=\"exemptions-table\">\n<thead><tr><th>Clause</th><th>Title</th>\
          <th class=\"num\">Exempt calls</th></tr></thead>\n<tbody>\n",
     );
     for (clause, n) in &by_clause {
         writeln!(
             page,
             "<tr data-clause=\"{clause}\"><td>{clause}</td>\
-             <td class=\"num\" data-field=\"calls\">{n}</td></tr>"
+             <td data-field=\"title\">{}</td>\
+             <td class=\"num\" data-field=\"calls\">{n}</td></tr>",
+            escape(policy.clause_title(*clause, Lang::En).unwrap_or(""))
         )
         .ok();
     }
