@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::lang::Lang;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sla-ledger",
@@ -59,8 +61,9 @@ pub enum Command {
     /// Compute availability, compensation and claims; write the payout ledger.
     #[command(after_help = "Examples:\n  \
         sla-ledger run --data sample_data --out out/q1 --months 2026-01..2026-03 --as-of 2026-04-30\n  \
-        sla-ledger run --job jobs/nightly.toml --as-of 2026-03-16 --out out/nightly --force")]
-    Run(RunArgs),
+        sla-ledger run --job jobs/nightly.toml --as-of 2026-03-16 --out out/nightly --force\n  \
+        sla-ledger run --job jobs/month-end.toml --report-lang zh-CN --force")]
+    Run(RunCommandArgs),
     /// Check every input against the contract and report every problem, without computing.
     ///
     /// Takes the same flags as `run`; `--out` is optional and, when set, is checked too.
@@ -68,7 +71,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         sla-ledger validate --data sample_data\n  \
         sla-ledger validate --job jobs/month-end.toml --strict")]
-    Validate(RunArgs),
+    Validate(RunCommandArgs),
     /// Write a SPEC-shaped synthetic data set (call logs, subscriptions, billing, claims).
     #[command(after_help = "Example:\n  \
         sla-ledger generate --out sample_data --customers 40 --months 2026-01..2026-03 \
@@ -230,6 +233,17 @@ pub struct RunArgs {
     /// started inside this process for the run.
     #[arg(long, value_name = "df://HOST:PORT")]
     pub scheduler: Option<String>,
+}
+
+/// `run` and `validate`: the run's flags, and the report's language, which no other command
+/// that takes the run's flags (`explain`) writes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunCommandArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Language of `report.html`: `en` (default) or `zh-CN`; numbers and ids stay as in the ledger.
+    #[arg(long, value_enum, value_name = "LANG")]
+    pub report_lang: Option<Lang>,
 }
 
 /// The engines that can run the heavy step.

@@ -14,6 +14,7 @@ use crate::cli::{EngineName, RunArgs};
 use crate::engine::Engine;
 use crate::error::UsageError;
 use crate::inputs::stamp::InputFile;
+use crate::lang::Lang;
 use crate::policy::Policy;
 use crate::time::{parse_date, YearMonth, PRICED_YEARS};
 
@@ -34,6 +35,7 @@ pub struct JobFile {
     pub memory_budget_mib: Option<u64>,
     pub engine: Option<EngineName>,
     pub scheduler: Option<String>,
+    pub report_lang: Option<Lang>,
 }
 
 /// An inclusive range of service months.
@@ -127,6 +129,8 @@ pub struct Job {
     pub engine: Engine,
     /// The job and policy files read, as they were before they were read (for the manifest).
     pub sources: Vec<InputFile>,
+    /// The language of `report.html`.
+    pub report_lang: Lang,
 }
 
 pub const DEFAULT_MONTHS: &str = "previous..current";
@@ -246,7 +250,17 @@ impl Job {
             )?,
             engine: resolve_engine(args, &file)?,
             sources,
+            report_lang: file.report_lang.unwrap_or_default(),
         })
+    }
+
+    /// The job with `--report-lang`, when given, over the job file's `report_lang` (the flag
+    /// belongs to `run` and `validate` only, so it is not among the shared run flags).
+    pub fn with_report_lang(mut self, flag: Option<Lang>) -> Job {
+        if let Some(lang) = flag {
+            self.report_lang = lang;
+        }
+        self
     }
 
     /// The memory budget in bytes (resolution bounds it, so this cannot overflow).

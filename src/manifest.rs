@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::inputs::stamp::InputFile;
 use crate::job::MonthRange;
+use crate::lang::Lang;
 use crate::policy::Policy;
 use crate::stages::calls::RowCounts;
 
@@ -87,6 +88,8 @@ pub struct EffectiveJob {
     pub engine: &'static str,
     /// With `ballista`: the remote scheduler, or `None` for the in-process cluster.
     pub scheduler: Option<String>,
+    /// The language `report.html` is written in: an argument that changes an output's bytes.
+    pub report_lang: Lang,
 }
 
 #[derive(Debug, Serialize)]

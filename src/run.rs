@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use rust_decimal::Decimal;
 
-use crate::cli::RunArgs;
+use crate::cli::RunCommandArgs;
 use crate::engine::Engine;
 use crate::inputs::billing::BillingRow;
 use crate::inputs::calendar::{self, Calendar};
@@ -44,10 +44,11 @@ pub struct RunOutcome {
     pub at_risk: Vec<AtRisk>,
 }
 
-pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
-    let job = Job::resolve(args, |policy| {
+pub fn run_command(args: &RunCommandArgs) -> anyhow::Result<()> {
+    let job = Job::resolve(&args.run, |policy| {
         Utc::now().with_timezone(&policy.timezone).date_naive()
-    })?;
+    })?
+    .with_report_lang(args.report_lang);
     if let Some(threads) = job.threads {
         use_threads(threads)?;
     }
@@ -517,6 +518,7 @@ fn write_outputs(job: &Job, computed: &Computed, sources: &[InputFile]) -> anyho
                 Engine::Ballista { scheduler } => scheduler.clone(),
                 Engine::Polars => None,
             },
+            report_lang: job.report_lang,
         },
         inputs: manifest::digest_inputs(sources)?,
         rows: Rows {

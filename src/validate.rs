@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use anyhow::bail;
 use chrono::Utc;
 
-use crate::cli::RunArgs;
+use crate::cli::RunCommandArgs;
 use crate::inputs::calendar::{self, Calendar};
 use crate::inputs::problems::Problems;
 use crate::inputs::Inputs;
@@ -47,10 +47,12 @@ pub struct Validation {
     pub years_needed: BTreeSet<i32>,
 }
 
-pub fn validate_command(args: &RunArgs) -> anyhow::Result<()> {
-    let job = Job::resolve_without_out(args, |policy| {
+pub fn validate_command(args: &RunCommandArgs) -> anyhow::Result<()> {
+    // `--report-lang` is taken so a run's flags validate as they are; nothing is rendered.
+    let job = Job::resolve_without_out(&args.run, |policy| {
         Utc::now().with_timezone(&policy.timezone).date_naive()
-    })?;
+    })?
+    .with_report_lang(args.report_lang);
     let validation = validate(&job)?;
     crate::text::print(&render(&job, &validation))?;
     if !validation.problems.is_empty() {
