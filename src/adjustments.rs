@@ -119,7 +119,7 @@ pub fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
     let headers = reader.headers()?.clone();
     if headers.iter().ne(COLUMNS.iter().copied()) {
         bail!(
-            "`{}` has header `{}`; expected the SPEC §7 columns `{}`",
+            "`{}` has header `{}`; expected the ledger columns `{}` (docs/reference.md §5)",
             crate::paths::shown(path),
             headers.iter().collect::<Vec<_>>().join(","),
             COLUMNS.join(",")

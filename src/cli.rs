@@ -11,7 +11,9 @@ use crate::lang::Lang;
     name = "sla-ledger",
     version,
     about = "Turns Cloud Call Center API call logs into an auditable SLA payout ledger",
-    after_help = "Example:\n  sla-ledger run --job jobs/month-end.toml --out out/month-end --force"
+    after_help = "Example:\n  sla-ledger run --job jobs/month-end.toml --out out/month-end --force\n\n\
+        Reference: docs/reference.md (§1 commands and exit status, §2 inputs, §3 job and policy \
+        files, §4 rules, §5-§6 outputs)"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -62,7 +64,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         sla-ledger run --data sample_data --out out/q1 --months 2026-01..2026-03 --as-of 2026-04-30\n  \
         sla-ledger run --job jobs/nightly.toml --as-of 2026-03-16 --out out/nightly --force\n  \
-        sla-ledger run --job jobs/month-end.toml --report-lang zh-CN --force")]
+        sla-ledger run --job jobs/month-end.toml --out out/month-end-zh --report-lang zh-CN")]
     Run(RunCommandArgs),
     /// Check every input against the contract and report every problem, without computing.
     ///
@@ -72,7 +74,7 @@ pub enum Command {
         sla-ledger validate --data sample_data\n  \
         sla-ledger validate --job jobs/month-end.toml --strict")]
     Validate(RunCommandArgs),
-    /// Write a SPEC-shaped synthetic data set (call logs, subscriptions, billing, claims).
+    /// Write a synthetic data folder (call logs, subscriptions, billing, claims; docs/reference.md §2).
     #[command(after_help = "Example:\n  \
         sla-ledger generate --out sample_data --customers 40 --months 2026-01..2026-03 \
         --calls 60000 --seed 7")]
@@ -186,7 +188,7 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
-    /// Input data directory (SPEC §2).
+    /// Input data directory (docs/reference.md §2).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Output directory; written atomically, must be absent or empty unless --force.
@@ -201,13 +203,14 @@ pub struct RunArgs {
     /// Restrict the ledger to these customers.
     #[arg(long, value_name = "ID,ID,...", value_delimiter = ',')]
     pub customers: Option<Vec<i64>>,
-    /// Working-day calendar CSV (`date,kind`); default: the shipped China calendar.
+    /// Working-day calendar CSV (`date,kind`; docs/reference.md §3); default: the shipped China
+    /// calendar.
     #[arg(long, value_name = "FILE")]
     pub calendar: Option<PathBuf>,
-    /// SLA policy TOML; default: the built-in CCC policy.
+    /// SLA policy TOML (docs/reference.md §3); default: the built-in CCC policy.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// A TOML job spec setting any of these options; flags override it.
+    /// A TOML job spec setting any of these options (docs/reference.md §3); flags override it.
     #[arg(long, value_name = "FILE")]
     pub job: Option<PathBuf>,
     /// Replace --out (atomically) if it is an earlier output of this program.
