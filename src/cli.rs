@@ -4,12 +4,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::lang::Lang;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sla-ledger",
     version,
     about = "Turns Cloud Call Center API call logs into an auditable SLA payout ledger",
-    after_help = "Example:\n  sla-ledger run --job jobs/month-end.toml --out out/month-end --force"
+    after_help = "Example:\n  sla-ledger run --job jobs/month-end.toml --out out/month-end --force\n\n\
+        Reference: docs/reference.md (§1 commands and exit status, §2 inputs, §3 job and policy \
+        files, §4 rules, §5-§6 outputs)"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -59,8 +63,9 @@ pub enum Command {
     /// Compute availability, compensation and claims; write the payout ledger.
     #[command(after_help = "Examples:\n  \
         sla-ledger run --data sample_data --out out/q1 --months 2026-01..2026-03 --as-of 2026-04-30\n  \
-        sla-ledger run --job jobs/nightly.toml --as-of 2026-03-16 --out out/nightly --force")]
-    Run(RunArgs),
+        sla-ledger run --job jobs/nightly.toml --as-of 2026-03-16 --out out/nightly --force\n  \
+        sla-ledger run --job jobs/month-end.toml --out out/month-end-zh --report-lang zh-CN")]
+    Run(RunCommandArgs),
     /// Check every input against the contract and report every problem, without computing.
     ///
     /// Takes the same flags as `run`; `--out` is optional and, when set, is checked too.
@@ -68,8 +73,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         sla-ledger validate --data sample_data\n  \
         sla-ledger validate --job jobs/month-end.toml --strict")]
-    Validate(RunArgs),
-    /// Write a SPEC-shaped synthetic data set (call logs, subscriptions, billing, claims).
+    Validate(RunCommandArgs),
+    /// Write a synthetic data folder (call logs, subscriptions, billing, claims; docs/reference.md §2).
     #[command(after_help = "Example:\n  \
         sla-ledger generate --out sample_data --customers 40 --months 2026-01..2026-03 \
         --calls 60000 --seed 7")]
@@ -183,7 +188,7 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
-    /// Input data directory (SPEC §2).
+    /// Input data directory (docs/reference.md §2).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Output directory; written atomically, must be absent or empty unless --force.
@@ -198,13 +203,14 @@ pub struct RunArgs {
     /// Restrict the ledger to these customers.
     #[arg(long, value_name = "ID,ID,...", value_delimiter = ',')]
     pub customers: Option<Vec<i64>>,
-    /// Working-day calendar CSV (`date,kind`); default: the shipped China calendar.
+    /// Working-day calendar CSV (`date,kind`; docs/reference.md §3); default: the shipped China
+    /// calendar.
     #[arg(long, value_name = "FILE")]
     pub calendar: Option<PathBuf>,
-    /// SLA policy TOML; default: the built-in CCC policy.
+    /// SLA policy TOML (docs/reference.md §3); default: the built-in CCC policy.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// A TOML job spec setting any of these options; flags override it.
+    /// A TOML job spec setting any of these options (docs/reference.md §3); flags override it.
     #[arg(long, value_name = "FILE")]
     pub job: Option<PathBuf>,
     /// Replace --out (atomically) if it is an earlier output of this program.
@@ -230,6 +236,17 @@ pub struct RunArgs {
     /// started inside this process for the run.
     #[arg(long, value_name = "df://HOST:PORT")]
     pub scheduler: Option<String>,
+}
+
+/// `run` and `validate`: the run's flags, and the report's language, which no other command
+/// that takes the run's flags (`explain`) writes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunCommandArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Language of `report.html`: `en` (default) or `zh-CN`; numbers and ids stay as in the ledger.
+    #[arg(long, value_enum, value_name = "LANG")]
+    pub report_lang: Option<Lang>,
 }
 
 /// The engines that can run the heavy step.

@@ -144,7 +144,7 @@ impl Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`", self.file.display())?;
+        write!(f, "`{}`", crate::paths::shown(&self.file))?;
         match self.position {
             Some(Position::Line(n)) => write!(f, " line {n}")?,
             Some(Position::Row(n)) => write!(f, " row {n}")?,

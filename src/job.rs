@@ -14,6 +14,7 @@ use crate::cli::{EngineName, RunArgs};
 use crate::engine::Engine;
 use crate::error::UsageError;
 use crate::inputs::stamp::InputFile;
+use crate::lang::Lang;
 use crate::policy::Policy;
 use crate::time::{parse_date, YearMonth, PRICED_YEARS};
 
@@ -34,6 +35,7 @@ pub struct JobFile {
     pub memory_budget_mib: Option<u64>,
     pub engine: Option<EngineName>,
     pub scheduler: Option<String>,
+    pub report_lang: Option<Lang>,
 }
 
 /// An inclusive range of service months.
@@ -144,6 +146,8 @@ pub struct Job {
     pub engine: Engine,
     /// The job and policy files read, as they were before they were read (for the manifest).
     pub sources: Vec<InputFile>,
+    /// The language of `report.html`.
+    pub report_lang: Lang,
 }
 
 pub const DEFAULT_MONTHS: &str = "previous..current";
@@ -263,7 +267,17 @@ impl Job {
             )?,
             engine: resolve_engine(args, &file)?,
             sources,
+            report_lang: file.report_lang.unwrap_or_default(),
         })
+    }
+
+    /// The job with `--report-lang`, when given, over the job file's `report_lang` (the flag
+    /// belongs to `run` and `validate` only, so it is not among the shared run flags).
+    pub fn with_report_lang(mut self, flag: Option<Lang>) -> Job {
+        if let Some(lang) = flag {
+            self.report_lang = lang;
+        }
+        self
     }
 
     /// The memory budget in bytes (resolution bounds it, so this cannot overflow).
@@ -344,7 +358,7 @@ fn read_stamped<T>(
     sources.push(match before {
         Ok(file) => file,
         Err(_) => InputFile::stamp(shown, path)
-            .with_context(|| format!("cannot read `{}`", path.display()))?,
+            .with_context(|| format!("cannot read `{}`", crate::paths::shown(path)))?,
     });
     Ok(value)
 }
@@ -357,12 +371,16 @@ fn relative_to(base: Option<&Path>, path: &Path) -> PathBuf {
 }
 
 fn read_job_file(path: &Path) -> anyhow::Result<JobFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError::new(format!("cannot read job file `{}`: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError::new(format!(
+            "cannot read job file `{}`: {e}",
+            crate::paths::shown(path)
+        ))
+    })?;
     toml::from_str(&text).map_err(|e| {
         UsageError::new(format!(
             "job file `{}`: {}",
-            path.display(),
+            crate::paths::shown(path),
             e.to_string().trim_end()
         ))
         .into()

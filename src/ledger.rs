@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use anyhow::Context;
 use chrono::NaiveDate;
 use polars::prelude::*;
 use rust_decimal::Decimal;
@@ -332,11 +333,32 @@ pub fn to_frame(rows: &[LedgerRow]) -> PolarsResult<DataFrame> {
 }
 
 pub fn write_parquet(rows: &[LedgerRow], out: impl Write) -> anyhow::Result<()> {
-    let mut frame = to_frame(rows)?;
+    write_frame_parquet(&mut to_frame(rows)?, out)
+}
+
+/// Writes an output table as Parquet (zstd, full statistics) that every reader takes as it
+/// is: its Arrow schema (the file's `ARROW:schema` metadata) declares strings as plain UTF-8.
+/// polars holds strings as views and would declare `string_view`, which readers built on
+/// older Arrow versions refuse or take as binary. The column data is the same either way
+/// (Parquet `BYTE_ARRAY` with the `STRING` logical type); only the declaration changes.
+/// Every Parquet output (ledger, adjustments, journal export) is written here.
+pub fn write_frame_parquet(frame: &mut DataFrame, out: impl Write) -> anyhow::Result<()> {
+    let mut schema = frame.schema().to_arrow(CompatLevel::newest());
+    for field in schema.iter_values_mut() {
+        field.dtype = plain_strings(&field.dtype)?;
+    }
+    let declared = polars_parquet::write::schema_to_metadata_key(&schema);
+    let value = declared
+        .value
+        .context("the Arrow schema of a Parquet output serialises to a value")?;
     ParquetWriter::new(out)
         .with_compression(ParquetCompression::Zstd(None))
         .with_statistics(StatisticsOptions::full())
-        .finish(&mut frame)?;
+        .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
+            declared.key,
+            value,
+        )])))
+        .finish(frame)?;
     Ok(())
 }
 
@@ -348,6 +370,19 @@ pub struct ExemptionCount {
     pub service_month: YearMonth,
     pub clause: Clause,
     pub calls: u64,
+}
+
+/// `dtype` with string and binary views declared as plain UTF-8 and binary. Output tables are
+/// flat; a nested type is refused rather than declared half-converted.
+fn plain_strings(dtype: &ArrowDataType) -> anyhow::Result<ArrowDataType> {
+    Ok(match dtype {
+        ArrowDataType::Utf8View => ArrowDataType::Utf8,
+        ArrowDataType::BinaryView => ArrowDataType::Binary,
+        nested if nested.is_nested() => {
+            anyhow::bail!("internal: an output table has a nested column of type {nested:?}")
+        }
+        other => other.clone(),
+    })
 }
 
 /// `exemptions.csv`: `customer_id,service_month,clause,calls`, non-zero counts, ordered by

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::inputs::stamp::InputFile;
 use crate::job::MonthRange;
+use crate::lang::Lang;
 use crate::policy::Policy;
 use crate::stages::calls::RowCounts;
 
@@ -64,11 +65,12 @@ pub fn read_run_manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
     let text = std::fs::read_to_string(&path).map_err(|e| {
         crate::error::with_hint(
             e,
-            format!("cannot read `{}`", path.display()),
+            format!("cannot read `{}`", crate::paths::shown(&path)),
             "pass the `--out` folder of an `sla-ledger run`",
         )
     })?;
-    serde_json::from_str(&text).with_context(|| format!("`{}` is not valid JSON", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("`{}` is not valid JSON", crate::paths::shown(&path)))
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +89,8 @@ pub struct EffectiveJob {
     pub engine: &'static str,
     /// With `ballista`: the remote scheduler, or `None` for the in-process cluster.
     pub scheduler: Option<String>,
+    /// The language `report.html` is written in: an argument that changes an output's bytes.
+    pub report_lang: Lang,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,8 +120,8 @@ pub struct FileDigest {
 
 /// SHA-256 of a file, in lowercase hex.
 pub fn sha256_file(path: &Path) -> anyhow::Result<(u64, String)> {
-    let mut file =
-        File::open(path).with_context(|| format!("cannot open `{}` to hash it", path.display()))?;
+    let mut file = File::open(path)
+        .with_context(|| format!("cannot open `{}` to hash it", crate::paths::shown(path)))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     let mut bytes = 0u64;

@@ -77,13 +77,13 @@ pub fn check_apart(out: &Path, inputs: &[(&str, &Path)]) -> Result<(), UsageErro
         return Err(UsageError::new(
             format!(
                 "`--out` `{}` {relation} `{flag}` `{}` (real locations `{}` and `{}`), so writing the output could destroy that input; nothing was read or written",
-                out.display(),
-                input.display(),
+                crate::paths::shown(out),
+                crate::paths::shown(input),
                 out_real.display(),
                 input_real.display(),
             ),
         )
-            .hint(format!("choose an `--out` outside `{}` that does not contain it", input.display())));
+            .hint(format!("choose an `--out` outside `{}` that does not contain it", crate::paths::shown(input))));
     }
     Ok(())
 }
@@ -121,14 +121,16 @@ pub fn check_target(target: &Path, force: bool) -> anyhow::Result<()> {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
-            return Err(e).with_context(|| format!("cannot inspect output `{}`", target.display()))
+            return Err(e).with_context(|| {
+                format!("cannot inspect output `{}`", crate::paths::shown(target))
+            })
         }
     };
     if meta.file_type().is_symlink() {
         return Err(crate::error::hinted(
             format!(
                 "output `{}` is a symbolic link; it was left untouched",
-                target.display()
+                crate::paths::shown(target)
             ),
             "pass the folder itself as `--out`, or choose another `--out`",
         ));
@@ -137,14 +139,14 @@ pub fn check_target(target: &Path, force: bool) -> anyhow::Result<()> {
         return Err(crate::error::hinted(
             format!(
                 "output `{}` exists and is {}, not a folder; it was left untouched",
-                target.display(),
+                crate::paths::shown(target),
                 kind_of(meta.file_type())
             ),
             "choose another `--out`",
         ));
     }
     let non_empty = fs::read_dir(target)
-        .with_context(|| format!("cannot list output `{}`", target.display()))?
+        .with_context(|| format!("cannot list output `{}`", crate::paths::shown(target)))?
         .next()
         .is_some();
     if !non_empty {
@@ -154,7 +156,7 @@ pub fn check_target(target: &Path, force: bool) -> anyhow::Result<()> {
         return Err(crate::error::hinted(
             format!(
                 "output `{}` exists and is not empty; it was left untouched",
-                target.display()
+                crate::paths::shown(target)
             ),
             "pass `--force` to replace it, or choose another `--out`",
         ));
@@ -163,7 +165,7 @@ pub fn check_target(target: &Path, force: bool) -> anyhow::Result<()> {
         return Err(crate::error::hinted(
             format!(
                 "output `{}` is not empty and holds no `manifest.json` written by sla-ledger; `--force` replaces only an empty folder or an earlier output of this program, so it was left untouched",
-                target.display(),
+                crate::paths::shown(target),
             ),
             "choose another `--out`, or move its contents away yourself",
         ));
@@ -191,11 +193,14 @@ impl StagedOutput {
         check_target(target, force)?;
         if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+                .with_context(|| format!("cannot create `{}`", crate::paths::shown(parent)))?;
         }
-        target
-            .file_name()
-            .with_context(|| format!("output `{}` has no folder name", target.display()))?;
+        target.file_name().with_context(|| {
+            format!(
+                "output `{}` has no folder name",
+                crate::paths::shown(target)
+            )
+        })?;
         Ok(StagedOutput {
             temp: ScratchDir::beside(target, "out")?,
             target: target.to_path_buf(),
@@ -217,7 +222,7 @@ impl StagedOutput {
             .write(true)
             .create_new(true)
             .open(&path)
-            .with_context(|| format!("cannot create `{}`", path.display()))?;
+            .with_context(|| format!("cannot create `{}`", crate::paths::shown(&path)))?;
         let mut writer = BufWriter::new(file);
         let written: anyhow::Result<()> = (|| {
             fill(&mut writer)?;
@@ -225,7 +230,7 @@ impl StagedOutput {
             writer.get_ref().sync_all()?;
             Ok(())
         })();
-        written.with_context(|| format!("cannot write `{}`", path.display()))
+        written.with_context(|| format!("cannot write `{}`", crate::paths::shown(&path)))
     }
 
     /// Moves the finished folder into place; with `force`, atomically exchanges it with the
@@ -236,24 +241,35 @@ impl StagedOutput {
             self.temp.path(),
             fs::Permissions::from_mode(published_mode()),
         )
-        .with_context(|| format!("cannot set the mode of `{}`", self.temp.path().display()))?;
+        .with_context(|| {
+            format!(
+                "cannot set the mode of `{}`",
+                crate::paths::shown(self.temp.path())
+            )
+        })?;
         File::open(self.temp.path()).and_then(|d| d.sync_all()).ok();
         if fs::symlink_metadata(&self.target).is_ok() {
             check_target(&self.target, force)?;
             self.temp.exchange_with(&self.target).with_context(|| {
-                format!("cannot replace the output `{}`", self.target.display())
+                format!(
+                    "cannot replace the output `{}`",
+                    crate::paths::shown(&self.target)
+                )
             })?;
             // The scratch folder now holds the previous output.
             let previous = self.temp.path().to_path_buf();
             self.temp.remove().with_context(|| {
                 format!(
                     "cannot remove the previous output, now at `{}`",
-                    previous.display()
+                    crate::paths::shown(&previous)
                 )
             })?;
         } else {
             self.temp.move_to(&self.target).with_context(|| {
-                format!("cannot move the output into `{}`", self.target.display())
+                format!(
+                    "cannot move the output into `{}`",
+                    crate::paths::shown(&self.target)
+                )
             })?;
         }
         if let Some(parent) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {

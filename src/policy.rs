@@ -1,6 +1,8 @@
 //! The SLA's numbers: availability tiers, exemption clauses, notice rules, burst threshold and
-//! claim windows. The default is the CCC SLA; `--policy FILE` reads the same shape from TOML.
+//! claim windows, and the clauses' short titles. The default is the CCC SLA; `--policy FILE`
+//! reads the same shape from TOML.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -11,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::UsageError;
+use crate::lang::Lang;
 
 /// An exemption clause of SLA section 5, `5.N` with N from 1 to 18. Ordered by N, so
 /// `5.2 < 5.10` (SPEC §4: an exempt error is attributed to the smallest matching clause).
@@ -95,6 +98,11 @@ pub struct Policy {
     pub claim_opens_after_working_days: u32,
     /// A claim closes this many days after the service month's last covered date (SLA 3.2).
     pub claim_deadline_days: u32,
+    /// Short titles of the exemption clauses (SLA 5), per language; any may be missing.
+    /// Words only, so not part of the policy the manifest records: `diff` and `post` compare
+    /// recorded policies, and a retitled clause changes no payout.
+    #[serde(skip)]
+    pub clause_titles: BTreeMap<Clause, BTreeMap<Lang, String>>,
 }
 
 fn serialize_tz<S: serde::Serializer>(tz: &Tz, serializer: S) -> Result<S::Ok, S::Error> {
@@ -113,7 +121,13 @@ struct PolicyFile {
     claim_opens_after_working_days: u32,
     claim_deadline_days: u32,
     tiers: Vec<TierFile>,
+    /// `"5.N" = { en = "...", zh-CN = "..." }`; optional, as is each clause and language.
+    #[serde(default)]
+    clause_titles: BTreeMap<String, BTreeMap<Lang, String>>,
 }
+
+/// Characters a clause title may have: a short title fits beside a chart's bar.
+pub const CLAUSE_TITLE_MAX_CHARS: usize = 80;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,9 +147,13 @@ impl Policy {
 
     pub fn from_file(path: &Path) -> anyhow::Result<Policy> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read policy file `{}`", path.display()))?;
+            .with_context(|| format!("cannot read policy file `{}`", crate::paths::shown(path)))?;
         Policy::from_toml(&text).map_err(|message| {
-            UsageError::new(format!("policy file `{}`: {message}", path.display())).into()
+            UsageError::new(format!(
+                "policy file `{}`: {message}",
+                crate::paths::shown(path)
+            ))
+            .into()
         })
     }
 
@@ -179,6 +197,7 @@ impl Policy {
             burst_clause: clause(&file.burst_clause)?,
             claim_opens_after_working_days: file.claim_opens_after_working_days,
             claim_deadline_days: file.claim_deadline_days,
+            clause_titles: clause_titles(file.clause_titles)?,
         };
         policy.validate()?;
         Ok(policy)
@@ -220,6 +239,24 @@ impl Policy {
         Ok(())
     }
 
+    /// The short title of `clause` in `lang`, when the policy gives one (the built-in CCC
+    /// policy titles every clause in every language).
+    pub fn clause_title(&self, clause: Clause, lang: Lang) -> Option<&str> {
+        self.clause_titles
+            .get(&clause)
+            .and_then(|titles| titles.get(&lang))
+            .map(String::as_str)
+    }
+
+    /// `5.9 regulator or carrier controls`: the clause with its title in `lang`, or the
+    /// number alone (`5.9`) when the policy gives it no title in that language.
+    pub fn clause_label(&self, clause: Clause, lang: Lang) -> String {
+        match self.clause_title(clause, lang) {
+            Some(title) => format!("{clause} {title}"),
+            None => clause.to_string(),
+        }
+    }
+
     /// The fewest counted calls in one second that make a burst: `ceil(burst_qps)` (SLA 5.7).
     pub fn burst_min_calls(&self) -> u32 {
         u32::try_from(self.burst_qps.ceil().mantissa()).unwrap_or(u32::MAX)
@@ -237,6 +274,42 @@ impl Policy {
             .find(|tier| reaches_pct(available, total, tier.at_least_pct))
             .expect("the last tier starts at 0")
     }
+}
+
+/// The `clause_titles` table, checked: each key a clause (`5.N`), each title one line of at
+/// most [`CLAUSE_TITLE_MAX_CHARS`] characters with something to read.
+fn clause_titles(
+    file: BTreeMap<String, BTreeMap<Lang, String>>,
+) -> Result<BTreeMap<Clause, BTreeMap<Lang, String>>, String> {
+    let mut titles = BTreeMap::new();
+    for (key, by_lang) in file {
+        let clause = key
+            .parse::<Clause>()
+            .map_err(|e| format!("`clause_titles`: {e}"))?;
+        for (lang, title) in &by_lang {
+            let problem = if title.trim().is_empty() {
+                Some("is empty; give a title or leave the key out".to_string())
+            } else if title.chars().any(char::is_control) {
+                Some("holds a control character; a title is one line of text".to_string())
+            } else if title.chars().count() > CLAUSE_TITLE_MAX_CHARS {
+                Some(format!(
+                    "has {} characters; a title has at most {CLAUSE_TITLE_MAX_CHARS}",
+                    title.chars().count()
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(format!(
+                    "`clause_titles` {clause} `{lang}` = {} {problem}",
+                    crate::text::quoted(title)
+                ));
+            }
+        }
+        // Keys are canonical clause texts, so two keys never name one clause.
+        titles.insert(clause, by_lang);
+    }
+    Ok(titles)
 }
 
 /// `available / total * 100 >= bound` without rounding; `total = 0` counts as 100 %.
@@ -308,9 +381,94 @@ mod tests {
         assert_eq!(Policy::from_toml(&text).unwrap().burst_min_calls(), 5);
     }
 
+    /// The CCC policy text without its `[clause_titles]` table: a policy written before titles.
+    fn ccc_without_titles() -> String {
+        let (numbers, _titles) = CCC_POLICY_TOML
+            .split_once("\n[clause_titles]")
+            .expect("the CCC policy has a titles table");
+        numbers.to_string()
+    }
+
+    #[test]
+    fn sla_5_the_ccc_policy_titles_every_clause_in_every_language() {
+        let policy = Policy::ccc();
+        for number in Clause::FIRST..=Clause::LAST {
+            let clause = Clause::new(number).unwrap();
+            for lang in Lang::ALL {
+                let title = policy.clause_title(clause, lang);
+                assert!(title.is_some_and(|t| !t.is_empty()), "{clause} {lang}");
+            }
+        }
+        let clause = "5.9".parse::<Clause>().unwrap();
+        assert_eq!(
+            policy.clause_label(clause, Lang::ZhCn),
+            "5.9 监管部门和运营商管控"
+        );
+        assert_eq!(
+            policy.clause_label(clause, Lang::En),
+            "5.9 regulator or carrier controls"
+        );
+    }
+
+    #[test]
+    fn sla_5_a_policy_without_titles_still_runs_and_shows_numbers_alone() {
+        let policy = Policy::from_toml(&ccc_without_titles()).unwrap();
+        let clause = "5.12".parse::<Clause>().unwrap();
+        assert_eq!(policy.clause_title(clause, Lang::En), None);
+        assert_eq!(policy.clause_label(clause, Lang::ZhCn), "5.12");
+        // The numbers are the built-in policy's, titles aside.
+        let ccc = Policy::ccc();
+        assert_eq!(policy.tiers, ccc.tiers);
+        assert_eq!(
+            serde_json::to_value(&policy).unwrap(),
+            serde_json::to_value(&ccc).unwrap(),
+            "titles are not part of the recorded policy"
+        );
+    }
+
+    #[test]
+    fn sla_5_a_custom_policy_sets_its_own_titles_in_any_language() {
+        let text = format!(
+            "{}\n[clause_titles]\n\"5.10\" = {{ en = \"bad numbers\" }}\n",
+            ccc_without_titles()
+        );
+        let policy = Policy::from_toml(&text).unwrap();
+        let clause = "5.10".parse::<Clause>().unwrap();
+        assert_eq!(policy.clause_label(clause, Lang::En), "5.10 bad numbers");
+        assert_eq!(policy.clause_label(clause, Lang::ZhCn), "5.10");
+        assert_eq!(
+            policy.clause_label(Clause::new(9).unwrap(), Lang::En),
+            "5.9"
+        );
+    }
+
+    #[test]
+    fn sla_5_clause_titles_name_real_clauses_and_languages_and_stay_one_short_line() {
+        let with = |entry: &str| {
+            Policy::from_toml(&format!(
+                "{}\n[clause_titles]\n{entry}\n",
+                ccc_without_titles()
+            ))
+        };
+        for (entry, needle) in [
+            ("\"6.1\" = { en = \"x\" }", "6.1"),
+            ("\"5.19\" = { en = \"x\" }", "5.19"),
+            ("\"5.1\" = { fr = \"x\" }", "`zh-CN`"),
+            ("\"5.1\" = { en = \"  \" }", "is empty"),
+            ("\"5.1\" = { en = \"a\\nb\" }", "control character"),
+            (
+                &format!("\"5.1\" = {{ en = \"{}\" }}", "x".repeat(81)),
+                "at most 80",
+            ),
+        ] {
+            let err = with(entry).unwrap_err();
+            assert!(err.contains(needle), "{entry}: {err}");
+        }
+    }
+
     #[test]
     fn policy_files_reject_unknown_keys_and_unordered_tiers() {
-        let unknown = format!("{CCC_POLICY_TOML}\nsurprise = 1\n");
+        let unknown = format!("surprise = 1\n{CCC_POLICY_TOML}");
         assert!(Policy::from_toml(&unknown)
             .unwrap_err()
             .contains("surprise"));

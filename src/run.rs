@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use rust_decimal::Decimal;
 
-use crate::cli::RunArgs;
+use crate::cli::RunCommandArgs;
 use crate::engine::Engine;
 use crate::inputs::calendar::RunCalendar;
 use crate::inputs::problems::Problems;
@@ -24,8 +24,8 @@ use crate::stages::pricing::{price_month, PricingRules, TablesByMonth};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
 use crate::telemetry;
 
-pub fn run_command(args: &RunArgs) -> anyhow::Result<()> {
-    let job = Job::resolve(args, crate::job::today)?;
+pub fn run_command(args: &RunCommandArgs) -> anyhow::Result<()> {
+    let job = Job::resolve(&args.run, crate::job::today)?.with_report_lang(args.report_lang);
     if let Some(threads) = job.threads {
         use_threads(threads)?;
     }
@@ -238,7 +238,7 @@ fn check_counts(months: &[ServiceMonth], counts: &CallCounts) -> anyhow::Result<
 fn spill_dir(out: &Path) -> anyhow::Result<ScratchDir> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create `{}`", parent.display()))?;
+            .with_context(|| format!("cannot create `{}`", crate::paths::shown(parent)))?;
     }
     Ok(ScratchDir::beside(out, "spill")?)
 }
@@ -256,7 +256,10 @@ fn name_the_spill_folder(err: anyhow::Error, spill: &Path) -> anyhow::Error {
     if disk_full_or_read_only {
         crate::error::with_hint(
             err,
-            format!("cannot spill call keys into `{}`", spill.display()),
+            format!(
+                "cannot spill call keys into `{}`",
+                crate::paths::shown(spill)
+            ),
             "free space there, or raise `--memory-budget-mib` so fewer keys are spilled",
         )
     } else {
@@ -404,6 +407,7 @@ fn write_outputs(job: &Job, computed: &Computed, sources: &[InputFile]) -> anyho
                 Engine::Ballista { scheduler } => scheduler.clone(),
                 Engine::Polars => None,
             },
+            report_lang: job.report_lang,
         },
         inputs: manifest::digest_inputs(sources)?,
         rows: Rows {
@@ -550,7 +554,7 @@ pub fn summary(job: &Job, outcome: &Computed) -> String {
     .ok();
     writeln!(text, "  quarantine entries: {}", outcome.quarantine.len()).ok();
     write_watch_list(&mut text, job, &outcome.at_risk);
-    writeln!(text, "  written: {}", job.out_dir.display()).ok();
+    writeln!(text, "  written: {}", crate::paths::shown(&job.out_dir)).ok();
     text
 }
 

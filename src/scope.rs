@@ -32,7 +32,7 @@ impl RunScope {
         let manifest = crate::manifest::read_run_manifest(dir)?;
         scope_of(&manifest["job"]).map_err(|problem| {
             crate::error::hinted(
-                format!("`{}`: {problem}", path.display()),
+                format!("`{}`: {problem}", crate::paths::shown(&path)),
                 "pass the `--out` folder of an `sla-ledger run` of this version",
             )
         })

@@ -46,14 +46,14 @@ fn live() -> MutexGuard<'static, Vec<PathBuf>> {
 pub enum ScratchError {
     #[error(
         "cannot create a scratch folder in `{}`: the folder must exist, be writable by this user and have free space",
-        place.display()
+        crate::paths::shown(place)
     )]
     Create {
         place: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot lock the scratch folder `{}`", path.display())]
+    #[error("cannot lock the scratch folder `{}`", crate::paths::shown(path))]
     Lock {
         path: PathBuf,
         #[source]
@@ -295,11 +295,11 @@ fn remove_dead_leftovers(place: &Path) {
         // Locked by us now, and held during the removal.
         match fs::remove_dir_all(&path) {
             Ok(()) => tracing::warn!(
-                path = %path.display(),
+                path = %crate::paths::shown(&path),
                 "removed a scratch folder left by an sla-ledger run that is no longer running"
             ),
             Err(e) => tracing::warn!(
-                path = %path.display(),
+                path = %crate::paths::shown(&path),
                 error = %e,
                 "cannot remove a scratch folder left by an sla-ledger run that is no longer running"
             ),

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::cli::RunArgs;
+use crate::cli::RunCommandArgs;
 use crate::error::{describe, hinted};
 use crate::inputs::calendar::RunCalendar;
 use crate::inputs::problems::Problems;
@@ -45,8 +45,10 @@ pub struct Validation {
     pub years_needed: BTreeSet<i32>,
 }
 
-pub fn validate_command(args: &RunArgs) -> anyhow::Result<()> {
-    let job = Job::resolve_without_out(args, crate::job::today)?;
+pub fn validate_command(args: &RunCommandArgs) -> anyhow::Result<()> {
+    // `--report-lang` is taken so a run's flags validate as they are; nothing is rendered.
+    let job =
+        Job::resolve_without_out(&args.run, crate::job::today)?.with_report_lang(args.report_lang);
     let validation = validate(&job)?;
     let printed = crate::text::print(&render(&job, &validation));
     // Problems decide the exit status even when stdout was closed early (`| head`).
@@ -55,7 +57,7 @@ pub fn validate_command(args: &RunArgs) -> anyhow::Result<()> {
             format!(
                 "{} problem(s) in the inputs of `{}`; a run would fail",
                 validation.problems.len(),
-                job.data_dir.display()
+                crate::paths::shown(&job.data_dir)
             ),
             "fix them in order, then run `sla-ledger validate` again",
         ));
@@ -147,7 +149,7 @@ pub fn render(job: &Job, v: &Validation) -> String {
     writeln!(
         text,
         "sla-ledger validate: `{}`, months {}..{}, as of {}",
-        job.data_dir.display(),
+        crate::paths::shown(&job.data_dir),
         job.months.first,
         job.months.last,
         job.as_of

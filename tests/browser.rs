@@ -1,5 +1,6 @@
-//! `report.html` as a reader sees it: rendered by headless Chromium, whose DOM must hold the
-//! charts and the ledger's totals, and which must produce a screenshot.
+//! `report.html` as a reader sees it, in each report language: rendered by headless Chromium,
+//! whose DOM must hold the page's language, the charts and the ledger's totals, and which must
+//! produce a screenshot.
 //!
 //! Skips (saying so) when Chromium is absent on a developer machine; under CI (`CI` set) a
 //! missing browser is a failure, since `.ci/run` installs it.
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::report_html::{ledger_records, ledger_totals, page_totals, tagged};
+use crate::report_html::{html_lang, ledger_records, ledger_totals, page_totals, tagged};
 use crate::support::*;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -77,46 +78,62 @@ fn headless(browser: &Path, profile: &Path, page: &Path, extra: &[&str]) -> Stri
 }
 
 #[test]
-fn report_html_renders_its_charts_and_totals_in_chromium() {
+fn report_html_renders_its_charts_and_totals_in_chromium_in_every_language() {
     let Some(browser) = chromium() else {
         return;
     };
     let dir = TempDir::new("browser");
-    let out = dir.join("out");
-    assert_success(&run_job("jobs/month-end.toml", &out, &[]));
-    let page = out.join("report.html");
+    for (lang, heading) in [("en", "Totals per currency"), ("zh-CN", "各币种合计")] {
+        let out = dir.join(lang);
+        assert_success(&run_job(
+            "jobs/month-end.toml",
+            &out,
+            &["--report-lang", lang],
+        ));
+        let page = out.join("report.html");
 
-    let dom = headless(&browser, &dir.join("profile-dom"), &page, &["--dump-dom"]);
-    for chart in [
-        "availability-histogram",
-        "tier-chart",
-        "exemptions-chart",
-        "claims-chart",
-    ] {
+        let profile = dir.join(format!("profile-dom-{lang}"));
+        let dom = headless(&browser, &profile, &page, &["--dump-dom"]);
+        assert_eq!(html_lang(&dom), lang, "the rendered page's language");
         assert!(
-            dom.contains(&format!("<svg id=\"{chart}\"")),
-            "the rendered DOM has no `{chart}` svg\n{dom}"
+            dom.contains(&format!("<h2>{heading}</h2>")),
+            "{lang}: no `{heading}` heading\n{dom}"
+        );
+        for chart in [
+            "availability-histogram",
+            "tier-chart",
+            "exemptions-chart",
+            "claims-chart",
+        ] {
+            assert!(
+                dom.contains(&format!("<svg id=\"{chart}\"")),
+                "{lang}: the rendered DOM has no `{chart}` svg\n{dom}"
+            );
+        }
+        let bars = tagged(&dom, "availability-histogram", "rect", "bar");
+        assert!(
+            bars.len() > 10,
+            "{lang}: histogram bars missing from the DOM"
+        );
+        // The totals as the reader sees them (grouped in thousands) are the ledger's.
+        let ledger = ledger_records(&out);
+        assert_eq!(page_totals(&dom), ledger_totals(&ledger), "{lang}");
+
+        let screenshot = dir.join(format!("report-{lang}.png"));
+        headless(
+            &browser,
+            &dir.join(format!("profile-shot-{lang}")),
+            &page,
+            &[
+                "--window-size=1100,3400",
+                &format!("--screenshot={}", screenshot.display()),
+            ],
+        );
+        let png = std::fs::read(&screenshot).expect("a screenshot was written");
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000,
+            "{lang}: the screenshot is not a rendered PNG ({} bytes)",
+            png.len()
         );
     }
-    let bars = tagged(&dom, "availability-histogram", "rect", "bar");
-    assert!(bars.len() > 10, "histogram bars missing from the DOM");
-    let ledger = ledger_records(&out);
-    assert_eq!(page_totals(&dom), ledger_totals(&ledger));
-
-    let screenshot = dir.join("report.png");
-    headless(
-        &browser,
-        &dir.join("profile-shot"),
-        &page,
-        &[
-            "--window-size=1100,3400",
-            &format!("--screenshot={}", screenshot.display()),
-        ],
-    );
-    let png = std::fs::read(&screenshot).expect("a screenshot was written");
-    assert!(
-        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000,
-        "the screenshot is not a rendered PNG ({} bytes)",
-        png.len()
-    );
 }

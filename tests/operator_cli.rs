@@ -287,3 +287,49 @@ fn hints_are_printed_once_after_the_error_and_its_causes() {
         "the hint is not part of the message: {stderr}"
     );
 }
+
+#[test]
+fn help_points_at_sections_of_the_reference_that_exist_and_never_at_the_spec() {
+    let reference = std::fs::read_to_string(repo_root().join("docs/reference.md")).unwrap();
+    let mut cited = 0;
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["validate", "--help"],
+        vec!["explain", "--help"],
+        vec!["generate", "--help"],
+        vec!["diff", "--help"],
+        vec!["post", "--help"],
+        vec!["journal", "export", "--help"],
+    ] {
+        let output = sla_ledger(&repo_root(), &args);
+        assert_success(&output);
+        let help = text(&output.stdout);
+        assert!(
+            !help.contains("SPEC"),
+            "{args:?} help cites the SPEC\n{help}"
+        );
+        for (at, _) in help.match_indices("docs/reference.md") {
+            let after = &help[at..];
+            for section in after
+                .split(')')
+                .next()
+                .unwrap()
+                .split('§')
+                .skip(1)
+                .map(|s| {
+                    s.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                })
+            {
+                cited += 1;
+                assert!(
+                    reference.contains(&format!("\n## §{section} ")),
+                    "{args:?} help cites §{section}, which docs/reference.md lacks"
+                );
+            }
+        }
+    }
+    assert!(cited >= 4, "the help cites the reference's sections");
+}

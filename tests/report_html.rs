@@ -8,11 +8,39 @@ use rust_decimal::Decimal;
 
 use crate::support::*;
 
-/// One `<tr>` of the page: its own attributes and its `data-field` cells.
+/// One `<tr>` of the page: its own attributes, its `data-field` cells' text and, for cells
+/// that have one (money), their `data-value`.
 #[derive(Debug, Clone)]
 pub struct HtmlRow {
     pub attrs: BTreeMap<String, String>,
     pub fields: BTreeMap<String, String>,
+    pub values: BTreeMap<String, String>,
+}
+
+impl HtmlRow {
+    /// A money cell as the reader sees it (`2,588,255.80`), checked against its plain
+    /// `data-value` (`2588255.80`, as in ledger.csv): the same amount, grouped in thousands.
+    pub fn money(&self, field: &str) -> Decimal {
+        let shown = &self.fields[field];
+        let value = &self.values[field];
+        assert_eq!(&shown.replace(',', ""), value, "`{field}` shows {shown}");
+        let whole = value.trim_start_matches('-').split('.').next().unwrap();
+        let groups: Vec<&str> = shown
+            .trim_start_matches('-')
+            .split('.')
+            .next()
+            .unwrap()
+            .split(',')
+            .collect();
+        assert!(
+            groups.iter().skip(1).all(|g| g.len() == 3)
+                && groups[0].len() <= 3
+                && !groups[0].is_empty(),
+            "`{field}` is not grouped in thousands: {shown}"
+        );
+        assert_eq!(groups.concat(), whole);
+        dec(value)
+    }
 }
 
 /// Attributes of an opening tag's text (`tr data-currency="CNY" class="total"`).
@@ -46,16 +74,25 @@ pub fn table_rows(html: &str, table_id: &str) -> Vec<HtmlRow> {
         let (open, body) = chunk.split_once('>').expect("tag end");
         let body = body.split("</tr>").next().unwrap_or("");
         let mut fields = BTreeMap::new();
+        let mut values = BTreeMap::new();
         for cell in body.split("<td").skip(1) {
             let (tag, content) = cell.split_once('>').expect("cell tag end");
-            if let Some(field) = attributes(tag).get("data-field") {
-                let value = content.split('<').next().unwrap_or("").trim().to_string();
-                fields.insert(field.clone(), value);
+            let cell_attrs = attributes(tag);
+            if let Some(field) = cell_attrs.get("data-field") {
+                let text = content.split('<').next().unwrap_or("").trim().to_string();
+                fields.insert(field.clone(), text);
+                if let Some(value) = cell_attrs.get("data-value") {
+                    values.insert(field.clone(), value.clone());
+                }
             }
         }
         let attrs = attributes(open);
         if !attrs.is_empty() {
-            rows.push(HtmlRow { attrs, fields });
+            rows.push(HtmlRow {
+                attrs,
+                fields,
+                values,
+            });
         }
     }
     rows
@@ -112,20 +149,19 @@ pub fn ledger_totals(
     totals
 }
 
-/// Totals of the page's `totals-table`, in the same shape.
+/// Totals of the page's `totals-table`, in the same shape, as the reader sees them.
 pub fn page_totals(html: &str) -> BTreeMap<String, (usize, Decimal, Decimal, Decimal)> {
     table_rows(html, "totals-table")
         .into_iter()
         .filter_map(|row| {
             let currency = row.attrs.get("data-currency")?.clone();
-            let f = &row.fields;
             Some((
                 currency,
                 (
-                    f["months"].parse().unwrap(),
-                    dec(&f["monthly_fee"]),
-                    dec(&f["compensation"]),
-                    dec(&f["payout"]),
+                    row.fields["months"].parse().unwrap(),
+                    row.money("monthly_fee"),
+                    row.money("compensation"),
+                    row.money("payout"),
                 ),
             ))
         })
@@ -200,7 +236,7 @@ fn report_html_totals_equal_the_ledger() {
                     r.attrs["data-tier-rate"].clone(),
                     r.attrs["data-currency"].clone(),
                 ),
-                (dec(&r.fields["compensation"]), dec(&r.fields["payout"])),
+                (r.money("compensation"), r.money("payout")),
             )
         })
         .collect();
@@ -346,4 +382,191 @@ fn report_html_is_self_contained_deterministic_and_in_the_manifest() {
         .collect();
     assert_eq!(listed["sha256"].as_str().unwrap(), digest);
     assert_eq!(listed["bytes"].as_u64().unwrap(), page.len() as u64);
+}
+
+/// The chart labels of the bar chart `id`, in order.
+fn chart_labels(html: &str, id: &str) -> Vec<String> {
+    tagged(html, id, "rect", "bar")
+        .into_iter()
+        .map(|bar| bar["data-label"].clone())
+        .collect()
+}
+
+#[test]
+fn sla_5_report_html_names_each_exempt_clause_by_its_policy_title() {
+    let dir = TempDir::new("report-titles");
+    let out = run_job_into(&dir, "month-end", "out");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let titles: BTreeMap<String, String> = table_rows(&html, "exemptions-table")
+        .into_iter()
+        .map(|r| (r.attrs["data-clause"].clone(), r.fields["title"].clone()))
+        .collect();
+    assert_eq!(titles["5.9"], "regulator or carrier controls");
+    assert_eq!(titles["5.12"], "system maintenance notified in advance");
+    assert!(titles.values().all(|t| !t.is_empty()), "{titles:?}");
+    let labels = chart_labels(&html, "exemptions-chart");
+    assert!(
+        labels.contains(&"5.9 regulator or carrier controls".to_string()),
+        "{labels:?}"
+    );
+
+    // A policy of its own: it titles one clause (its title escaped), the rest show numbers.
+    let builtin = std::fs::read_to_string(repo_root().join("jobs/policy-ccc.toml")).unwrap();
+    let (numbers, _) = builtin.split_once("\n[clause_titles]").unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("{numbers}\n[clause_titles]\n\"5.9\" = {{ en = \"<b>carrier</b> blocks\" }}\n"),
+    )
+    .unwrap();
+    let own = dir.join("own");
+    assert_success(&crate::support::run_job(
+        "jobs/month-end.toml",
+        &own,
+        &["--policy", policy.to_str().unwrap()],
+    ));
+    let html = std::fs::read_to_string(own.join("report.html")).unwrap();
+    assert!(!html.contains("<b>carrier"), "a title is escaped");
+    let labels = chart_labels(&html, "exemptions-chart");
+    assert!(labels.contains(&"5.9 &lt;b&gt;carrier&lt;/b&gt; blocks".to_string()));
+    assert!(labels.contains(&"5.12".to_string()), "{labels:?}");
+    let untitled = table_rows(&html, "exemptions-table")
+        .into_iter()
+        .filter(|r| r.fields["title"].is_empty())
+        .count();
+    assert_eq!(untitled, titles.len() - 1);
+    // Titles are words: the ledger and the recorded policy are the built-in run's.
+    for file in ["ledger.csv", "exemptions.csv"] {
+        assert_same_file(&out.join(file), &own.join(file));
+    }
+    let manifest = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+    };
+    assert_eq!(
+        manifest(&out)["job"]["policy"],
+        manifest(&own)["job"]["policy"]
+    );
+}
+
+/// The `lang` of the page's `<html>` element.
+pub fn html_lang(html: &str) -> String {
+    let start = html.find("<html").expect("an html element");
+    let tag = &html[start..start + html[start..].find('>').unwrap()];
+    attributes(tag)["lang"].clone()
+}
+
+#[test]
+fn report_html_is_in_the_report_language_and_its_numbers_are_the_ledgers() {
+    let dir = TempDir::new("report-lang");
+    let en = run_job_into(&dir, "month-end", "en");
+    let zh = dir.join("zh");
+    assert_success(&crate::support::run_job(
+        "jobs/month-end.toml",
+        &zh,
+        &["--report-lang", "zh-CN"],
+    ));
+    let page = |out: &Path| std::fs::read_to_string(out.join("report.html")).unwrap();
+    let (en_page, zh_page) = (page(&en), page(&zh));
+    assert_eq!(html_lang(&en_page), "en");
+    assert_eq!(html_lang(&zh_page), "zh-CN");
+    assert!(en_page.contains("<h2>Totals per currency</h2>"));
+    assert!(
+        zh_page.contains("<h2>各币种合计</h2>"),
+        "headings are Chinese"
+    );
+    assert!(!zh_page.contains("Totals per currency"));
+    // Money is grouped in thousands for the reader, in both languages; the ledger's total
+    // fee in CNY is 2588255.80.
+    for html in [&en_page, &zh_page] {
+        assert_eq!(page_totals(html), ledger_totals(&ledger_records(&en)));
+        assert!(html.contains(">2,588,255.80</td>"), "grouped money");
+    }
+    // Clause titles follow the language; ids stay ids.
+    let zh_titles: BTreeMap<String, String> = table_rows(&zh_page, "exemptions-table")
+        .into_iter()
+        .map(|r| (r.attrs["data-clause"].clone(), r.fields["title"].clone()))
+        .collect();
+    assert_eq!(zh_titles["5.9"], "监管部门和运营商管控");
+    assert!(zh_page.contains("data-claim-status=\"valid\""));
+    // Only report.html and the manifest that records the language differ.
+    for file in [
+        "ledger.csv",
+        "ledger.parquet",
+        "exemptions.csv",
+        "quarantine.csv",
+        "at_risk.csv",
+    ] {
+        assert!(
+            std::fs::read(en.join(file)).unwrap() == std::fs::read(zh.join(file)).unwrap(),
+            "{file} depends on the report language"
+        );
+    }
+    let manifest = |out: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap()
+    };
+    assert_eq!(manifest(&en)["job"]["report_lang"], "en");
+    assert_eq!(manifest(&zh)["job"]["report_lang"], "zh-CN");
+    // Same inputs and arguments, same bytes.
+    let again = dir.join("zh-again");
+    assert_success(&crate::support::run_job(
+        "jobs/month-end.toml",
+        &again,
+        &["--report-lang", "zh-CN"],
+    ));
+    assert!(
+        page(&again) == zh_page,
+        "report.html differs between two zh-CN runs"
+    );
+}
+
+#[test]
+fn report_lang_flag_beats_the_job_key_and_unknown_languages_are_usage_errors() {
+    let dir = TempDir::new("report-lang-job");
+    let data = repo_root().join("sample_data");
+    let job = |name: &str, lang: &str| {
+        let path = dir.join(format!("{name}.toml"));
+        let text = format!(
+            "data = \"{}\"\nmonths = \"2026-01..2026-03\"\nas_of = \"2026-04-30\"\n\
+             report_lang = \"{lang}\"\n",
+            data.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let zh_job = job("zh", "zh-CN");
+    let from_key = dir.join("from-key");
+    let output = crate::support::run_job(zh_job.to_str().unwrap(), &from_key, &[]);
+    let overridden = dir.join("overridden");
+    let flag = crate::support::run_job(
+        zh_job.to_str().unwrap(),
+        &overridden,
+        &["--report-lang", "en"],
+    );
+    let bad_job = job("fr", "fr");
+    let bad_key = crate::support::run_job(bad_job.to_str().unwrap(), &dir.join("bad-key"), &[]);
+    let bad_flag = crate::support::run_job(
+        "jobs/month-end.toml",
+        &dir.join("bad-flag"),
+        &["--report-lang", "zh-cn"],
+    );
+
+    assert_success(&output);
+    let page = |out: &Path| std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html_lang(&page(&from_key)), "zh-CN");
+    assert_success(&flag);
+    assert_eq!(html_lang(&page(&overridden)), "en");
+    for (output, out) in [(&bad_key, "bad-key"), (&bad_flag, "bad-flag")] {
+        assert_exit(output, 2);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("en") && stderr.contains("zh-CN"),
+            "{stderr}"
+        );
+        assert!(!dir.join(out).exists());
+    }
+    assert!(
+        text(&bad_key.stderr).contains("report_lang"),
+        "{}",
+        text(&bad_key.stderr)
+    );
 }

@@ -256,3 +256,45 @@ fn the_ledger_parquet_has_decimal_money_and_matches_the_csv() {
         - 1;
     assert_eq!(frame.height(), csv_rows);
 }
+
+#[test]
+fn paths_are_shown_normalised_and_the_manifest_keeps_them_as_opened() {
+    let dir = TempDir::new("shown-paths");
+    copy_dir(&repo_root().join("sample_data"), &dir.join("data"));
+    std::fs::create_dir_all(dir.join("jobs")).unwrap();
+    std::fs::write(
+        dir.join("jobs/month-end.toml"),
+        "data = \"../data\"\nout = \"../out/./month-end\"\nmonths = \"2026-01..2026-03\"\n\
+         as_of = \"2026-04-30\"\n",
+    )
+    .unwrap();
+    let args = ["run", "--job", "./jobs/month-end.toml"];
+    let output = sla_ledger(&dir.path, &args);
+    assert_success(&output);
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.lines().any(|l| l == "  written: out/month-end"),
+        "{stdout}"
+    );
+    assert!(dir.join("out/month-end/ledger.csv").is_file());
+    // Provenance: the manifest records the folder the run opened, as it opened it.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/month-end/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["job"]["data"], "./jobs/../data");
+
+    // Messages show the same normalised path.
+    let again = sla_ledger(&dir.path, &args);
+    assert_exit(&again, 1);
+    let stderr = text(&again.stderr);
+    assert!(
+        stderr.contains("output `out/month-end` exists and is not empty"),
+        "{stderr}"
+    );
+    std::fs::remove_file(dir.join("data/subscriptions.csv")).unwrap();
+    let missing = sla_ledger(&dir.path, &[&args[..], &["--force"]].concat());
+    assert_exit(&missing, 1);
+    let stderr = text(&missing.stderr);
+    assert!(stderr.contains("data directory `data`"), "{stderr}");
+}

@@ -17,6 +17,7 @@ mod hostile_input;
 mod hostile_output;
 mod journal;
 mod operator_cli;
+mod parquet_readers;
 mod properties;
 mod reconcile;
 mod report_html;

@@ -28,8 +28,14 @@ pub(crate) fn compare(
     allow_policy_change: bool,
 ) -> anyhow::Result<Comparison> {
     let policy_changed = check_policy(
-        (prior_scope, &format!("`{}`", prior.dir.display())),
-        (current_scope, &format!("`{}`", current.dir.display())),
+        (
+            prior_scope,
+            &format!("`{}`", crate::paths::shown(&prior.dir)),
+        ),
+        (
+            current_scope,
+            &format!("`{}`", crate::paths::shown(&current.dir)),
+        ),
         allow_policy_change,
     )?;
     let common = prior_scope.common(current_scope);

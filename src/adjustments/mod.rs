@@ -169,9 +169,9 @@ fn summary(
         text,
         "sla-ledger diff: {} adjustment(s) between `{}` ({} rows) and `{}` ({} rows)",
         rows.len(),
-        prior.dir.display(),
+        crate::paths::shown(&prior.dir),
         prior.rows.len(),
-        current.dir.display(),
+        crate::paths::shown(&current.dir),
         current.rows.len()
     )
     .ok();
@@ -186,6 +186,6 @@ fn summary(
         )
         .ok();
     }
-    writeln!(text, "  written: {}", out.display()).ok();
+    writeln!(text, "  written: {}", crate::paths::shown(out)).ok();
     text
 }

@@ -52,7 +52,7 @@ impl RunLedger {
         let (_, sha256) = manifest::sha256_file(&path).map_err(|e| {
             crate::error::with_hint(
                 e,
-                format!("`{}` is not a run output", dir.display()),
+                format!("`{}` is not a run output", crate::paths::shown(dir)),
                 "pass the `--out` folder of an `sla-ledger run`",
             )
         })?;
@@ -61,7 +61,7 @@ impl RunLedger {
             return Err(crate::error::hinted(
                 format!(
                     "`{}` has SHA-256 `{sha256}` but its manifest recorded `{recorded}`; the ledger was changed after the run",
-                    path.display(),
+                    crate::paths::shown(&path),
                 ),
                 "rerun `sla-ledger run` to get an output whose files match its manifest",
             ));
@@ -87,7 +87,7 @@ fn recorded_ledger_hash(dir: &Path) -> anyhow::Result<String> {
         .with_context(|| {
             format!(
                 "`{}` lists no SHA-256 for `ledger.csv` in `outputs`",
-                path.display()
+                crate::paths::shown(&path)
             )
         })
 }
@@ -95,24 +95,25 @@ fn recorded_ledger_hash(dir: &Path) -> anyhow::Result<String> {
 /// Reads a `ledger.csv`, requiring exactly the SPEC §7 header.
 pub(crate) fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
     let mut reader = csv::Reader::from_path(path)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
+        .with_context(|| format!("cannot read `{}`", crate::paths::shown(path)))?;
     let headers = reader.headers()?.clone();
     if headers.iter().ne(COLUMNS.iter().copied()) {
         bail!(
-            "`{}` has header `{}`; expected the SPEC §7 columns `{}`",
-            path.display(),
+            "`{}` has header `{}`; expected the ledger columns `{}` (docs/reference.md §5)",
+            crate::paths::shown(path),
             headers.iter().collect::<Vec<_>>().join(","),
             COLUMNS.join(",")
         );
     }
     let mut rows = Vec::new();
     for (index, record) in reader.records().enumerate() {
-        let record = record.with_context(|| format!("cannot read `{}`", path.display()))?;
+        let record =
+            record.with_context(|| format!("cannot read `{}`", crate::paths::shown(path)))?;
         let line = index as u64 + 2;
         let customer_id = record[0].parse::<i64>().with_context(|| {
             format!(
                 "`{}` line {line} column `customer_id`: `{}` is not an integer",
-                path.display(),
+                crate::paths::shown(path),
                 &record[0]
             )
         })?;
@@ -128,7 +129,7 @@ pub(crate) fn read_ledger_csv(path: &Path) -> anyhow::Result<Vec<LedgerLine>> {
         };
         check_money(&row).map_err(|(column, problem)| {
             crate::error::hinted(
-                format!("`{}` line {line} column `{column}`: {problem}", path.display()),
+                format!("`{}` line {line} column `{column}`: {problem}", crate::paths::shown(path)),
                 "a ledger is read as `sla-ledger run` wrote it; rerun the run rather than edit its output",
             )
         })?;

@@ -75,11 +75,7 @@ pub(crate) fn write_parquet(rows: &[Adjustment], out: impl Write) -> anyhow::Res
             ),
         ],
     )?;
-    ParquetWriter::new(out)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_statistics(StatisticsOptions::full())
-        .finish(&mut frame)?;
-    Ok(())
+    crate::ledger::write_frame_parquet(&mut frame, out)
 }
 
 pub(crate) fn write_totals_csv(

@@ -32,7 +32,10 @@ pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     let out = &args.out;
     if out.exists() && fs::read_dir(out)?.next().is_some() {
         return Err(crate::error::hinted(
-            format!("output `{}` exists and is not empty", out.display()),
+            format!(
+                "output `{}` exists and is not empty",
+                crate::paths::shown(out)
+            ),
             "choose another `--out`",
         ));
     }
@@ -50,7 +53,7 @@ pub fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
         plan.first(),
         plan.last(),
         plan.seed,
-        out.display()
+        crate::paths::shown(out)
     ))
 }
 

@@ -39,7 +39,8 @@ struct PartWriter {
 impl PartWriter {
     fn create(path: &Path, unit: TimeUnit, zone: Option<TimeZone>) -> anyhow::Result<PartWriter> {
         let file = BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?,
+            File::create(path)
+                .with_context(|| format!("cannot create `{}`", crate::paths::shown(path)))?,
         );
         let schema = Schema::from_iter([
             Field::new("request_id".into(), DataType::String),

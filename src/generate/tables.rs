@@ -106,7 +106,8 @@ fn review_lines(reviewed: &[String]) -> Vec<String> {
 
 fn write_text(path: &Path, header: &str, lines: &[String]) -> anyhow::Result<()> {
     let mut out = BufWriter::new(
-        File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?,
+        File::create(path)
+            .with_context(|| format!("cannot create `{}`", crate::paths::shown(path)))?,
     );
     writeln!(out, "{header}")?;
     for line in lines {

@@ -90,7 +90,7 @@ impl CallFiles {
                     Location::file("calls/"),
                     format!(
                         "is missing from the data directory `{}`; it is required",
-                        data_dir.display()
+                        crate::paths::shown(data_dir)
                     ),
                 )
                 .hint("put the call logs as Parquet files under `calls/` (any folder layout)"),

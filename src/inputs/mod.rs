@@ -53,7 +53,7 @@ pub(crate) fn read_required(
                     Location::file(format!("{stem}.csv")),
                     format!(
                         "is missing from the data directory `{}`; it is required",
-                        data_dir.display()
+                        crate::paths::shown(data_dir)
                     ),
                 )
                 .hint(format!(

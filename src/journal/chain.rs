@@ -299,14 +299,14 @@ pub fn verify_command(args: &JournalFileArgs) -> anyhow::Result<()> {
     match verify(&batches, &entries, &balances)? {
         Ok(head) => crate::text::print(&format!(
             "sla-ledger journal verify: `{}` holds {} batch(es) and {} entries; the hash chain and every balance match\n  head: {head}\n",
-            args.journal.display(),
+            crate::paths::shown(&args.journal),
             batches.len(),
             entries.len()
         )),
         Err(finding) => Err(crate::error::hinted(
             format!(
                 "journal `{}`: {finding}; it was changed after it was posted",
-                args.journal.display(),
+                crate::paths::shown(&args.journal),
             ),
             "restore the journal from a backup taken before the change, then post the runs booked since",
         )),

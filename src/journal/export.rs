@@ -79,11 +79,7 @@ pub fn write_parquet(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
             Column::new(ENTRY_COLUMNS[7].into(), strings(|e| &e.idempotency_key)),
         ],
     )?;
-    ParquetWriter::new(out)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_statistics(StatisticsOptions::full())
-        .finish(&mut frame)?;
-    Ok(())
+    crate::ledger::write_frame_parquet(&mut frame, out)
 }
 
 #[derive(Debug, Serialize)]
@@ -105,7 +101,10 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     let batches = store.batches()?;
     let Some(last) = batches.last() else {
         return Err(crate::error::hinted(
-            format!("journal `{}` holds no batch yet", args.journal.display()),
+            format!(
+                "journal `{}` holds no batch yet",
+                crate::paths::shown(&args.journal)
+            ),
             "`sla-ledger post` books a run first",
         ));
     };
@@ -117,7 +116,7 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
             ),
             format!(
                 "`sla-ledger journal history --journal {}` lists the batches",
-                args.journal.display()
+                crate::paths::shown(&args.journal)
             ),
         ));
     }
@@ -125,10 +124,10 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     let (all, balances) = (store.entries(1)?, store.balances()?);
     if let Err(finding) = super::chain::verify(&batches, &all, &balances)? {
         return Err(crate::error::hinted(
-            format!("journal `{}`: {finding}; nothing was exported", args.journal.display()),
+            format!("journal `{}`: {finding}; nothing was exported", crate::paths::shown(&args.journal)),
             format!(
                 "`sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
-                args.journal.display(),
+                crate::paths::shown(&args.journal),
             ),
         ));
     }
@@ -160,7 +159,7 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
         entries.len(),
         args.since,
         last.number,
-        args.journal.display(),
-        args.out.display()
+        crate::paths::shown(&args.journal),
+        crate::paths::shown(&args.out)
     ))
 }

@@ -47,7 +47,7 @@ fn targets(run: &RunLedger, scope: &RunScope) -> anyhow::Result<(ByCurrency, BTr
             return Err(crate::error::hinted(
                 format!(
                     "`{}`: customer {} {} lies outside the run's own scope ({})",
-                    run.dir.display(),
+                    crate::paths::shown(&run.dir),
                     month.0,
                     month.1,
                     scope.describe()
@@ -59,7 +59,7 @@ fn targets(run: &RunLedger, scope: &RunScope) -> anyhow::Result<(ByCurrency, BTr
             return Err(crate::error::hinted(
                 format!(
                     "`{}`: customer {} {} appears twice in `ledger.csv`",
-                    run.dir.display(),
+                    crate::paths::shown(&run.dir),
                     month.0,
                     month.1
                 ),
@@ -197,7 +197,7 @@ fn check_order(args: &PostArgs, scope: &RunScope, state: &State) -> anyhow::Resu
         return Err(crate::error::hinted(
             format!(
                 "`{}` is as of {}, earlier than batch {} (as of {}), which booked overlapping months; posting it would undo later corrections",
-                args.run.display(),
+                crate::paths::shown(&args.run),
                 scope.as_of,
                 last.number,
                 last.head.as_of,
@@ -210,7 +210,7 @@ fn check_order(args: &PostArgs, scope: &RunScope, state: &State) -> anyhow::Resu
     }
     scope::check_policy(
         (&last_scope, &format!("batch {}", last.number)),
-        (scope, &format!("`{}`", args.run.display())),
+        (scope, &format!("`{}`", crate::paths::shown(&args.run))),
         args.allow_policy_change,
     )
 }
@@ -262,10 +262,10 @@ fn post_once(
     let (batches, entries, balances) = (store.batches()?, store.entries(1)?, store.balances()?);
     if let Err(finding) = super::chain::verify(&batches, &entries, &balances)? {
         return Err(crate::error::hinted(
-            format!("journal `{}`: {finding}; nothing was booked", args.journal.display()),
+            format!("journal `{}`: {finding}; nothing was booked", crate::paths::shown(&args.journal)),
             format!(
                 "`sla-ledger journal verify --journal {}` says the same; restore the journal from a backup",
-                args.journal.display(),
+                crate::paths::shown(&args.journal),
             ),
         ));
     }
@@ -322,9 +322,9 @@ fn summary(args: &PostArgs, run: &RunLedger, scope: &RunScope, outcome: &Outcome
         Outcome::AlreadyBooked(number) => {
             return format!(
                 "sla-ledger post: `{}` (ledger SHA-256 {}) is already booked in batch {number} of `{}`; nothing booked\n",
-                args.run.display(),
+                crate::paths::shown(&args.run),
                 &run.sha256[..12],
-                args.journal.display()
+                crate::paths::shown(&args.journal)
             );
         }
         Outcome::Booked(booked, unbooked) => (&booked.0, &booked.1, *unbooked),
@@ -333,10 +333,10 @@ fn summary(args: &PostArgs, run: &RunLedger, scope: &RunScope, outcome: &Outcome
         text,
         "sla-ledger post: batch {} of `{}` books {} entr{} from `{}` (as of {}; {})",
         batch.number,
-        args.journal.display(),
+        crate::paths::shown(&args.journal),
         entries.len(),
         if entries.len() == 1 { "y" } else { "ies" },
-        args.run.display(),
+        crate::paths::shown(&args.run),
         scope.as_of,
         scope.describe()
     )

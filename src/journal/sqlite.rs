@@ -79,10 +79,10 @@ impl SqliteStore {
     pub fn open_existing(path: &Path) -> anyhow::Result<SqliteStore> {
         if !path.is_file() {
             return Err(crate::error::hinted(
-                format!("journal `{}` does not exist", path.display()),
+                format!("journal `{}` does not exist", crate::paths::shown(path)),
                 format!(
                     "`sla-ledger post --journal {} --run DIR` creates it with its first batch",
-                    path.display()
+                    crate::paths::shown(path)
                 ),
             ));
         }
@@ -97,7 +97,7 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, flags).map_err(|e| {
             crate::error::with_hint(
                 e,
-                format!("cannot open journal `{}`", path.display()),
+                format!("cannot open journal `{}`", crate::paths::shown(path)),
                 "`--journal` names a file in an existing folder this user can write",
             )
         })?;
@@ -116,7 +116,7 @@ impl SqliteStore {
             return Err(crate::error::hinted(
                 format!(
                     "journal `{}` cannot use WAL mode (got `{mode}`)",
-                    path.display()
+                    crate::paths::shown(path)
                 ),
                 "keep the journal on a local file system",
             ));
@@ -138,7 +138,7 @@ impl SqliteStore {
         crate::error::hinted(
             format!(
                 "`{}` is an SQLite file but not an sla-ledger journal",
-                self.path.display()
+                crate::paths::shown(&self.path)
             ),
             "pass the `--journal` file that `sla-ledger post` wrote",
         )
@@ -181,7 +181,10 @@ impl SqliteStore {
 
 /// Another connection holds the journal: the caller may try again until its wait is over.
 #[derive(Debug, thiserror::Error)]
-#[error("journal `{}` is busy: another `post` held it for more than {wait_secs} s; nothing was booked", path.display())]
+#[error(
+    "journal `{}` is busy: another `post` held it for more than {wait_secs} s; nothing was booked",
+    crate::paths::shown(path)
+)]
 pub struct Busy {
     pub path: PathBuf,
     pub wait_secs: u64,
@@ -203,12 +206,12 @@ fn failure_for(path: &Path, wait: Duration, e: rusqlite::Error) -> anyhow::Error
         return crate::error::hinted(
             format!(
                 "`{}` is not an SQLite file, so not a journal",
-                path.display()
+                crate::paths::shown(path)
             ),
             "pass the `--journal` file that `sla-ledger post` wrote, or a new file name",
         );
     }
-    anyhow::Error::new(e).context(format!("journal `{}`", path.display()))
+    anyhow::Error::new(e).context(format!("journal `{}`", crate::paths::shown(path)))
 }
 
 /// A stored count or number: never negative in a journal `post` wrote.
@@ -413,7 +416,7 @@ impl Store for SqliteStore {
             format!(
                 "cannot write batch {} to `{}`",
                 batch.number,
-                path.display()
+                crate::paths::shown(&path)
             )
         })?;
         tx.commit().map_err(busy)?;

@@ -1,11 +1,16 @@
 //! `report.html`: one self-contained page a reader can open from the output folder.
 //!
 //! Takes the finished ledger, its side tables and the job; gives an HTML page with inline CSS
-//! and inline SVG charts (no scripts, no fonts, nothing fetched). Every number shown is derived
-//! from the same rows the ledger files are written from, and carries a stable `id` or
-//! `data-*` attribute so tests (and scripts) can read it back. The page depends only on the
-//! inputs and arguments: it never shows the wall-clock time of the run, so the same inputs give
-//! the same bytes.
+//! and inline SVG charts (no scripts, no fonts, nothing fetched), in the job's report language
+//! (`--report-lang`): every word comes from [`strings`], money is grouped in thousands by
+//! [`money::grouped_money`], and numbers and ids are the ledger's. Every number shown is
+//! derived from the same rows the ledger files are written from, and carries a stable `id` or
+//! `data-*` attribute (money its plain fixed-scale value in `data-value`) so tests (and
+//! scripts) can read it back. The page depends only on the inputs and arguments: it never
+//! shows the wall-clock time of the run, so the same inputs give the same bytes.
+
+pub mod money;
+pub mod strings;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,11 +19,14 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::job::Job;
+use crate::lang::Lang;
 use crate::ledger::{fixed, money, ClaimStatus, ExemptionCount, LedgerRow};
 use crate::manifest::Totals;
 use crate::policy::{Clause, Policy};
 use crate::quarantine::Entry;
 use crate::stages::calls::RowCounts;
+use money::grouped_money;
+use strings::{fill, Strings};
 
 /// Everything the page shows.
 pub struct Report<'a> {
@@ -28,6 +36,18 @@ pub struct Report<'a> {
     pub quarantine: &'a [Entry],
     pub calls: &'a RowCounts,
     pub totals: &'a BTreeMap<String, Totals>,
+}
+
+impl Report<'_> {
+    /// The language the page is written in.
+    fn lang(&self) -> Lang {
+        self.job.report_lang
+    }
+
+    /// The page's words, in its language.
+    fn words(&self) -> &'static Strings {
+        Strings::of(self.lang())
+    }
 }
 
 /// How many customers the "largest payouts" table lists.
@@ -73,6 +93,16 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// A money cell: the amount grouped for the reader, its plain fixed-scale value in
+/// `data-value` (as in `ledger.csv`) for scripts.
+fn money_cell(field: &str, value: Decimal) -> String {
+    format!(
+        "<td class=\"num\" data-field=\"{field}\" data-value=\"{}\">{}</td>",
+        money(value),
+        grouped_money(value)
+    )
+}
+
 fn tier_colour(policy: &Policy, rate: Decimal) -> &'static str {
     let index = policy
         .tiers
@@ -85,7 +115,7 @@ fn tier_colour(policy: &Policy, rate: Decimal) -> &'static str {
 const STYLE: &str = "\
 :root{--ink:#1f2933;--muted:#52606d;--line:#d9e2ec;--bg:#f5f7fa;--card:#fff;--accent:#0b6bcb}
 *{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'Noto Sans','Helvetica Neue',Arial,sans-serif;color:var(--ink);background:var(--bg)}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'Noto Sans','Noto Sans CJK SC','PingFang SC','Microsoft YaHei','Helvetica Neue',Arial,sans-serif;color:var(--ink);background:var(--bg)}
 header{background:#102a43;color:#f0f4f8;padding:20px 32px}
 header h1{margin:0 0 4px;font-size:22px}
 header p{margin:0;color:#bcccdc}
@@ -104,34 +134,45 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;vertical-align:middle}
 svg{display:block;max-width:100%;height:auto}
 #availability-histogram{width:100%}
-svg text{font:11px system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;fill:#334e68}
+svg text{font:11px system-ui,-apple-system,'Segoe UI',Roboto,'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',Arial,sans-serif;fill:#334e68}
 .empty{color:var(--muted);font-style:italic}
 ";
 
 fn head(page: &mut String, report: &Report) {
     let job = report.job;
-    let title = format!(
-        "SLA ledger {}..{} as of {}",
-        job.months.first, job.months.last, job.as_of
+    let words = report.words();
+    let (first, last, as_of) = (
+        job.months.first.to_string(),
+        job.months.last.to_string(),
+        job.as_of.to_string(),
+    );
+    // The dates and months are digits and dashes: nothing to escape.
+    let title = fill(
+        words.title,
+        &[("first", &first), ("last", &last), ("as_of", &as_of)],
+    );
+    let policy = format!("<span id=\"policy\">{}</span>", escape(&job.policy.name));
+    let months = format!(
+        "<span id=\"months\" data-first=\"{first}\" data-last=\"{last}\">{first}..{last}</span>"
+    );
+    let as_of_span = format!("<span id=\"as-of\">{as_of}</span>");
+    let program = format!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+    let header = fill(
+        words.header,
+        &[
+            ("policy", &policy),
+            ("months", &months),
+            ("as_of", &as_of_span),
+            ("program", &program),
+        ],
     );
     writeln!(
         page,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<header>\n\
-         <h1 id=\"title\">{}</h1>\n<p>Policy <span id=\"policy\">{}</span> · months \
-         <span id=\"months\" data-first=\"{}\" data-last=\"{}\">{}..{}</span> · as of \
-         <span id=\"as-of\">{}</span> · {} {}</p>\n</header>\n<main>",
-        escape(&title),
-        escape(&title),
-        escape(&job.policy.name),
-        job.months.first,
-        job.months.last,
-        job.months.first,
-        job.months.last,
-        job.as_of,
-        env!("CARGO_PKG_NAME"),
-        env!("CARGO_PKG_VERSION"),
+         <title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<header>\n\
+         <h1 id=\"title\">{title}</h1>\n<p>{header}</p>\n</header>\n<main>",
+        report.lang().tag(),
     )
     .ok();
 }
@@ -147,31 +188,47 @@ fn card(page: &mut String, id: &str, label: &str, value: impl std::fmt::Display)
 
 fn overview(page: &mut String, report: &Report) {
     let rows = report.ledger;
-    page.push_str("<section id=\"overview\">\n<h2>Overview</h2>\n<div class=\"cards\">\n");
-    card(page, "service-months", "service months", rows.len());
+    let words = report.words();
+    writeln!(
+        page,
+        "<section id=\"overview\">\n<h2>{}</h2>\n<div class=\"cards\">",
+        words.overview_heading
+    )
+    .ok();
+    card(
+        page,
+        "service-months",
+        words.card_service_months,
+        rows.len(),
+    );
     card(
         page,
         "provisional-months",
-        "provisional",
+        words.card_provisional,
         rows.iter().filter(|r| r.provisional).count(),
     );
     card(
         page,
         "below-standard-months",
-        "below the standard",
+        words.card_below_standard,
         rows.iter().filter(|r| !r.tier_rate.is_zero()).count(),
     );
     card(
         page,
         "error-months",
-        "error rows",
+        words.card_error_rows,
         rows.iter().filter(|r| r.priced().is_none()).count(),
     );
-    card(page, "calls-counted", "calls counted", report.calls.counted);
+    card(
+        page,
+        "calls-counted",
+        words.card_calls_counted,
+        report.calls.counted,
+    );
     card(
         page,
         "quarantine-entries",
-        "quarantine entries",
+        words.card_quarantine_entries,
         report.quarantine.len(),
     );
     page.push_str("</div>\n</section>\n");
@@ -202,21 +259,35 @@ fn money_by_currency<'r>(rows: impl Iterator<Item = &'r LedgerRow>) -> BTreeMap<
 }
 
 fn totals_section(page: &mut String, report: &Report) {
-    page.push_str(
-        "<section id=\"totals\">\n<h2>Totals per currency</h2>\n\
-         <p class=\"note\">Over <code>ok</code> rows with billing. Payout is owed only where a \
-         valid claim was filed; compensation is what the availability earned.</p>\n",
-    );
+    let words = report.words();
+    writeln!(
+        page,
+        "<section id=\"totals\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>",
+        words.totals_heading, words.totals_note
+    )
+    .ok();
     let sums = money_by_currency(report.ledger.iter());
     if sums.is_empty() {
-        page.push_str("<p class=\"empty\">No billed service months.</p>\n</section>\n");
+        writeln!(
+            page,
+            "<p class=\"empty\">{}</p>\n</section>",
+            words.totals_empty
+        )
+        .ok();
         return;
     }
-    page.push_str(
-        "<table id=\"totals-table\">\n<thead><tr><th>Currency</th><th class=\"num\">Months</th>\
-         <th class=\"num\">Fees paid</th><th class=\"num\">Compensation</th>\
-         <th class=\"num\">Payout</th></tr></thead>\n<tbody>\n",
-    );
+    writeln!(
+        page,
+        "<table id=\"totals-table\">\n<thead><tr><th>{}</th><th class=\"num\">{}</th>\
+         <th class=\"num\">{}</th><th class=\"num\">{}</th>\
+         <th class=\"num\">{}</th></tr></thead>\n<tbody>",
+        words.col_currency,
+        words.col_months,
+        words.col_fees_paid,
+        words.col_compensation,
+        words.col_payout
+    )
+    .ok();
     for (currency, m) in &sums {
         // The manifest's totals are the contract; the page must agree with them.
         debug_assert!(report.totals.get(currency).is_some_and(|t| {
@@ -226,14 +297,11 @@ fn totals_section(page: &mut String, report: &Report) {
         writeln!(
             page,
             "<tr class=\"total\" data-currency=\"{c}\"><th>{c}</th>\
-             <td class=\"num\" data-field=\"months\">{}</td>\
-             <td class=\"num\" data-field=\"monthly_fee\">{}</td>\
-             <td class=\"num\" data-field=\"compensation\">{}</td>\
-             <td class=\"num\" data-field=\"payout\">{}</td></tr>",
+             <td class=\"num\" data-field=\"months\">{}</td>{}{}{}</tr>",
             m.months,
-            money(m.fee),
-            money(m.compensation),
-            money(m.payout)
+            money_cell("monthly_fee", m.fee),
+            money_cell("compensation", m.compensation),
+            money_cell("payout", m.payout)
         )
         .ok();
     }
@@ -288,21 +356,23 @@ fn histogram_section(page: &mut String, report: &Report) {
     let x_of = |pct: f64| x0 + (pct - floor_f) / (100.0 - floor_f) * (x1 - x0);
     let y_of = |n: usize| top + plot_h - n as f64 / max as f64 * plot_h;
 
+    let words = report.words();
     writeln!(
         page,
-        "<section id=\"availability\">\n<h2>Availability across customer-months</h2>\n\
-         <p class=\"note\">Each bar counts service months by availability (rounded down, as in the \
-         ledger). Dashed lines are the policy's tier bounds; bars are coloured by the tier \
-         they fall in. The bar on the left gathers every month below {}%.</p>",
-        fixed(floor, 2)
+        "<section id=\"availability\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>",
+        words.histogram_heading,
+        fill(words.histogram_note, &[("floor", &fixed(floor, 2))])
     )
     .ok();
     writeln!(
         page,
         "<svg id=\"availability-histogram\" xmlns=\"http://www.w3.org/2000/svg\" \
          viewBox=\"0 0 {svg_w} {svg_h}\" width=\"{svg_w}\" height=\"{svg_h}\" role=\"img\" \
-         aria-label=\"Histogram of availability across {} customer-months\">",
-        report.ledger.len()
+         aria-label=\"{}\">",
+        fill(
+            words.histogram_aria,
+            &[("n", &report.ledger.len().to_string())]
+        )
     )
     .ok();
     // Y axis with three ticks.
@@ -320,11 +390,15 @@ fn histogram_section(page: &mut String, report: &Report) {
     // Bars.
     let bar = |page: &mut String, x: f64, w: f64, n: usize, from: &str, to: &str, colour: &str| {
         let y = y_of(n);
+        let title = fill(
+            words.histogram_bar_title,
+            &[("from", from), ("to", to), ("n", &n.to_string())],
+        );
         writeln!(
             page,
             "<rect class=\"bar\" data-bin-from=\"{from}\" data-bin-to=\"{to}\" data-count=\"{n}\" \
              x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{colour}\">\
-             <title>{from}–{to}%: {n} month(s)</title></rect>",
+             <title>{title}</title></rect>",
             top + plot_h - y
         )
         .ok();
@@ -400,9 +474,10 @@ fn histogram_section(page: &mut String, report: &Report) {
     }
     writeln!(
         page,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">availability (%)</text>",
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
         (x0 + x1) / 2.0,
-        base + 34.0
+        base + 34.0,
+        words.histogram_axis
     )
     .ok();
     // Tier bounds.
@@ -429,41 +504,56 @@ fn histogram_section(page: &mut String, report: &Report) {
         .ok();
     }
     page.push_str("</svg>\n");
-    tier_legend(page, policy);
+    tier_legend(page, policy, words);
     page.push_str("</section>\n");
 }
 
-fn tier_range(policy: &Policy, index: usize) -> String {
-    let tier = &policy.tiers[index];
+fn tier_range(policy: &Policy, index: usize, words: &Strings) -> String {
+    let bound = |i: usize| fixed(policy.tiers[i].at_least_pct, 2);
     match index {
-        0 => format!("A ≥ {}%", fixed(tier.at_least_pct, 2)),
-        _ => format!(
-            "{}% ≤ A &lt; {}%",
-            fixed(tier.at_least_pct, 2),
-            fixed(policy.tiers[index - 1].at_least_pct, 2)
+        0 => fill(words.tier_range_top, &[("bound", &bound(0))]),
+        _ => fill(
+            words.tier_range_between,
+            &[("low", &bound(index)), ("high", &bound(index - 1))],
         ),
     }
 }
 
-fn tier_legend(page: &mut String, policy: &Policy) {
+fn tier_legend(page: &mut String, policy: &Policy, words: &Strings) {
     page.push_str("<p class=\"note\" id=\"tier-legend\">");
     for (i, tier) in policy.tiers.iter().enumerate() {
+        let entry = fill(
+            words.tier_legend_entry,
+            &[
+                ("range", &tier_range(policy, i, words)),
+                ("rate", &fixed(tier.rate, 2)),
+            ],
+        );
         write!(
             page,
-            "<span class=\"swatch\" style=\"background:{}\"></span>{} → rate {} &nbsp; ",
+            "<span class=\"swatch\" style=\"background:{}\"></span>{entry} &nbsp; ",
             tier_colour(policy, tier.rate),
-            tier_range(policy, i),
-            fixed(tier.rate, 2)
         )
         .ok();
     }
     page.push_str("</p>\n");
 }
 
-/// A horizontal bar chart: one labelled bar per item.
+/// About how wide `text` is in the charts' 11px sans-serif, in SVG units: CJK and other wide
+/// characters take a full em, the rest a little over half of one.
+fn text_width(text: &str) -> f64 {
+    text.chars()
+        .map(|c| if u32::from(c) >= 0x1100 { 11.0 } else { 6.2 })
+        .sum()
+}
+
+/// A horizontal bar chart: one labelled bar per item. The label column is as wide as the
+/// longest label needs (a clause with its title), within bounds that leave the bars room.
 fn bar_chart(page: &mut String, id: &str, label: &str, items: &[(String, u64, &str)]) {
     let row_h = 22.0_f64;
-    let (label_w, value_w, svg_w) = (120.0_f64, 60.0_f64, 760.0_f64);
+    let (value_w, svg_w) = (60.0_f64, 760.0_f64);
+    let widest = items.iter().map(|i| text_width(&i.0)).fold(0.0, f64::max);
+    let label_w = (widest + 16.0).clamp(120.0, 520.0);
     let svg_h = row_h * items.len() as f64 + 8.0;
     let max = items.iter().map(|i| i.1).max().unwrap_or(0).max(1);
     writeln!(
@@ -479,7 +569,7 @@ fn bar_chart(page: &mut String, id: &str, label: &str, items: &[(String, u64, &s
         writeln!(
             page,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-             <rect class=\"bar\" data-label=\"{}\" data-value=\"{value}\" x=\"{label_w}\" y=\"{y:.1}\" \
+             <rect class=\"bar\" data-label=\"{}\" data-value=\"{value}\" x=\"{label_w:.1}\" y=\"{y:.1}\" \
              width=\"{w:.1}\" height=\"{:.1}\" fill=\"{colour}\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\">{value}</text>",
             label_w - 8.0,
@@ -500,11 +590,13 @@ fn tiers_section(page: &mut String, report: &Report) {
     let currencies: Vec<String> = money_by_currency(report.ledger.iter())
         .into_keys()
         .collect();
-    page.push_str(
-        "<section id=\"tiers\">\n<h2>Payout by tier</h2>\n\
-         <p class=\"note\">Service months per compensation tier, with what they earned and what \
-         is paid out, per currency.</p>\n",
-    );
+    let words = report.words();
+    writeln!(
+        page,
+        "<section id=\"tiers\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>",
+        words.tiers_heading, words.tiers_note
+    )
+    .ok();
     let items: Vec<(String, u64, &str)> = policy
         .tiers
         .iter()
@@ -515,18 +607,26 @@ fn tiers_section(page: &mut String, report: &Report) {
                 .filter(|r| r.tier_rate == t.rate)
                 .count() as u64;
             (
-                format!("rate {}", fixed(t.rate, 2)),
+                fill(words.tier_bar_label, &[("rate", &fixed(t.rate, 2))]),
                 months,
                 tier_colour(policy, t.rate),
             )
         })
         .collect();
-    bar_chart(page, "tier-chart", "Service months per tier", &items);
-    page.push_str(
-        "<table id=\"tier-table\">\n<thead><tr><th>Tier</th><th>Availability</th>\
-         <th class=\"num\">Months</th><th>Currency</th><th class=\"num\">Compensation</th>\
-         <th class=\"num\">Payout</th></tr></thead>\n<tbody>\n",
-    );
+    bar_chart(page, "tier-chart", words.tiers_chart_aria, &items);
+    writeln!(
+        page,
+        "<table id=\"tier-table\">\n<thead><tr><th>{}</th><th>{}</th>\
+         <th class=\"num\">{}</th><th>{}</th><th class=\"num\">{}</th>\
+         <th class=\"num\">{}</th></tr></thead>\n<tbody>",
+        words.col_tier,
+        words.col_availability,
+        words.col_months,
+        words.col_currency,
+        words.col_compensation,
+        words.col_payout
+    )
+    .ok();
     for (i, tier) in policy.tiers.iter().enumerate() {
         let rate = fixed(tier.rate, 2);
         let in_tier: Vec<&LedgerRow> = report
@@ -541,7 +641,7 @@ fn tiers_section(page: &mut String, report: &Report) {
              </span>{rate}</td><td>{}</td><td class=\"num\" data-field=\"months\">{}</td>\
              <td colspan=\"3\"></td></tr>",
             tier_colour(policy, tier.rate),
-            tier_range(policy, i),
+            tier_range(policy, i, words),
             in_tier.len()
         )
         .ok();
@@ -553,11 +653,9 @@ fn tiers_section(page: &mut String, report: &Report) {
             writeln!(
                 page,
                 "<tr data-tier-rate=\"{rate}\" data-currency=\"{c}\"><td></td><td></td>\
-                 <td></td><td>{c}</td>\
-                 <td class=\"num\" data-field=\"compensation\">{}</td>\
-                 <td class=\"num\" data-field=\"payout\">{}</td></tr>",
-                money(m.compensation),
-                money(m.payout)
+                 <td></td><td>{c}</td>{}{}</tr>",
+                money_cell("compensation", m.compensation),
+                money_cell("payout", m.payout)
             )
             .ok();
         }
@@ -571,32 +669,50 @@ fn exemptions_section(page: &mut String, report: &Report) {
         *by_clause.entry(clause).or_default() += calls;
     }
     let total: u64 = by_clause.values().sum();
+    let words = report.words();
+    let strong = format!("<strong id=\"exempt-total\" data-value=\"{total}\">{total}</strong>");
     writeln!(
         page,
-        "<section id=\"exemptions\">\n<h2>Exemptions by clause</h2>\n\
-         <p class=\"note\">System errors the SLA's section 5 exempts, each attributed to its \
-         smallest matching clause: <strong id=\"exempt-total\" data-value=\"{total}\">{total}\
-         </strong> call(s).</p>"
+        "<section id=\"exemptions\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>",
+        words.exemptions_heading,
+        fill(words.exemptions_note, &[("total", &strong)])
     )
     .ok();
     if by_clause.is_empty() {
-        page.push_str("<p class=\"empty\">No exempt system errors.</p>\n</section>\n");
+        writeln!(
+            page,
+            "<p class=\"empty\">{}</p>\n</section>",
+            words.exemptions_empty
+        )
+        .ok();
         return;
     }
+    let policy = &report.job.policy;
+    let lang = report.lang();
     let items: Vec<(String, u64, &str)> = by_clause
         .iter()
-        .map(|(clause, n)| (format!("clause {clause}"), *n, "#0b6bcb"))
+        .map(|(clause, n)| (policy.clause_label(*clause, lang), *n, "#0b6bcb"))
         .collect();
-    bar_chart(page, "exemptions-chart", "Exempt calls per clause", &items);
-    page.push_str(
-        "<table id=\"exemptions-table\">\n<thead><tr><th>Clause</th>\
-         <th class=\"num\">Exempt calls</th></tr></thead>\n<tbody>\n",
+    bar_chart(
+        page,
+        "exemptions-chart",
+        words.exemptions_chart_aria,
+        &items,
     );
+    writeln!(
+        page,
+        "<table id=\"exemptions-table\">\n<thead><tr><th>{}</th><th>{}</th>\
+         <th class=\"num\">{}</th></tr></thead>\n<tbody>",
+        words.col_clause, words.col_clause_title, words.col_exempt_calls
+    )
+    .ok();
     for (clause, n) in &by_clause {
         writeln!(
             page,
             "<tr data-clause=\"{clause}\"><td>{clause}</td>\
-             <td class=\"num\" data-field=\"calls\">{n}</td></tr>"
+             <td data-field=\"title\">{}</td>\
+             <td class=\"num\" data-field=\"calls\">{n}</td></tr>",
+            escape(policy.clause_title(*clause, lang).unwrap_or(""))
         )
         .ok();
     }
@@ -628,32 +744,44 @@ fn top_payouts_section(page: &mut String, report: &Report) {
             .cmp(&(a.1 .0, a.1 .1))
             .then_with(|| a.0.cmp(&b.0))
     });
+    let words = report.words();
     writeln!(
         page,
-        "<section id=\"top-payouts\">\n<h2>Largest payouts</h2>\n<p class=\"note\">The {TOP_CUSTOMERS} \
-         customers with the largest payout (then compensation owed) over the run's months.</p>"
+        "<section id=\"top-payouts\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>",
+        words.top_heading,
+        fill(words.top_note, &[("n", &TOP_CUSTOMERS.to_string())])
     )
     .ok();
     if ranked.is_empty() {
-        page.push_str("<p class=\"empty\">No customer is owed compensation.</p>\n</section>\n");
+        writeln!(
+            page,
+            "<p class=\"empty\">{}</p>\n</section>",
+            words.top_empty
+        )
+        .ok();
         return;
     }
-    page.push_str(
-        "<table id=\"top-payouts-table\">\n<thead><tr><th>Customer</th><th>Currency</th>\
-         <th class=\"num\">Months owed</th><th class=\"num\">Compensation</th>\
-         <th class=\"num\">Payout</th></tr></thead>\n<tbody>\n",
-    );
+    writeln!(
+        page,
+        "<table id=\"top-payouts-table\">\n<thead><tr><th>{}</th><th>{}</th>\
+         <th class=\"num\">{}</th><th class=\"num\">{}</th>\
+         <th class=\"num\">{}</th></tr></thead>\n<tbody>",
+        words.col_customer,
+        words.col_currency,
+        words.col_months_owed,
+        words.col_compensation,
+        words.col_payout
+    )
+    .ok();
     for ((customer, currency), (payout, compensation, months)) in ranked.iter().take(TOP_CUSTOMERS)
     {
         let c = escape(currency);
         writeln!(
             page,
             "<tr data-customer=\"{customer}\" data-currency=\"{c}\"><td>{customer}</td><td>{c}</td>\
-             <td class=\"num\">{months}</td>\
-             <td class=\"num\" data-field=\"compensation\">{}</td>\
-             <td class=\"num\" data-field=\"payout\">{}</td></tr>",
-            money(*compensation),
-            money(*payout)
+             <td class=\"num\">{months}</td>{}{}</tr>",
+            money_cell("compensation", *compensation),
+            money_cell("payout", *payout)
         )
         .ok();
     }
@@ -680,11 +808,13 @@ fn claim_colour(status: ClaimStatus) -> &'static str {
 
 fn claims_section(page: &mut String, report: &Report) {
     let as_of = report.job.as_of;
-    page.push_str(
-        "<section id=\"claims\">\n<h2>Claims by status</h2>\n<p class=\"note\">SLA 3.2: \
-         compensation is paid only on a valid ticket claim inside its window. \
-         <code>open</code> months can still be claimed until their deadline.</p>\n",
-    );
+    let words = report.words();
+    writeln!(
+        page,
+        "<section id=\"claims\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>",
+        words.claims_heading, words.claims_note
+    )
+    .ok();
     let count = |status: ClaimStatus| {
         report
             .ledger
@@ -694,22 +824,33 @@ fn claims_section(page: &mut String, report: &Report) {
     };
     let items: Vec<(String, u64, &str)> = CLAIM_STATUSES
         .iter()
-        .map(|s| (s.as_str().to_string(), count(*s), claim_colour(*s)))
+        .map(|s| {
+            (
+                words.claim_status(*s).to_string(),
+                count(*s),
+                claim_colour(*s),
+            )
+        })
         .collect();
-    bar_chart(
+    bar_chart(page, "claims-chart", words.claims_chart_aria, &items);
+    writeln!(
         page,
-        "claims-chart",
-        "Service months per claim status",
-        &items,
-    );
-    page.push_str(
-        "<table id=\"claims-table\">\n<thead><tr><th>Status</th><th class=\"num\">Months</th>\
-         </tr></thead>\n<tbody>\n",
-    );
-    for (name, n, _) in &items {
+        "<table id=\"claims-table\">\n<thead><tr><th>{}</th><th class=\"num\">{}</th>\
+         </tr></thead>\n<tbody>",
+        words.col_status, words.col_months
+    )
+    .ok();
+    for (status, (name, n, _)) in CLAIM_STATUSES.iter().zip(&items) {
+        // The ledger's own id beside a translated name, so the page reads against ledger.csv.
+        let id = status.as_str();
+        let shown = if name == id {
+            format!("<code>{id}</code>")
+        } else {
+            format!("{name} <code>{id}</code>")
+        };
         writeln!(
             page,
-            "<tr data-claim-status=\"{name}\"><td>{name}</td>\
+            "<tr data-claim-status=\"{id}\"><td>{shown}</td>\
              <td class=\"num\" data-field=\"months\">{n}</td></tr>"
         )
         .ok();
@@ -731,16 +872,30 @@ fn claims_section(page: &mut String, report: &Report) {
             r.service_month,
         )
     });
-    page.push_str("<h2>Open claims and their deadlines</h2>\n");
+    writeln!(page, "<h2>{}</h2>", words.open_heading).ok();
     if open.is_empty() {
-        page.push_str("<p class=\"empty\">No open claim.</p>\n</section>\n");
+        writeln!(
+            page,
+            "<p class=\"empty\">{}</p>\n</section>",
+            words.open_empty
+        )
+        .ok();
         return;
     }
-    page.push_str(
-        "<table id=\"open-claims\">\n<thead><tr><th>Customer</th><th>Month</th><th>Currency</th>\
-         <th class=\"num\">Compensation</th><th>Opens</th><th>Deadline</th>\
-         <th class=\"num\">Days left</th></tr></thead>\n<tbody>\n",
-    );
+    writeln!(
+        page,
+        "<table id=\"open-claims\">\n<thead><tr><th>{}</th><th>{}</th><th>{}</th>\
+         <th class=\"num\">{}</th><th>{}</th><th>{}</th>\
+         <th class=\"num\">{}</th></tr></thead>\n<tbody>",
+        words.col_customer,
+        words.col_month,
+        words.col_currency,
+        words.col_compensation,
+        words.col_opens,
+        words.col_deadline,
+        words.col_days_left
+    )
+    .ok();
     for row in open {
         let p = row.priced().expect("open rows are priced");
         let deadline = p.claim_deadline;
@@ -749,14 +904,14 @@ fn claims_section(page: &mut String, report: &Report) {
         writeln!(
             page,
             "<tr data-customer=\"{}\" data-month=\"{}\"><td>{}</td><td>{}</td><td>{}</td>\
-             <td class=\"num\" data-field=\"compensation\">{}</td><td>{}</td>\
+             {}<td>{}</td>\
              <td data-field=\"claim_deadline\">{}</td><td class=\"num\">{days_left}</td></tr>",
             row.customer_id,
             row.service_month,
             row.customer_id,
             row.service_month,
             escape(p.currency.as_deref().unwrap_or("")),
-            money(p.compensation),
+            money_cell("compensation", p.compensation),
             date(p.claim_opens),
             date(deadline),
         )
@@ -767,18 +922,36 @@ fn claims_section(page: &mut String, report: &Report) {
 
 fn quarantine_section(page: &mut String, report: &Report) {
     let c = report.calls;
+    let words = report.words();
+    let note = fill(
+        words.quarantine_note,
+        &[
+            (
+                "read",
+                &format!("<span id=\"calls-read\">{}</span>", c.read),
+            ),
+            ("counted", &c.counted.to_string()),
+            (
+                "quarantined",
+                &format!("<span id=\"calls-quarantined\">{}</span>", c.quarantined),
+            ),
+            ("duplicates", &c.duplicates.to_string()),
+            ("not_counted", &c.not_counted.to_string()),
+        ],
+    );
     writeln!(
         page,
-        "<section id=\"quarantine\">\n<h2>Quarantine</h2>\n<p class=\"note\">Call rows: \
-         <span id=\"calls-read\">{}</span> read, {} counted, \
-         <span id=\"calls-quarantined\">{}</span> quarantined, {} duplicates, {} outside the \
-         selected service months. Every quarantined row is listed in \
-         <code>quarantine.csv</code>.</p>",
-        c.read, c.counted, c.quarantined, c.duplicates, c.not_counted
+        "<section id=\"quarantine\">\n<h2>{}</h2>\n<p class=\"note\">{note}</p>",
+        words.quarantine_heading
     )
     .ok();
     if report.quarantine.is_empty() {
-        page.push_str("<p class=\"empty\">Nothing was quarantined.</p>\n</section>\n");
+        writeln!(
+            page,
+            "<p class=\"empty\">{}</p>\n</section>",
+            words.quarantine_empty
+        )
+        .ok();
         return;
     }
     let mut by: BTreeMap<(&str, &str), usize> = BTreeMap::new();
@@ -792,10 +965,13 @@ fn quarantine_section(page: &mut String, report: &Report) {
         };
         *by.entry((source, entry.reason.as_str())).or_default() += 1;
     }
-    page.push_str(
-        "<table id=\"quarantine-table\">\n<thead><tr><th>Source</th><th>Reason</th>\
-         <th class=\"num\">Entries</th></tr></thead>\n<tbody>\n",
-    );
+    writeln!(
+        page,
+        "<table id=\"quarantine-table\">\n<thead><tr><th>{}</th><th>{}</th>\
+         <th class=\"num\">{}</th></tr></thead>\n<tbody>",
+        words.col_source, words.col_reason, words.col_entries
+    )
+    .ok();
     for ((source, reason), n) in &by {
         writeln!(
             page,
@@ -818,11 +994,14 @@ fn errors_section(page: &mut String, report: &Report) {
     if errors.is_empty() {
         return;
     }
-    page.push_str(
-        "<section id=\"error-rows\">\n<h2>Error rows</h2>\n<p class=\"note\">Service months whose \
-         billing is unusable: no fee, compensation or claim is computed for them.</p>\n\
-         <table>\n<thead><tr><th>Customer</th><th>Month</th><th>Why</th></tr></thead>\n<tbody>\n",
-    );
+    let words = report.words();
+    writeln!(
+        page,
+        "<section id=\"error-rows\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>\n\
+         <table>\n<thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead>\n<tbody>",
+        words.errors_heading, words.errors_note, words.col_customer, words.col_month, words.col_why
+    )
+    .ok();
     for row in errors {
         writeln!(
             page,
