@@ -18,7 +18,7 @@ use crate::cli::{ExplainArgs, ExplainFormat, RunArgs};
 use crate::inputs::calendar::{self, Calendar};
 use crate::inputs::exemptions::Notice;
 use crate::inputs::Inputs;
-use crate::job::{CalendarSource, Job, MonthRange};
+use crate::job::{CalendarSource, Job};
 use crate::ledger::{self, LedgerRow, Priced};
 use crate::policy::{reaches_pct, Clause};
 use crate::quarantine::Entry;
@@ -29,7 +29,7 @@ use crate::stages::claims::{check_claim, decide, ClaimContext};
 use crate::stages::compensation::compensation;
 use crate::stages::exemptions::{ExemptionMatch, ExemptionRules, SystemError};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
-use crate::time::{format_instant, local_date, YearMonth, NANOS_PER_SECOND};
+use crate::time::{format_instant, local_date, MonthRange, YearMonth, NANOS_PER_SECOND};
 
 #[derive(Debug, Serialize)]
 pub struct Explanation {

@@ -18,10 +18,9 @@ use polars::prelude::*;
 
 use crate::cli::GenerateArgs;
 use crate::inputs::calendar::Calendar;
-use crate::job::MonthRange;
 use crate::policy::Policy;
 use crate::stages::claims::claim_opens;
-use crate::time::{local_day_start, YearMonth, NANOS_PER_SECOND};
+use crate::time::{local_day_start, MonthRange, YearMonth, NANOS_PER_SECOND};
 
 /// Rows held in memory per output file before they are flushed as a row group.
 const CHUNK_ROWS: usize = 250_000;

@@ -10,9 +10,8 @@ use chrono::{Days, NaiveDate};
 use chrono_tz::Tz;
 
 use crate::inputs::subscriptions::Period;
-use crate::job::MonthRange;
 use crate::stages::calls::CoverageInterval;
-use crate::time::{local_dates_to_instants, YearMonth};
+use crate::time::{local_dates_to_instants, MonthRange, YearMonth};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceMonth {
