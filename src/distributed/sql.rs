@@ -13,7 +13,7 @@ use std::fmt::Write;
 use crate::inputs::calls::{STATUSES, SYSTEM_ERROR};
 use crate::inputs::exemptions::ExemptionTables;
 use crate::policy::Policy;
-use crate::stages::calls::CoverageInterval;
+use crate::stages::service_months::CoverageInterval;
 use crate::time::NANOS_PER_SECOND;
 
 /// One registered call file: its table name and nanoseconds per unit of its `ts`.

@@ -47,17 +47,8 @@ use crate::inputs::exemptions::ExemptionTables;
 use crate::policy::{Clause, Policy};
 use crate::quarantine::{Entry, Reason};
 use crate::stages::exemptions::{ExemptionRules, SystemError};
+use crate::stages::service_months::CoverageInterval;
 use crate::time::{format_instant, NANOS_PER_SECOND};
-
-/// A run of covered local dates of one service month, as UTC instants `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoverageInterval {
-    /// Index of the service month this range belongs to.
-    pub month_index: u32,
-    pub customer_id: i64,
-    pub start: i64,
-    pub end: i64,
-}
 
 /// What the heavy step needs.
 pub struct HeavyStepInput<'a> {
