@@ -34,8 +34,9 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use crate::policy::Clause;
 use crate::stages::calls::{
     quarantine_rows, resolve_conflict, CallCounts, CallVersion, HeavyStepInput, MonthCallCounts,
-    Phases, RowCounts,
+    RowCounts,
 };
+use crate::telemetry::Phases;
 use sql::{CallTable, CountInputs, ResolvedCall};
 
 /// Where the heavy step's cluster is.

@@ -36,7 +36,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -48,6 +47,7 @@ use crate::policy::{Clause, Policy};
 use crate::quarantine::{Entry, Reason};
 use crate::stages::exemptions::{ExemptionRules, SystemError};
 use crate::stages::service_months::CoverageInterval;
+use crate::telemetry::{Phase, Phases};
 use crate::time::{format_instant, NANOS_PER_SECOND};
 
 /// What the heavy step needs.
@@ -104,47 +104,6 @@ impl RowCounts {
             counted,
             not_counted: unique.checked_sub(counted)?,
         })
-    }
-}
-
-/// One phase of the heavy step, measured.
-#[derive(Debug, Clone, Copy)]
-pub struct Phase {
-    pub name: &'static str,
-    pub elapsed: Duration,
-    /// Resident memory at the end of the phase and the process's peak so far, in KiB.
-    pub rss_kib: u64,
-    pub peak_kib: u64,
-}
-
-/// Times the heavy step's phases one after another.
-pub struct Phases {
-    clock: Instant,
-    done: Vec<Phase>,
-}
-
-impl Phases {
-    pub fn start() -> Phases {
-        Phases {
-            clock: Instant::now(),
-            done: Vec::new(),
-        }
-    }
-
-    /// Ends the phase `name` (begun at the previous lap) and starts the next.
-    pub fn lap(&mut self, name: &'static str) {
-        let (rss_kib, peak_kib) = memory_kib();
-        self.done.push(Phase {
-            name,
-            elapsed: self.clock.elapsed(),
-            rss_kib,
-            peak_kib,
-        });
-        self.clock = Instant::now();
-    }
-
-    pub fn done(self) -> Vec<Phase> {
-        self.done
     }
 }
 
@@ -1658,20 +1617,6 @@ pub fn quarantine_rows(
     }
     by_file.retain(|_, entries| !entries.is_empty());
     Ok(by_file)
-}
-
-/// The process's resident memory now and at its peak, in KiB (Linux; zeros elsewhere).
-fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 #[cfg(test)]
