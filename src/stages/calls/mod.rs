@@ -1,0 +1,211 @@
+//! The heavy step (SPEC §2 quarantine and duplicates, §4 counted calls and exemptions).
+//!
+//! Takes the call files, the covered instant ranges of every service month, the exemption
+//! tables and the policy; gives, per service month, counted calls, system errors and exempt
+//! errors per clause, plus row accounting and the call rows it quarantined.
+//!
+//! This is the one seam between the call logs and typed Rust: [`count_calls`] is the only
+//! function that reads them, and [`CallCounts`] is all it returns. Another engine can replace
+//! it without the rest of the pipeline noticing.
+//!
+//! How it stays fast and small (memory grows with 40 bytes per call row, not with strings):
+//! 1. **Read** (parallel, polars Parquet decoding): every chunk of whole row groups is read,
+//!    defective rows are quarantined, and each valid row becomes a fixed-width `CallKey`:
+//!    a 128-bit hash of its `request_id`, a 64-bit hash of its content, `ts`, the service
+//!    month it counts for (looked up here, once per row), a system-error flag and its
+//!    position. Keys go straight into buckets by the top bits of the id hash. System errors
+//!    also keep their detail, once per distinct (id, content), their error codes shared
+//!    (memory grows with the distinct strings, not rows × length), and the (customer,
+//!    second) of each is noted.
+//! 2. **De-duplicate**, bucket by bucket in parallel: a counting pass on the next bits of the
+//!    id hash cuts a bucket into runs that are sorted in cache; rows sharing a request id hash
+//!    are one call. When their contents differ, the versions are re-read exactly from their
+//!    positions and the SPEC tie-break picks the kept one. The buckets the memory budget does
+//!    not hold are written to disk during the read (files created fresh in the caller's
+//!    spill folder) and read back one at a time, each verified against the count and checksum
+//!    of what was written (SPEC §8).
+//! 3. **Count**: each kept call is counted in its service month; counted calls in seconds that
+//!    hold a system error are counted for the burst rule (5.7); finally each counted system
+//!    error is attributed to its smallest exempting clause.
+//!
+//! Request ids are compared through a 128-bit XXH3 hash: the chance that two different ids of
+//! 10^9 rows collide is below 10^-20.
+//!
+//! The step is a folder of one-concept files, in the order the data flows:
+//! - `key.rs`: the fixed-width `CallKey` of a call row and the hashes in it;
+//! - `read.rs`: decoding chunks into keys, quarantining row defects, keeping error details;
+//! - `store.rs`, `spill.rs`: buckets of keys in memory and, beyond the budget, on disk (all of
+//!   the step's `unsafe` code; every other file denies it);
+//! - `sort.rs`: the radix sort of one bucket;
+//! - `dedup.rs`: one call per request id, and SPEC §2's tie-break for differing copies;
+//! - `tally.rs`: counting kept calls in their service months;
+//! - `attribute.rs`: each counted system error's exempting clause;
+//! - `entry_points.rs`: the same rules for `explain` (one customer) and for other engines.
+
+#[deny(unsafe_code)]
+mod attribute;
+#[deny(unsafe_code)]
+mod dedup;
+#[deny(unsafe_code)]
+mod entry_points;
+#[deny(unsafe_code)]
+mod key;
+#[deny(unsafe_code)]
+mod read;
+#[deny(unsafe_code)]
+mod sort;
+mod spill;
+mod store;
+#[deny(unsafe_code)]
+mod tally;
+#[cfg(test)]
+#[deny(unsafe_code)]
+mod testing;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::inputs::calls::CallFiles;
+use crate::inputs::exemptions::ExemptionTables;
+use crate::policy::{Clause, Policy};
+use crate::quarantine::Entry;
+use crate::stages::service_months::CoverageInterval;
+use crate::telemetry::{Phase, Phases};
+
+pub use dedup::{resolve_conflict, CallVersion};
+pub use entry_points::{customer_calls, quarantine_rows, CustomerCall, CustomerCalls};
+pub use spill::SpillError;
+
+use attribute::attribute;
+use dedup::{deduplicate_buckets, resolve_conflicts};
+use key::Positions;
+use read::read_all;
+use store::KeyStore;
+use tally::{Coverage, TallyContext};
+
+/// What the heavy step needs.
+pub struct HeavyStepInput<'a> {
+    pub files: &'a CallFiles,
+    /// Number of service months; `month_index` values are below it.
+    pub month_count: usize,
+    pub coverage: &'a [CoverageInterval],
+    pub exemptions: &'a ExemptionTables,
+    pub policy: &'a Policy,
+    /// Bytes of call keys held in memory before they are spilled to disk in buckets.
+    pub memory_budget: u64,
+    /// Where spilled buckets go: a folder that exists, is empty and is owned (created fresh,
+    /// readable only by its owner, and removed) by the caller. The step creates its files in
+    /// it and removes only those.
+    pub spill_dir: PathBuf,
+}
+
+/// Per service month call counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MonthCallCounts {
+    pub total_calls: u64,
+    pub system_errors: u64,
+    pub exempt_by_clause: BTreeMap<Clause, u64>,
+}
+
+impl MonthCallCounts {
+    pub fn exempt_errors(&self) -> u64 {
+        self.exempt_by_clause.values().sum()
+    }
+}
+
+/// Where every call row went: `read = quarantined + duplicates + counted + not_counted`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RowCounts {
+    pub read: u64,
+    pub quarantined: u64,
+    /// Rows dropped as repeats of a request id already kept.
+    pub duplicates: u64,
+    pub counted: u64,
+    /// Unique valid calls outside every selected service month (other months, customers,
+    /// or dates the customer was not subscribed).
+    pub not_counted: u64,
+}
+
+impl RowCounts {
+    /// The accounting of `read` rows of which `quarantined` were set aside and `unique` calls
+    /// remained, `counted` of them in a selected service month; `None` if those cannot hold.
+    pub fn of_unique(read: u64, quarantined: u64, unique: u64, counted: u64) -> Option<RowCounts> {
+        Some(RowCounts {
+            read,
+            quarantined,
+            duplicates: read.checked_sub(quarantined)?.checked_sub(unique)?,
+            counted,
+            not_counted: unique.checked_sub(counted)?,
+        })
+    }
+}
+
+/// What the heavy step gives back.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounts {
+    /// Indexed by `month_index`.
+    pub months: Vec<MonthCallCounts>,
+    pub rows: RowCounts,
+    pub quarantine: Vec<Entry>,
+    /// Wall time and memory of each phase, for `--verbose` output and benchmarks.
+    pub timings: Vec<Phase>,
+    /// Buckets of call keys written to disk (0: everything fit the memory budget).
+    pub spilled_buckets: usize,
+}
+
+/// Runs the heavy step on polars, in this process: the phases one after another.
+pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
+    let mut phases = Phases::start();
+    let files = input.files;
+    let chunks = files.chunks();
+    let positions = Positions::new(&chunks)?;
+    let coverage = Coverage::new(input.coverage, input.month_count);
+    // The rows the chunks hold, each chunk's frame checked to hold exactly its rows.
+    let rows_read: u64 = chunks.iter().map(|c| c.rows).sum();
+    let store = KeyStore::new(rows_read, input.memory_budget, &input.spill_dir)?;
+    let spilled_buckets = store.spilled_buckets();
+
+    // 1. Read.
+    let mut read = read_all(files, &chunks, &positions, &coverage, &store)?;
+    phases.lap("read");
+
+    // 2. De-duplicate and 3. count, bucket by bucket.
+    let context = TallyContext::new(&coverage, &read.error_seconds);
+    let partial = deduplicate_buckets(store, &context)?;
+    phases.lap("deduplicate");
+
+    let (entries, resolved) = resolve_conflicts(
+        files,
+        &chunks,
+        &positions,
+        &partial.conflicts,
+        &coverage,
+        &mut read.errors,
+    )?;
+    read.quarantine.extend(entries);
+    let mut total = partial.tally;
+    for key in &resolved {
+        total.add(&context, key);
+    }
+    let unique_calls = partial.unique + resolved.len() as u64;
+    phases.lap("resolve conflicts");
+
+    let months = attribute(input, &total, &read.errors)?;
+    phases.lap("attribute exemptions");
+
+    let quarantined = read.quarantined;
+    let rows = RowCounts::of_unique(rows_read, quarantined, unique_calls, total.counted)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the call rows do not add up: {rows_read} read, {quarantined} quarantined, {unique_calls} unique, {} counted",
+                total.counted
+            )
+        })?;
+    Ok(CallCounts {
+        months,
+        rows,
+        quarantine: read.quarantine,
+        timings: phases.done(),
+        spilled_buckets,
+    })
+}
