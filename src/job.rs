@@ -11,10 +11,10 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::cli::{EngineName, RunArgs};
-use crate::engine::Engine;
 use crate::error::UsageError;
 use crate::inputs::stamp::InputFile;
 use crate::policy::Policy;
+use crate::stages::calls::engine::{check_available, Engine};
 use crate::time::{parse_date, MonthRange, PRICED_YEARS};
 
 /// A job file: every key optional, unknown keys rejected.
@@ -248,7 +248,7 @@ fn resolve_engine(args: &RunArgs, file: &JobFile) -> Result<Engine, UsageError> 
                 Engine::Ballista { scheduler }
             }
         };
-    crate::engine::check_available(&engine)?;
+    check_available(&engine)?;
     Ok(engine)
 }
 
@@ -360,7 +360,7 @@ mod tests {
             ..RunArgs::default()
         };
         let today = |_: &Policy| date("2026-01-01");
-        if crate::engine::DISTRIBUTED {
+        if crate::stages::calls::engine::DISTRIBUTED {
             let job = Job::resolve(&from_file, today).unwrap();
             assert_eq!(
                 job.engine,

@@ -8,7 +8,6 @@ use chrono::Utc;
 use rust_decimal::Decimal;
 
 use crate::cli::RunArgs;
-use crate::engine::Engine;
 use crate::inputs::billing::BillingRow;
 use crate::inputs::calendar::{self, Calendar};
 use crate::inputs::claims::Claim;
@@ -23,6 +22,7 @@ use crate::quarantine::Entry;
 use crate::scratch::ScratchDir;
 use crate::stages::availability::Availability;
 use crate::stages::billing::{monthly_fee, Fee};
+use crate::stages::calls::engine::{self, Engine};
 use crate::stages::calls::{CallCounts, HeavyStepInput, MonthCallCounts};
 use crate::stages::claims::{decide, ClaimContext, ClaimStatus};
 use crate::stages::compensation::compensation;
@@ -156,7 +156,7 @@ pub fn compute(
         "calls",
         "counting calls (quarantine, duplicates, exemptions)",
     );
-    let counts = crate::engine::count_calls(
+    let counts = engine::count_calls(
         &job.engine,
         &HeavyStepInput {
             files: &inputs.calls,

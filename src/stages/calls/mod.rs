@@ -4,9 +4,10 @@
 //! tables and the policy; gives, per service month, counted calls, system errors and exempt
 //! errors per clause, plus row accounting and the call rows it quarantined.
 //!
-//! This is the one seam between the call logs and typed Rust: [`count_calls`] is the only
-//! function that reads them, and [`CallCounts`] is all it returns. Another engine can replace
-//! it without the rest of the pipeline noticing.
+//! This is the one seam between the call logs and typed Rust: [`engine::count_calls`] runs the
+//! step on the chosen engine, [`count_calls`] here (polars, in this process) or Ballista
+//! (`ballista/`, in builds with the `distributed` feature), and [`CallCounts`] is all it
+//! returns. Another engine can replace it without the rest of the pipeline noticing.
 //!
 //! How it stays fast and small (memory grows with 40 bytes per call row, not with strings):
 //! 1. **Read** (parallel, polars Parquet decoding): every chunk of whole row groups is read,
@@ -40,12 +41,17 @@
 //! - `dedup.rs`: one call per request id, and SPEC §2's tie-break for differing copies;
 //! - `tally.rs`: counting kept calls in their service months;
 //! - `attribute.rs`: each counted system error's exempting clause;
-//! - `entry_points.rs`: the same rules for `explain` (one customer) and for other engines.
+//! - `entry_points.rs`: the same rules for `explain` (one customer) and for other engines;
+//! - `engine.rs`: which engine runs the step; `ballista/`: the step as Ballista queries.
 
 #[deny(unsafe_code)]
 mod attribute;
+#[cfg(feature = "distributed")]
+mod ballista;
 #[deny(unsafe_code)]
 mod dedup;
+#[deny(unsafe_code)]
+pub mod engine;
 #[deny(unsafe_code)]
 mod entry_points;
 #[deny(unsafe_code)]

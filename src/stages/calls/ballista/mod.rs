@@ -1,8 +1,8 @@
-//! The heavy step on Apache DataFusion Ballista (the `distributed` feature).
+//! Takes the same [`HeavyStepInput`] as the polars engine and gives the same [`CallCounts`],
+//! by running the heavy step on Apache DataFusion Ballista (the `distributed` feature).
 //!
-//! Takes the same [`HeavyStepInput`] as [`crate::stages::calls::count_calls`] and gives the
-//! same [`CallCounts`], so everything after the heavy step is the polars path's code and both
-//! engines write byte-identical ledgers.
+//! Everything after the heavy step is the polars path's code, so both engines write
+//! byte-identical ledgers. Only the heavy step knows this engine: [`super::engine`] chooses it.
 //!
 //! The cluster reads the call files (paths every executor can reach) and sends back only
 //! small results, in four queries (text in [`sql`]):
@@ -17,8 +17,7 @@
 //! them per file and the driver names them by reading only the files that have any
 //! ([`quarantine_rows`]), then checks that both counts agree.
 
-pub mod cluster;
-pub mod sql;
+mod sql;
 
 use std::collections::BTreeMap;
 
@@ -31,17 +30,17 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
-use crate::policy::Clause;
-use crate::stages::calls::{
+use super::{
     quarantine_rows, resolve_conflict, CallCounts, CallVersion, HeavyStepInput, MonthCallCounts,
     RowCounts,
 };
+use crate::policy::Clause;
 use crate::telemetry::Phases;
 use sql::{CallTable, CountInputs, ResolvedCall};
 
 /// Where the heavy step's cluster is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cluster {
+pub(super) enum Cluster {
     /// A scheduler and executors started inside this process for the run.
     Standalone,
     /// A running cluster: the scheduler's `df://HOST:PORT`.
@@ -50,7 +49,7 @@ pub enum Cluster {
 
 /// Runs the heavy step on Ballista. `threads` sizes the standalone executor and the number
 /// of partitions per stage (default: one per core).
-pub fn count_calls(
+pub(super) fn count_calls(
     input: &HeavyStepInput,
     cluster: &Cluster,
     threads: Option<usize>,

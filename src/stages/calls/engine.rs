@@ -1,12 +1,9 @@
-//! Which engine runs the heavy step, and the `cluster` command.
-//!
 //! Takes the resolved [`Engine`] and the heavy step's input; gives [`CallCounts`] from the
 //! embedded polars engine (the default) or from Apache DataFusion Ballista, which exists only
 //! in builds with the `distributed` feature. Everything after the heavy step is shared.
 
-use crate::cli::ClusterCommand;
+use super::{CallCounts, HeavyStepInput};
 use crate::error::UsageError;
-use crate::stages::calls::{CallCounts, HeavyStepInput};
 
 /// Where the heavy step runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +26,8 @@ impl Engine {
 /// Whether this build can run the heavy step on Ballista.
 pub const DISTRIBUTED: bool = cfg!(feature = "distributed");
 
-fn not_built(what: &str) -> UsageError {
+/// The usage error of `what` in a build without the `distributed` feature.
+pub(crate) fn not_built(what: &str) -> UsageError {
     UsageError::new(format!(
         "{what} needs the Ballista engine, which this build of sla-ledger leaves out; \
          build with `cargo build --release --features distributed`"
@@ -51,32 +49,19 @@ pub fn count_calls(
     threads: Option<usize>,
 ) -> anyhow::Result<CallCounts> {
     match engine {
-        Engine::Polars => crate::stages::calls::count_calls(input),
+        Engine::Polars => super::count_calls(input),
         #[cfg(feature = "distributed")]
         Engine::Ballista { scheduler } => {
             let cluster = match scheduler {
-                Some(url) => crate::distributed::Cluster::Remote(url.clone()),
-                None => crate::distributed::Cluster::Standalone,
+                Some(url) => super::ballista::Cluster::Remote(url.clone()),
+                None => super::ballista::Cluster::Standalone,
             };
-            crate::distributed::count_calls(input, &cluster, threads)
+            super::ballista::count_calls(input, &cluster, threads)
         }
         #[cfg(not(feature = "distributed"))]
         Engine::Ballista { .. } => {
             let _ = threads;
             Err(not_built("--engine ballista").into())
         }
-    }
-}
-
-/// `sla-ledger cluster ...`.
-pub fn cluster_command(command: &ClusterCommand) -> anyhow::Result<()> {
-    #[cfg(feature = "distributed")]
-    {
-        crate::distributed::cluster::cluster_command(command)
-    }
-    #[cfg(not(feature = "distributed"))]
-    {
-        let _ = command;
-        Err(not_built("`sla-ledger cluster`").into())
     }
 }
