@@ -15,6 +15,7 @@ use crate::error::UsageError;
 use crate::inputs::stamp::InputFile;
 use crate::policy::Policy;
 use crate::stages::calls::engine::{check_available, Engine};
+use crate::stages::calls::DEFAULT_MEMORY_BUDGET_MIB;
 use crate::time::{parse_date, MonthRange, PRICED_YEARS};
 
 /// A job file: every key optional, unknown keys rejected.
@@ -61,7 +62,7 @@ pub struct Job {
     pub strict: bool,
     /// Worker threads; `None`: one per core.
     pub threads: Option<usize>,
-    /// Call keys (48 bytes per call row) held in memory before spilling to disk.
+    /// Call keys (40 bytes per call row) held in memory before spilling to disk.
     pub memory_budget_mib: u64,
     /// Where the heavy step runs.
     pub engine: Engine,
@@ -70,8 +71,6 @@ pub struct Job {
 }
 
 pub const DEFAULT_MONTHS: &str = "previous..current";
-/// About 55 million call rows' keys in memory; beyond that, the excess is spilled to disk.
-pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 2560;
 
 impl Job {
     /// Resolves flags over the job file over the defaults; `today` is the local date now.

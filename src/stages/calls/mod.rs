@@ -89,6 +89,10 @@ use read::read_all;
 use store::KeyStore;
 use tally::{Coverage, TallyContext};
 
+/// The memory budget when none is given: about 67 million call rows' keys (40 bytes each) in
+/// memory; beyond that, the excess is spilled to disk.
+pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 2560;
+
 /// What the heavy step needs.
 pub struct HeavyStepInput<'a> {
     pub files: &'a CallFiles,
