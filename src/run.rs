@@ -164,10 +164,10 @@ pub fn compute(
             coverage: &coverage,
             exemptions: &inputs.exemptions,
             policy: &job.policy,
-            memory_budget: job.memory_budget_bytes(),
+            memory_budget_bytes: job.memory_budget_bytes(),
+            threads: job.threads,
             spill_dir: spill.path().to_path_buf(),
         },
-        job.threads,
     )
     .map_err(|err| name_the_spill_folder(err, spill.path()))?;
     drop(spill);

@@ -43,11 +43,7 @@ pub fn check_available(engine: &Engine) -> Result<(), UsageError> {
 }
 
 /// Runs the heavy step on `engine`.
-pub fn count_calls(
-    engine: &Engine,
-    input: &HeavyStepInput,
-    threads: Option<usize>,
-) -> anyhow::Result<CallCounts> {
+pub fn count_calls(engine: &Engine, input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     match engine {
         Engine::Polars => super::count_calls(input),
         #[cfg(feature = "distributed")]
@@ -56,12 +52,9 @@ pub fn count_calls(
                 Some(url) => super::ballista::Cluster::Remote(url.clone()),
                 None => super::ballista::Cluster::Standalone,
             };
-            super::ballista::count_calls(input, &cluster, threads)
+            super::ballista::count_calls(input, &cluster)
         }
         #[cfg(not(feature = "distributed"))]
-        Engine::Ballista { .. } => {
-            let _ = threads;
-            Err(not_built("--engine ballista").into())
-        }
+        Engine::Ballista { .. } => Err(not_built("--engine ballista").into()),
     }
 }

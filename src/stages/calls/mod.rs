@@ -101,8 +101,13 @@ pub struct HeavyStepInput<'a> {
     pub coverage: &'a [CoverageInterval],
     pub exemptions: &'a ExemptionTables,
     pub policy: &'a Policy,
-    /// Bytes of call keys held in memory before they are spilled to disk in buckets.
-    pub memory_budget: u64,
+    /// Bytes of call keys held in memory before they are spilled to disk in buckets (the
+    /// polars engine; Ballista manages its own memory).
+    pub memory_budget_bytes: u64,
+    /// Worker threads; `None`: one per core. The polars engine runs on rayon's global pool,
+    /// which the caller sizes before anything starts; Ballista sizes its executor and the
+    /// partitions of each stage with it.
+    pub threads: Option<usize>,
     /// Where spilled buckets go: a folder that exists, is empty and is owned (created fresh,
     /// readable only by its owner, and removed) by the caller. The step creates its files in
     /// it and removes only those.
@@ -172,7 +177,7 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let coverage = Coverage::new(input.coverage, input.month_count);
     // The rows the chunks hold, each chunk's frame checked to hold exactly its rows.
     let rows_read: u64 = chunks.iter().map(|c| c.rows).sum();
-    let store = KeyStore::new(rows_read, input.memory_budget, &input.spill_dir)?;
+    let store = KeyStore::new(rows_read, input.memory_budget_bytes, &input.spill_dir)?;
     let spilled_buckets = store.spilled_buckets();
 
     // 1. Read.

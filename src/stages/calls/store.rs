@@ -38,21 +38,25 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl KeyStore {
-    pub(super) fn new(rows: u64, budget: u64, spill_dir: &Path) -> Result<KeyStore, SpillError> {
-        let needed = rows * KEY_BYTES as u64;
-        let budget = budget.max(1);
+    pub(super) fn new(
+        rows: u64,
+        budget_bytes: u64,
+        spill_dir: &Path,
+    ) -> Result<KeyStore, SpillError> {
+        let needed_bytes = rows * KEY_BYTES as u64;
+        let budget_bytes = budget_bytes.max(1);
         // Buckets of about 64 Ki keys (a bucket, its sorted copy and its runs' counts stay a few
         // MB), and small enough that the two being de-duplicated at once are a fraction of the
         // budget; at most 1024 (more files, and the page cache, cost more than smaller buckets
         // save).
         let for_cache = rows.div_ceil(1 << 16);
-        let for_budget = needed.div_ceil((budget / 8).max(1));
+        let for_budget = needed_bytes.div_ceil((budget_bytes / 8).max(1));
         let buckets = for_cache
             .max(for_budget)
             .next_power_of_two()
             .clamp(1 << MIN_BUCKET_BITS, MAX_BUCKETS);
         let bucket_rows = rows.div_ceil(buckets);
-        let in_memory = (budget / (bucket_rows * KEY_BYTES as u64).max(1)).min(buckets);
+        let in_memory = (budget_bytes / (bucket_rows * KEY_BYTES as u64).max(1)).min(buckets);
         // Hashes spread evenly: a little headroom avoids regrowing (and doubling) a bucket.
         let capacity = (bucket_rows as usize) * 21 / 20 + 64;
         let memory = (0..in_memory)

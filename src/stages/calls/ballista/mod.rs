@@ -47,19 +47,15 @@ pub(super) enum Cluster {
     Remote(String),
 }
 
-/// Runs the heavy step on Ballista. `threads` sizes the standalone executor and the number
-/// of partitions per stage (default: one per core).
-pub(super) fn count_calls(
-    input: &HeavyStepInput,
-    cluster: &Cluster,
-    threads: Option<usize>,
-) -> anyhow::Result<CallCounts> {
+/// Runs the heavy step on Ballista. The input's `threads` sizes the standalone executor and
+/// the number of partitions per stage (default: one per core).
+pub(super) fn count_calls(input: &HeavyStepInput, cluster: &Cluster) -> anyhow::Result<CallCounts> {
     // Ballista's own progress lines are for cluster operators; a run shows its warnings only,
     // or everything with `--verbose`.
     if !tracing::enabled!(tracing::Level::DEBUG) {
         log::set_max_level(log::LevelFilter::Warn);
     }
-    let threads = threads.unwrap_or_else(|| {
+    let threads = input.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
