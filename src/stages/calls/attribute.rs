@@ -5,11 +5,10 @@
 use rayon::prelude::*;
 
 use super::read::ErrorDetails;
-use super::tally::Tally;
+use super::tally::{CountedError, CustomerSecond, Tally};
 use super::{HeavyStepInput, MonthCallCounts};
 use crate::policy::Clause;
 use crate::stages::exemptions::{ExemptionRules, SystemError};
-use crate::time::NANOS_PER_SECOND;
 
 /// Totals per month, and each counted system error attributed to its clause (SPEC §4).
 pub(super) fn attribute(
@@ -29,7 +28,14 @@ pub(super) fn attribute(
     let outcomes: Vec<(u32, Option<Clause>)> = tally
         .errors
         .par_iter()
-        .map(|&(month, id, content, customer_id, ts)| {
+        .map(|counted| {
+            let &CountedError {
+                month_index,
+                id,
+                content,
+                customer_id,
+                ts,
+            } = counted;
             // Every counted system error's detail was kept when its row was read.
             let detail = errors
                 .get(&(id, content))
@@ -41,11 +47,11 @@ pub(super) fn attribute(
                 error_code: detail.error_code.as_deref().map(str::to_string),
                 calls_in_second: tally
                     .seconds
-                    .get(&(customer_id, ts.div_euclid(NANOS_PER_SECOND)))
+                    .get(&CustomerSecond::of(customer_id, ts))
                     .copied()
                     .unwrap_or(1),
             };
-            Ok((month, rules.attribute(&error)))
+            Ok((month_index, rules.attribute(&error)))
         })
         .collect::<anyhow::Result<_>>()?;
     for (month, clause) in outcomes {

@@ -19,7 +19,33 @@ use crate::time::format_instant;
 
 /// A row to re-read for the tie-break: its row in its chunk and the (id, content) hashes it had
 /// when first read.
-type Reread = (u32, [u64; 2], u64);
+#[derive(Debug, Clone, Copy)]
+struct Reread {
+    row: u32,
+    id: [u64; 2],
+    content: u64,
+}
+
+/// A version as re-read, with the (id, content) hashes its row has now.
+struct HashedVersion {
+    version: SharedVersion,
+    id: [u64; 2],
+    content: u64,
+}
+
+/// What resolving the conflicts gives: their `conflicting_duplicate` entries, and the kept
+/// versions as keys (whose position is that of no row).
+pub(super) struct Resolved {
+    pub(super) entries: Vec<Entry>,
+    pub(super) kept: Vec<CallKey>,
+}
+
+/// The (ts, customer_id, status) of the version a conflict kept, as its entry names it.
+struct KeptAs<'a> {
+    ts: i64,
+    customer_id: i64,
+    status: &'a str,
+}
 
 /// A request id whose copies disagree: the position and content hash of each distinct version.
 pub(super) struct Conflict {
@@ -129,14 +155,22 @@ pub fn resolve_conflict(mut versions: Vec<CallVersion>) -> (Entry, CallVersion) 
 /// The `conflicting_duplicate` quarantine entry of one request id; `versions` sorted, distinct.
 pub(super) fn conflict_entry(versions: &[&CallVersion]) -> Entry {
     let first = versions[0];
-    let kept = (first.ts, first.customer_id, first.status.as_str());
+    let kept = KeptAs {
+        ts: first.ts,
+        customer_id: first.customer_id,
+        status: first.status.as_str(),
+    };
     conflict_entry_of(&first.request_id, versions.len(), kept)
 }
 
 /// The `conflicting_duplicate` entry of `request_id`, whose `versions` distinct rows kept the
-/// one of (ts, customer_id, status) `kept`.
-fn conflict_entry_of(request_id: &str, versions: usize, kept: (i64, i64, &str)) -> Entry {
-    let (ts, customer_id, status) = kept;
+/// one `kept`.
+fn conflict_entry_of(request_id: &str, versions: usize, kept: KeptAs) -> Entry {
+    let KeptAs {
+        ts,
+        customer_id,
+        status,
+    } = kept;
     Entry::new(
         Path::new("calls"),
         None,
@@ -164,8 +198,7 @@ struct SharedVersion {
 /// Conflicting rows of one chunk up to which each is read on its own.
 const FEW_ROWS: usize = 4;
 
-/// Re-reads the versions of conflicting ids from their positions and keeps the smallest; gives
-/// the quarantine entries and the kept versions as keys (whose position is that of no row).
+/// Re-reads the versions of conflicting ids from their positions and keeps the smallest.
 pub(super) fn resolve_conflicts(
     files: &CallFiles,
     chunks: &[Chunk],
@@ -173,22 +206,30 @@ pub(super) fn resolve_conflicts(
     conflicts: &[Conflict],
     coverage: &Coverage,
     errors: &mut ErrorDetails,
-) -> anyhow::Result<(Vec<Entry>, Vec<CallKey>)> {
+) -> anyhow::Result<Resolved> {
     let versions = reread_versions(files, chunks, positions, conflicts)?;
     let mut entries = Vec::with_capacity(conflicts.len());
     let mut kept = Vec::with_capacity(conflicts.len());
     for conflict in conflicts {
-        let found: Option<Vec<&(SharedVersion, u64)>> =
+        let found: Option<Vec<&HashedVersion>> =
             conflict.positions.iter().map(|p| versions.get(p)).collect();
         let mut found =
             found.ok_or_else(|| anyhow::anyhow!("a conflicting call row was not re-read"))?;
         // SPEC §2's tie-break, as `resolve_conflict` does it on full versions.
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        found.dedup_by(|a, b| a.0 == b.0);
-        let &&(ref first, content) = found
+        found.sort_by(|a, b| a.version.cmp(&b.version));
+        found.dedup_by(|a, b| a.version == b.version);
+        let &&HashedVersion {
+            version: ref first,
+            content,
+            ..
+        } = found
             .first()
             .ok_or_else(|| anyhow::anyhow!("a conflict without versions"))?;
-        let kept_as = (first.ts, first.customer_id, &*first.status);
+        let kept_as = KeptAs {
+            ts: first.ts,
+            customer_id: first.customer_id,
+            status: &first.status,
+        };
         let entry = conflict_entry_of(&first.request_id, found.len(), kept_as);
         // Checked when re-read: the kept version's hashes are those its key had.
         let id = conflict.id;
@@ -208,7 +249,7 @@ pub(super) fn resolve_conflicts(
         });
         entries.push(entry);
     }
-    Ok((entries, kept))
+    Ok(Resolved { entries, kept })
 }
 
 /// The full version at every position of `conflicts` with its content hash, each checked to be
@@ -218,7 +259,7 @@ fn reread_versions(
     chunks: &[Chunk],
     positions: &Positions,
     conflicts: &[Conflict],
-) -> anyhow::Result<HashMap<u32, (SharedVersion, u64)>> {
+) -> anyhow::Result<HashMap<u32, HashedVersion>> {
     // Each version's row and the (id, content) hashes it had when first read.
     let mut wanted: BTreeMap<usize, Vec<Reread>> = BTreeMap::new();
     for conflict in conflicts {
@@ -226,13 +267,14 @@ fn reread_versions(
             let (chunk, row) = positions
                 .locate(position)
                 .ok_or_else(|| anyhow::anyhow!("call row position {position} is of no chunk"))?;
-            wanted
-                .entry(chunk)
-                .or_default()
-                .push((row, conflict.id, content));
+            wanted.entry(chunk).or_default().push(Reread {
+                row,
+                id: conflict.id,
+                content,
+            });
         }
     }
-    let mut versions: HashMap<u32, (SharedVersion, u64)> = HashMap::new();
+    let mut versions: HashMap<u32, HashedVersion> = HashMap::new();
     let mut run = RunStrings::default();
     for (chunk_index, rows) in wanted {
         let chunk = chunks[chunk_index];
@@ -242,7 +284,7 @@ fn reread_versions(
                 .map(|&wanted| {
                     let part = Chunk {
                         file: chunk.file,
-                        offset: chunk.offset + u64::from(wanted.0),
+                        offset: chunk.offset + u64::from(wanted.row),
                         rows: 1,
                     };
                     (part, vec![wanted])
@@ -255,16 +297,13 @@ fn reread_versions(
             let frame = files.read_chunk(part)?;
             let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, part))?;
             let mut strings = ChunkStrings::default();
-            for (row, id, content) in rows {
+            for Reread { row, id, content } in rows {
                 let i = (chunk.offset + u64::from(row) - part.offset) as usize;
                 let version = columns
                     .shared_version(i, &mut strings, &mut run)
-                    .filter(|(_, id_now, content_now)| (*id_now, *content_now) == (id, content))
+                    .filter(|now| (now.id, now.content) == (id, content))
                     .ok_or_else(|| reread_error(files, chunk, row))?;
-                versions.insert(
-                    positions.of(chunk_index, row as usize),
-                    (version.0, content),
-                );
+                versions.insert(positions.of(chunk_index, row as usize), version);
             }
         }
     }
@@ -290,7 +329,7 @@ impl<'a> ChunkColumns<'a> {
         i: usize,
         strings: &mut ChunkStrings<'a>,
         run: &mut RunStrings,
-    ) -> Option<(SharedVersion, [u64; 2], u64)> {
+    ) -> Option<HashedVersion> {
         let status_text = self.status.get(i)?;
         let status = status_code(status_text)?;
         let (id, customer_id, ts) = (
@@ -314,7 +353,11 @@ impl<'a> ChunkColumns<'a> {
             error_code: code.map(|e| strings.share_across(e, run)),
             request_id: strings.share_across(id, run),
         };
-        Some((version, id_hash(id), content))
+        Some(HashedVersion {
+            version,
+            id: id_hash(id),
+            content,
+        })
     }
 
     /// Row `i` in full, if it is a valid row (SPEC §2).

@@ -189,7 +189,7 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let partial = deduplicate_buckets(store, &context)?;
     phases.lap("deduplicate");
 
-    let (entries, resolved) = resolve_conflicts(
+    let resolved = resolve_conflicts(
         files,
         &chunks,
         &positions,
@@ -197,12 +197,12 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         &coverage,
         &mut read.errors,
     )?;
-    read.quarantine.extend(entries);
+    read.quarantine.extend(resolved.entries);
     let mut total = partial.tally;
-    for key in &resolved {
+    for key in &resolved.kept {
         total.add(&context, key);
     }
-    let unique_calls = partial.unique + resolved.len() as u64;
+    let unique_calls = partial.unique + resolved.kept.len() as u64;
     phases.lap("resolve conflicts");
 
     let months = attribute(input, &total, &read.errors)?;

@@ -16,10 +16,9 @@ use super::key::{
     content_hash, id_hash, status_code, text_hash, CallKey, Positions, STATUS_SYSTEM_ERROR,
 };
 use super::store::KeyStore;
-use super::tally::Coverage;
+use super::tally::{Coverage, CustomerSecond};
 use crate::inputs::calls::{columns::*, CallFiles, Chunk};
 use crate::quarantine::{Entry, Reason};
-use crate::time::NANOS_PER_SECOND;
 
 /// A system error's full detail, kept from the read for attribution after de-duplication.
 /// Strings are shared: rows repeating an id or a code hold one copy of it.
@@ -138,7 +137,7 @@ pub(super) struct ChunkYield {
     keys: Vec<CallKey>,
     /// One entry per distinct (id hash, content hash) of the chunk's system errors.
     errors: foldhash::HashMap<([u64; 2], u64), ErrorDetail>,
-    error_seconds: Vec<(i64, i64)>,
+    error_seconds: Vec<CustomerSecond>,
     pub(super) quarantine: Vec<Entry>,
     quarantined: u64,
 }
@@ -262,7 +261,7 @@ pub(super) fn read_chunk(
                     request_id: strings.share(id),
                     error_code: e.map(|code| strings.share(code)),
                 });
-            out.error_seconds.push((c, t.div_euclid(NANOS_PER_SECOND)));
+            out.error_seconds.push(CustomerSecond::of(c, t));
         }
         out.keys.push(key);
     }
@@ -273,7 +272,7 @@ pub(super) fn read_chunk(
 pub(super) struct CallsRead {
     pub(super) errors: ErrorDetails,
     /// Every (customer, UTC second) that holds a system error.
-    pub(super) error_seconds: foldhash::HashSet<(i64, i64)>,
+    pub(super) error_seconds: foldhash::HashSet<CustomerSecond>,
     pub(super) quarantine: Vec<Entry>,
     pub(super) quarantined: u64,
 }

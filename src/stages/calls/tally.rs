@@ -8,6 +8,36 @@ use super::key::CallKey;
 use crate::stages::service_months::CoverageInterval;
 use crate::time::NANOS_PER_SECOND;
 
+/// One customer's calls in one UTC second: what the burst rule (SLA 5.7) counts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct CustomerSecond {
+    pub(super) customer_id: i64,
+    /// `ts.div_euclid(NANOS_PER_SECOND)`.
+    pub(super) utc_second: i64,
+}
+
+impl CustomerSecond {
+    /// The second of a call of `customer_id` at `ts` (UTC nanoseconds).
+    pub(super) fn of(customer_id: i64, ts: i64) -> CustomerSecond {
+        CustomerSecond {
+            customer_id,
+            utc_second: ts.div_euclid(NANOS_PER_SECOND),
+        }
+    }
+}
+
+/// A counted system error, as the tally keeps it for attribution.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CountedError {
+    pub(super) month_index: u32,
+    /// The id and content hashes of its key, which find its detail.
+    pub(super) id: [u64; 2],
+    pub(super) content: u64,
+    pub(super) customer_id: i64,
+    /// UTC nanoseconds.
+    pub(super) ts: i64,
+}
+
 /// Service-month lookup: a customer's covered instant ranges, sorted.
 pub(super) struct Coverage {
     by_customer: foldhash::HashMap<i64, Vec<CoverageInterval>>,
@@ -49,7 +79,7 @@ impl Coverage {
 /// seconds in which system errors happened (only those need burst counts).
 pub(super) struct TallyContext<'a> {
     month_customers: &'a [i64],
-    error_seconds: &'a foldhash::HashSet<(i64, i64)>,
+    error_seconds: &'a foldhash::HashSet<CustomerSecond>,
     /// A cache-sized pre-check for the set above: most calls are not in an error's second,
     /// and a bit test avoids a cache-missing hash probe for them.
     second_filter: BitFilter,
@@ -58,11 +88,11 @@ pub(super) struct TallyContext<'a> {
 impl<'a> TallyContext<'a> {
     pub(super) fn new(
         coverage: &'a Coverage,
-        error_seconds: &'a foldhash::HashSet<(i64, i64)>,
+        error_seconds: &'a foldhash::HashSet<CustomerSecond>,
     ) -> TallyContext<'a> {
         let mut second_filter = BitFilter::new(error_seconds.len());
-        for &(customer, second) in error_seconds {
-            second_filter.insert(second_key(customer, second));
+        for &second in error_seconds {
+            second_filter.insert(second_key(second));
         }
         TallyContext {
             month_customers: &coverage.month_customers,
@@ -75,18 +105,16 @@ impl<'a> TallyContext<'a> {
         self.month_customers.len()
     }
 
-    fn is_error_second(&self, customer_id: i64, second: i64) -> bool {
-        self.second_filter
-            .may_contain(second_key(customer_id, second))
-            && self.error_seconds.contains(&(customer_id, second))
+    fn is_error_second(&self, second: CustomerSecond) -> bool {
+        self.second_filter.may_contain(second_key(second)) && self.error_seconds.contains(&second)
     }
 }
 
 /// A well-mixed 64-bit key for a (customer, second) pair.
-fn second_key(customer_id: i64, second: i64) -> u64 {
+fn second_key(second: CustomerSecond) -> u64 {
     let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&customer_id.to_le_bytes());
-    bytes[8..].copy_from_slice(&second.to_le_bytes());
+    bytes[..8].copy_from_slice(&second.customer_id.to_le_bytes());
+    bytes[8..].copy_from_slice(&second.utc_second.to_le_bytes());
     xxh3_64(&bytes)
 }
 
@@ -122,10 +150,10 @@ impl BitFilter {
 pub(super) struct Tally {
     pub(super) totals: Vec<u64>,
     pub(super) counted: u64,
-    /// Counted system errors: (month, id, content, customer, ts).
-    pub(super) errors: Vec<(u32, [u64; 2], u64, i64, i64)>,
+    /// Counted system errors.
+    pub(super) errors: Vec<CountedError>,
     /// Counted calls per (customer, UTC second), for seconds holding a system error.
-    pub(super) seconds: foldhash::HashMap<(i64, i64), u32>,
+    pub(super) seconds: foldhash::HashMap<CustomerSecond, u32>,
 }
 
 impl Tally {
@@ -144,13 +172,18 @@ impl Tally {
         let customer_id = context.month_customers[month as usize];
         self.totals[month as usize] += 1;
         self.counted += 1;
-        let second = key.ts.div_euclid(NANOS_PER_SECOND);
-        if context.is_error_second(customer_id, second) {
-            *self.seconds.entry((customer_id, second)).or_default() += 1;
+        let second = CustomerSecond::of(customer_id, key.ts);
+        if context.is_error_second(second) {
+            *self.seconds.entry(second).or_default() += 1;
         }
         if key.is_system_error() {
-            self.errors
-                .push((month, key.id, key.content, customer_id, key.ts));
+            self.errors.push(CountedError {
+                month_index: month,
+                id: key.id,
+                content: key.content,
+                customer_id,
+                ts: key.ts,
+            });
         }
     }
 
