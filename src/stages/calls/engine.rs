@@ -42,8 +42,20 @@ pub fn check_available(engine: &Engine) -> Result<(), UsageError> {
     }
 }
 
-/// Runs the heavy step on `engine`.
+/// Runs the heavy step on `engine`, and checks what it gives ([`CallCounts::check`]): a
+/// violation is an internal error, whichever engine it came from.
 pub fn count_calls(engine: &Engine, input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
+    let counts = run_on(engine, input)?;
+    counts.check(input.month_count).map_err(|e| {
+        anyhow::anyhow!(
+            "internal check failed: the {} engine's call counts: {e}",
+            engine.name()
+        )
+    })?;
+    Ok(counts)
+}
+
+fn run_on(engine: &Engine, input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     match engine {
         Engine::Polars => super::count_calls(input),
         #[cfg(feature = "distributed")]

@@ -126,6 +126,30 @@ impl MonthCallCounts {
     pub fn exempt_errors(&self) -> u64 {
         self.exempt_by_clause.values().sum()
     }
+
+    /// `exempt ≤ system errors ≤ calls`, each clause listed with at least one exempt error
+    /// (an empty one would be a row of `exemptions.csv`), and the clauses' sum, which
+    /// [`MonthCallCounts::exempt_errors`] gives, within a `u64`.
+    fn check(&self) -> anyhow::Result<()> {
+        let mut exempt_errors: u64 = 0;
+        for (clause, &errors) in &self.exempt_by_clause {
+            if errors == 0 {
+                anyhow::bail!("clause {clause} is listed with 0 exempt errors");
+            }
+            exempt_errors = exempt_errors.checked_add(errors).ok_or_else(|| {
+                anyhow::anyhow!("its exempt errors per clause overflow a 64-bit count")
+            })?;
+        }
+        if exempt_errors > self.system_errors || self.system_errors > self.total_calls {
+            anyhow::bail!(
+                "{exempt_errors} exempt errors of {} system errors of {} calls; expected exempt \
+                 ≤ system errors ≤ calls",
+                self.system_errors,
+                self.total_calls
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Where every call row went: `read = quarantined + duplicates + counted + not_counted`.
@@ -142,6 +166,30 @@ pub struct RowCounts {
 }
 
 impl RowCounts {
+    /// `read = quarantined + duplicates + counted + not_counted`, without overflow.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let accounted = [
+            self.quarantined,
+            self.duplicates,
+            self.counted,
+            self.not_counted,
+        ]
+        .iter()
+        .try_fold(0u64, |sum, &n| sum.checked_add(n));
+        if accounted != Some(self.read) {
+            anyhow::bail!(
+                "the call rows do not add up: {} read, but {} quarantined + {} duplicates + {} \
+                 counted + {} not counted",
+                self.read,
+                self.quarantined,
+                self.duplicates,
+                self.counted,
+                self.not_counted
+            );
+        }
+        Ok(())
+    }
+
     /// The accounting of `read` rows of which `quarantined` were set aside and `unique` calls
     /// remained, `counted` of them in a selected service month; `None` if those cannot hold.
     pub fn of_unique(read: u64, quarantined: u64, unique: u64, counted: u64) -> Option<RowCounts> {
@@ -155,7 +203,7 @@ impl RowCounts {
     }
 }
 
-/// What the heavy step gives back.
+/// What the heavy step gives back, whichever engine ran it ([`CallCounts::check`] holds).
 #[derive(Debug, Clone, Default)]
 pub struct CallCounts {
     /// Indexed by `month_index`.
@@ -166,6 +214,37 @@ pub struct CallCounts {
     pub timings: Vec<Phase>,
     /// Buckets of call keys written to disk (0: everything fit the memory budget).
     pub spilled_buckets: usize,
+}
+
+impl CallCounts {
+    /// The invariants of what an engine gives for `month_count` service months: one count per
+    /// month; per month, exempt ≤ system errors ≤ calls (see [`MonthCallCounts`]); the calls
+    /// counted in months are the row accounting's `counted`; and the row accounting adds up.
+    /// A failure is an internal error that names the month and the numbers.
+    pub fn check(&self, month_count: usize) -> anyhow::Result<()> {
+        if self.months.len() != month_count {
+            anyhow::bail!(
+                "{} month counts for {month_count} service months",
+                self.months.len()
+            );
+        }
+        let mut counted_in_months: u64 = 0;
+        for (month_index, month) in self.months.iter().enumerate() {
+            month
+                .check()
+                .map_err(|e| anyhow::anyhow!("service month #{month_index}: {e}"))?;
+            counted_in_months = counted_in_months
+                .checked_add(month.total_calls)
+                .ok_or_else(|| anyhow::anyhow!("the months' calls overflow a 64-bit count"))?;
+        }
+        if counted_in_months != self.rows.counted {
+            anyhow::bail!(
+                "{counted_in_months} calls counted in the service months, {} in the row accounting",
+                self.rows.counted
+            );
+        }
+        self.rows.check()
+    }
 }
 
 /// Runs the heavy step on polars, in this process: the phases one after another.
@@ -223,4 +302,120 @@ pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         timings: phases.done(),
         spilled_buckets,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clause(number: u8) -> Clause {
+        Clause::new(number).unwrap()
+    }
+
+    /// Two months: 10 calls (4 system errors, 1 exempt by 5.1 and 2 by 5.7) and 5 calls;
+    /// 20 rows read, of which 2 quarantined, 2 duplicates and 1 outside every month.
+    fn good() -> CallCounts {
+        CallCounts {
+            months: vec![
+                MonthCallCounts {
+                    total_calls: 10,
+                    system_errors: 4,
+                    exempt_by_clause: BTreeMap::from([(clause(1), 1), (clause(7), 2)]),
+                },
+                MonthCallCounts {
+                    total_calls: 5,
+                    ..MonthCallCounts::default()
+                },
+            ],
+            rows: RowCounts {
+                read: 20,
+                quarantined: 2,
+                duplicates: 2,
+                counted: 15,
+                not_counted: 1,
+            },
+            ..CallCounts::default()
+        }
+    }
+
+    fn failure(counts: &CallCounts, month_count: usize) -> String {
+        counts
+            .check(month_count)
+            .expect_err("the check fails")
+            .to_string()
+    }
+
+    #[test]
+    fn spec4_consistent_counts_pass_the_check() {
+        good().check(2).unwrap();
+        CallCounts::default().check(0).unwrap();
+    }
+
+    #[test]
+    fn spec4_a_count_per_service_month_is_checked() {
+        assert_eq!(failure(&good(), 3), "2 month counts for 3 service months");
+    }
+
+    #[test]
+    fn spec4_more_exempt_than_system_errors_fails_the_check_naming_the_month() {
+        let mut counts = good();
+        counts.months[0].exempt_by_clause.insert(clause(11), 2);
+        assert_eq!(
+            failure(&counts, 2),
+            "service month #0: 5 exempt errors of 4 system errors of 10 calls; expected \
+             exempt ≤ system errors ≤ calls"
+        );
+    }
+
+    #[test]
+    fn spec4_more_system_errors_than_calls_fails_the_check() {
+        let mut counts = good();
+        counts.months[1].system_errors = 6;
+        assert_eq!(
+            failure(&counts, 2),
+            "service month #1: 0 exempt errors of 6 system errors of 5 calls; expected exempt \
+             ≤ system errors ≤ calls"
+        );
+    }
+
+    #[test]
+    fn spec4_a_clause_with_no_exempt_errors_fails_the_check() {
+        let mut counts = good();
+        counts.months[1].exempt_by_clause.insert(clause(3), 0);
+        assert_eq!(
+            failure(&counts, 2),
+            "service month #1: clause 5.3 is listed with 0 exempt errors"
+        );
+    }
+
+    #[test]
+    fn spec4_exempt_errors_per_clause_that_overflow_fail_the_check() {
+        let mut counts = good();
+        let month = &mut counts.months[0];
+        month.exempt_by_clause = BTreeMap::from([(clause(1), u64::MAX), (clause(2), 1)]);
+        assert!(failure(&counts, 2).contains("overflow"));
+    }
+
+    #[test]
+    fn spec4_calls_counted_in_months_must_be_the_row_accountings_counted() {
+        let mut counts = good();
+        counts.months[1].total_calls = 4;
+        assert_eq!(
+            failure(&counts, 2),
+            "14 calls counted in the service months, 15 in the row accounting"
+        );
+    }
+
+    #[test]
+    fn spec2_rows_read_must_be_quarantined_plus_duplicates_plus_counted_plus_not_counted() {
+        let mut counts = good();
+        counts.rows.duplicates = 3;
+        assert_eq!(
+            failure(&counts, 2),
+            "the call rows do not add up: 20 read, but 2 quarantined + 3 duplicates + 15 \
+             counted + 1 not counted"
+        );
+        counts.rows.duplicates = u64::MAX;
+        assert!(failure(&counts, 2).starts_with("the call rows do not add up"));
+    }
 }
