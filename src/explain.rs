@@ -255,10 +255,11 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
     let (errors, exempt_by_clause) = system_errors(&rules, args.customer, &counted);
     let exempt_errors: u64 = exempt_by_clause.values().sum();
     let system_error_count = errors.len() as u64;
-    let availability = Availability {
-        total_calls: counted.calls.len() as u64,
-        unavailable_calls: system_error_count - exempt_errors,
-    };
+    let availability = Availability::of(
+        counted.calls.len() as u64,
+        system_error_count,
+        exempt_errors,
+    )?;
     let tier_rate = availability.tier_rate(&job.policy);
 
     let key = (args.customer, month);
@@ -405,7 +406,7 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
         calls: CallsSection {
             valid_rows: calls.valid_rows,
             quarantined: calls.quarantined.iter().map(QuarantineLine::from).collect(),
-            duplicate_rows: calls.valid_rows - calls.calls.len() as u64,
+            duplicate_rows: calls.duplicate_rows()?,
             conflicting_duplicates: calls.conflicts.iter().map(QuarantineLine::from).collect(),
             unique_calls: calls.calls.len() as u64,
             outside_coverage_in_month: counted.uncovered_in_month,

@@ -327,11 +327,8 @@ fn price_months(
     for (month, count) in months.iter().zip(&counts.months) {
         let key = (month.customer_id, month.month);
         let exempt_errors = count.exempt_errors();
-        let availability = Availability {
-            total_calls: count.total_calls,
-            // check_counts: exempt errors never exceed system errors.
-            unavailable_calls: count.system_errors - exempt_errors,
-        };
+        let availability = Availability::of(count.total_calls, count.system_errors, exempt_errors)
+            .with_context(|| format!("customer {} {}", month.customer_id, month.month))?;
         let tier_rate = availability.tier_rate(&job.policy);
         let fee = monthly_fee(
             billing.get(&key).into_iter().flatten().copied(),

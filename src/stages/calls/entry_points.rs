@@ -38,6 +38,23 @@ pub struct CustomerCalls {
     pub calls: Vec<CustomerCall>,
 }
 
+impl CustomerCalls {
+    /// Valid rows of the customer dropped as repeats of a request id. Each call kept for the
+    /// customer has a request id of its own that one of its valid rows carries, so there are
+    /// never fewer valid rows than calls (an internal error if there are).
+    pub fn duplicate_rows(&self) -> anyhow::Result<u64> {
+        self.valid_rows
+            .checked_sub(self.calls.len() as u64)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "internal check failed: {} unique calls kept from {} valid rows",
+                    self.calls.len(),
+                    self.valid_rows
+                )
+            })
+    }
+}
+
 /// The heavy step's quarantine and de-duplication rules, applied to every row of every request
 /// id that `customer_id` ever used (so a conflicting copy under another customer is resolved
 /// exactly as in [`count_calls`]); gives that customer's unique calls, in full. Two reads of the
