@@ -133,18 +133,20 @@ fn deduplicate_and_tally(
 /// One full version of a call, ordered as SPEC §2's tie-break: (ts, customer_id, api,
 /// status, error_code), nulls first, strings by their UTF-8 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CallVersion {
-    pub ts: i64,
-    pub customer_id: i64,
-    pub api: Option<String>,
-    pub status: String,
-    pub error_code: Option<String>,
-    pub request_id: String,
+pub(super) struct CallVersion {
+    pub(super) ts: i64,
+    pub(super) customer_id: i64,
+    pub(super) api: Option<String>,
+    pub(super) status: String,
+    pub(super) error_code: Option<String>,
+    pub(super) request_id: String,
 }
 
 /// SPEC §2's tie-break for the differing versions of one request id: sorts and de-duplicates
 /// `versions` and gives the `conflicting_duplicate` entry and the kept (smallest) version.
-pub fn resolve_conflict(mut versions: Vec<CallVersion>) -> (Entry, CallVersion) {
+/// Only the Ballista engine, which gets versions back from its cluster, calls it.
+#[cfg_attr(not(feature = "distributed"), allow(dead_code))]
+pub(super) fn resolve_conflict(mut versions: Vec<CallVersion>) -> (Entry, CallVersion) {
     versions.sort();
     versions.dedup();
     let entry = conflict_entry(&versions.iter().collect::<Vec<_>>());

@@ -24,7 +24,7 @@ impl Engine {
 }
 
 /// Whether this build can run the heavy step on Ballista.
-pub const DISTRIBUTED: bool = cfg!(feature = "distributed");
+pub(crate) const DISTRIBUTED: bool = cfg!(feature = "distributed");
 
 /// The usage error of `what` in a build without the `distributed` feature.
 pub(crate) fn not_built(what: &str) -> UsageError {
@@ -35,7 +35,7 @@ pub(crate) fn not_built(what: &str) -> UsageError {
 }
 
 /// Checks that `engine` exists in this build (a usage error, exit status 2, when not).
-pub fn check_available(engine: &Engine) -> Result<(), UsageError> {
+pub(crate) fn check_available(engine: &Engine) -> Result<(), UsageError> {
     match engine {
         Engine::Ballista { .. } if !DISTRIBUTED => Err(not_built("--engine ballista")),
         _ => Ok(()),
@@ -44,7 +44,7 @@ pub fn check_available(engine: &Engine) -> Result<(), UsageError> {
 
 /// Runs the heavy step on `engine`, and checks what it gives ([`CallCounts::check`]): a
 /// violation is an internal error, whichever engine it came from.
-pub fn count_calls(engine: &Engine, input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
+pub(crate) fn count_calls(engine: &Engine, input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let counts = run_on(engine, input)?;
     counts.check(input.month_count).map_err(|e| {
         anyhow::anyhow!(

@@ -15,7 +15,7 @@ use crate::quarantine::Entry;
 
 /// One unique call of a customer, after quarantine and de-duplication.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomerCall {
+pub(crate) struct CustomerCall {
     pub request_id: String,
     /// UTC nanoseconds.
     pub ts: i64,
@@ -26,7 +26,7 @@ pub struct CustomerCall {
 
 /// The call rows behind one customer, for `explain`.
 #[derive(Debug, Clone, Default)]
-pub struct CustomerCalls {
+pub(crate) struct CustomerCalls {
     /// Rows of the customer quarantined as row defects (a row whose customer_id is null
     /// belongs to nobody and is not listed).
     pub quarantined: Vec<Entry>,
@@ -42,7 +42,7 @@ impl CustomerCalls {
     /// Valid rows of the customer dropped as repeats of a request id. Each call kept for the
     /// customer has a request id of its own that one of its valid rows carries, so there are
     /// never fewer valid rows than calls (an internal error if there are).
-    pub fn duplicate_rows(&self) -> anyhow::Result<u64> {
+    pub(crate) fn duplicate_rows(&self) -> anyhow::Result<u64> {
         self.valid_rows
             .checked_sub(self.calls.len() as u64)
             .ok_or_else(|| {
@@ -59,7 +59,7 @@ impl CustomerCalls {
 /// id that `customer_id` ever used (so a conflicting copy under another customer is resolved
 /// exactly as in [`count_calls`]); gives that customer's unique calls, in full. Two reads of the
 /// call logs, row by row: meant for one customer at a time. Counting stays with the caller.
-pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<CustomerCalls> {
+pub(crate) fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<CustomerCalls> {
     let chunks = files.chunks();
     let mut result = CustomerCalls::default();
     let mut ids: HashSet<String> = HashSet::new();
@@ -140,7 +140,8 @@ pub fn customer_calls(files: &CallFiles, customer_id: i64) -> anyhow::Result<Cus
 /// The quarantine entries of the row defects (SPEC §2) in the files at `file_indices`, by file,
 /// read again here to name each row. Another engine that only counts defects per file uses
 /// this to report them exactly as [`count_calls`] does.
-pub fn quarantine_rows(
+#[cfg_attr(not(feature = "distributed"), allow(dead_code))]
+pub(super) fn quarantine_rows(
     files: &CallFiles,
     file_indices: &[u32],
 ) -> anyhow::Result<BTreeMap<u32, Vec<Entry>>> {

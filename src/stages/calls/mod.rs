@@ -78,9 +78,7 @@ use crate::quarantine::Entry;
 use crate::stages::service_months::CoverageInterval;
 use crate::telemetry::{Phase, Phases};
 
-pub use dedup::{resolve_conflict, CallVersion};
-pub use entry_points::{customer_calls, quarantine_rows, CustomerCall, CustomerCalls};
-pub use spill::SpillError;
+pub(crate) use entry_points::{customer_calls, CustomerCall};
 
 use attribute::attribute;
 use dedup::{deduplicate_buckets, resolve_conflicts};
@@ -91,10 +89,10 @@ use tally::{Coverage, TallyContext};
 
 /// The memory budget when none is given: about 67 million call rows' keys (40 bytes each) in
 /// memory; beyond that, the excess is spilled to disk.
-pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 2560;
+pub(crate) const DEFAULT_MEMORY_BUDGET_MIB: u64 = 2560;
 
 /// What the heavy step needs.
-pub struct HeavyStepInput<'a> {
+pub(crate) struct HeavyStepInput<'a> {
     pub files: &'a CallFiles,
     /// Number of service months; `month_index` values are below it.
     pub month_count: usize,
@@ -107,6 +105,7 @@ pub struct HeavyStepInput<'a> {
     /// Worker threads; `None`: one per core. The polars engine runs on rayon's global pool,
     /// which the caller sizes before anything starts; Ballista sizes its executor and the
     /// partitions of each stage with it.
+    #[cfg_attr(not(feature = "distributed"), allow(dead_code))]
     pub threads: Option<usize>,
     /// Where spilled buckets go: a folder that exists, is empty and is owned (created fresh,
     /// readable only by its owner, and removed) by the caller. The step creates its files in
@@ -167,7 +166,7 @@ pub struct RowCounts {
 
 impl RowCounts {
     /// `read = quarantined + duplicates + counted + not_counted`, without overflow.
-    pub fn check(&self) -> anyhow::Result<()> {
+    fn check(&self) -> anyhow::Result<()> {
         let accounted = [
             self.quarantined,
             self.duplicates,
@@ -192,7 +191,7 @@ impl RowCounts {
 
     /// The accounting of `read` rows of which `quarantined` were set aside and `unique` calls
     /// remained, `counted` of them in a selected service month; `None` if those cannot hold.
-    pub fn of_unique(read: u64, quarantined: u64, unique: u64, counted: u64) -> Option<RowCounts> {
+    fn of_unique(read: u64, quarantined: u64, unique: u64, counted: u64) -> Option<RowCounts> {
         Some(RowCounts {
             read,
             quarantined,
@@ -221,7 +220,7 @@ impl CallCounts {
     /// month; per month, exempt ≤ system errors ≤ calls (see [`MonthCallCounts`]); the calls
     /// counted in months are the row accounting's `counted`; and the row accounting adds up.
     /// A failure is an internal error that names the month and the numbers.
-    pub fn check(&self, month_count: usize) -> anyhow::Result<()> {
+    fn check(&self, month_count: usize) -> anyhow::Result<()> {
         if self.months.len() != month_count {
             anyhow::bail!(
                 "{} month counts for {month_count} service months",
@@ -248,7 +247,7 @@ impl CallCounts {
 }
 
 /// Runs the heavy step on polars, in this process: the phases one after another.
-pub fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
+fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let mut phases = Phases::start();
     let files = input.files;
     let chunks = files.chunks();

@@ -66,7 +66,7 @@ pub(super) fn allow_open_files(needed: u64) {
 
 /// A spill file that cannot be written, or does not read back exactly as it was written.
 #[derive(Debug, thiserror::Error)]
-pub enum SpillError {
+pub(super) enum SpillError {
     #[error("cannot create spill file `{}`: {reason}", path.display())]
     Create {
         path: PathBuf,

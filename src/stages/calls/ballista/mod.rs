@@ -30,10 +30,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
-use super::{
-    quarantine_rows, resolve_conflict, CallCounts, CallVersion, HeavyStepInput, MonthCallCounts,
-    RowCounts,
-};
+use super::dedup::{resolve_conflict, CallVersion};
+use super::entry_points::quarantine_rows;
+use super::{CallCounts, HeavyStepInput, MonthCallCounts, RowCounts};
 use crate::policy::Clause;
 use crate::telemetry::Phases;
 use sql::{CallTable, CountInputs, ResolvedCall};
