@@ -194,6 +194,7 @@ pub(super) struct CountInputs<'a> {
 /// its service month, then for each counted system error the smallest clause among the error
 /// code, the reviewed call and the windows; per (customer, UTC second) the counted calls, and
 /// the burst clause (5.7) where they reach the threshold and no counted notice covers the call.
+/// It is one long function because it writes one query, whose steps name each other in order.
 pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
     let mut sql = String::new();
     let resolved: Vec<String> = inputs
