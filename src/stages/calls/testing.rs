@@ -1,4 +1,5 @@
-//! Test fixtures of the heavy step: keys of chosen hashes, and fresh spill folders.
+//! Gives the heavy step's unit tests their fixtures: keys of chosen hashes, and fresh spill
+//! folders.
 
 use std::path::PathBuf;
 

@@ -1,9 +1,9 @@
-//! The heavy step's rules (SPEC §2, §4) as DataFusion SQL text.
-//!
 //! Takes the call files (as registered table names with their `ts` unit), the covered instant
-//! ranges, the exemption tables and the policy; gives the text of the queries that
-//! [`super::count_calls`] sends to the cluster. The small tables travel inside the query as
-//! `VALUES` lists, so executors need nothing but the call files.
+//! ranges, the exemption tables and the policy; gives the heavy step's rules (SPEC §2, §4) as
+//! the text of the DataFusion SQL queries that [`super::count_calls`] sends to the cluster.
+//!
+//! The small tables travel inside the query as `VALUES` lists, so executors need nothing but
+//! the call files.
 //!
 //! Every query reads the same normalised call rows: strings as `VARCHAR`, `ts` as `BIGINT`
 //! UTC nanoseconds (saturating like the polars engine), `customer_id` as `BIGINT`.
