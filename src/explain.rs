@@ -21,7 +21,7 @@ use crate::inputs::claims::Claim;
 use crate::inputs::exemptions::Notice;
 use crate::inputs::problems::Problems;
 use crate::inputs::Inputs;
-use crate::job::{Job, MonthRange};
+use crate::job::Job;
 use crate::ledger::{self, money};
 use crate::policy::{reaches_pct, Clause};
 use crate::quarantine::Entry;
@@ -33,7 +33,7 @@ use crate::stages::compensation::{CompensationSteps, ROUNDING_NAME};
 use crate::stages::exemptions::{ExemptionMatch, ExemptionRules, SystemError};
 use crate::stages::pricing::{price_month, PricedMonth, PricingRules, TablesByMonth};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
-use crate::time::{format_instant, local_date, YearMonth, NANOS_PER_SECOND};
+use crate::time::{format_instant, local_date, MonthRange, YearMonth, NANOS_PER_SECOND};
 
 #[derive(Debug, Serialize)]
 pub struct Explanation {
@@ -331,7 +331,7 @@ pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
         calls: CallsSection {
             valid_rows: calls.valid_rows,
             quarantined: calls.quarantined.iter().map(QuarantineLine::from).collect(),
-            duplicate_rows: calls.valid_rows - calls.calls.len() as u64,
+            duplicate_rows: calls.duplicate_rows()?,
             conflicting_duplicates: calls.conflicts.iter().map(QuarantineLine::from).collect(),
             unique_calls: calls.calls.len() as u64,
             outside_coverage_in_month: counted.uncovered_in_month,

@@ -8,15 +8,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::cli::{EngineName, RunArgs};
-use crate::engine::Engine;
 use crate::error::UsageError;
 use crate::inputs::stamp::InputFile;
 use crate::lang::Lang;
 use crate::policy::Policy;
-use crate::time::{parse_date, YearMonth, PRICED_YEARS};
+use crate::stages::calls::engine::{check_available, Engine};
+use crate::stages::calls::DEFAULT_MEMORY_BUDGET_MIB;
+use crate::time::{parse_date, MonthRange, PRICED_YEARS};
 
 /// A job file: every key optional, unknown keys rejected.
 #[derive(Debug, Default, Deserialize)]
@@ -36,66 +37,6 @@ pub struct JobFile {
     pub engine: Option<EngineName>,
     pub scheduler: Option<String>,
     pub report_lang: Option<Lang>,
-}
-
-/// An inclusive range of service months.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct MonthRange {
-    #[serde(serialize_with = "serialize_display")]
-    pub first: YearMonth,
-    #[serde(serialize_with = "serialize_display")]
-    pub last: YearMonth,
-}
-
-fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(
-    value: &T,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
-}
-
-impl MonthRange {
-    pub fn contains(&self, month: YearMonth) -> bool {
-        self.first <= month && month <= self.last
-    }
-
-    pub fn months(&self) -> impl Iterator<Item = YearMonth> {
-        self.first.through(self.last)
-    }
-
-    /// `M`, `M1..M2`, with `current` (the month of `as_of`) and `previous` allowed for each end.
-    pub fn parse(text: &str, as_of: NaiveDate) -> Result<MonthRange, String> {
-        let end = |word: &str| -> Result<YearMonth, String> {
-            match word.trim() {
-                "current" => Ok(YearMonth::of(as_of)),
-                "previous" => Ok(YearMonth::of(as_of).previous()),
-                other => other.parse::<YearMonth>(),
-            }
-        };
-        let (first, last) = match text.split_once("..") {
-            Some((a, b)) => (end(a)?, end(b)?),
-            None => {
-                let month = end(text)?;
-                (month, month)
-            }
-        };
-        if last < first {
-            return Err(format!(
-                "month range {} ends ({last}) before it starts ({first})",
-                crate::text::quoted(text)
-            ));
-        }
-        for month in [first, last] {
-            if !PRICED_YEARS.contains(&month.year) {
-                return Err(format!(
-                    "month {month} is outside the years {}..={} a ledger can cover",
-                    PRICED_YEARS.start(),
-                    PRICED_YEARS.end()
-                ));
-            }
-        }
-        Ok(MonthRange { first, last })
-    }
 }
 
 /// Where the working-day calendar comes from.
@@ -140,7 +81,7 @@ pub struct Job {
     pub strict: bool,
     /// Worker threads; `None`: one per core.
     pub threads: Option<usize>,
-    /// Call keys (48 bytes per call row) held in memory before spilling to disk.
+    /// Call keys (40 bytes per call row) held in memory before spilling to disk.
     pub memory_budget_mib: u64,
     /// Where the heavy step runs.
     pub engine: Engine,
@@ -151,8 +92,6 @@ pub struct Job {
 }
 
 pub const DEFAULT_MONTHS: &str = "previous..current";
-/// About 55 million call rows' keys in memory; beyond that, the excess is spilled to disk.
-pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 2560;
 
 impl Job {
     /// Resolves flags over the job file over the defaults; `today` is the local date now.
@@ -339,7 +278,7 @@ fn resolve_engine(args: &RunArgs, file: &JobFile) -> Result<Engine, UsageError> 
                 Engine::Ballista { scheduler }
             }
         };
-    crate::engine::check_available(&engine)?;
+    check_available(&engine)?;
     Ok(engine)
 }
 
@@ -393,36 +332,6 @@ mod tests {
 
     fn date(text: &str) -> NaiveDate {
         parse_date(text).unwrap()
-    }
-
-    #[test]
-    fn month_words_are_relative_to_as_of() {
-        let as_of = date("2026-03-15");
-        let range = MonthRange::parse("previous..current", as_of).unwrap();
-        assert_eq!(
-            (range.first.to_string(), range.last.to_string()),
-            ("2026-02".into(), "2026-03".into())
-        );
-        let range = MonthRange::parse("previous", date("2026-01-01")).unwrap();
-        assert_eq!(range.first.to_string(), "2025-12");
-        let range = MonthRange::parse("2026-01..2026-03", as_of).unwrap();
-        assert_eq!(range.months().count(), 3);
-    }
-
-    #[test]
-    fn bad_month_ranges_are_rejected() {
-        let as_of = date("2026-03-15");
-        assert!(MonthRange::parse("2026-13", as_of).is_err());
-        assert!(MonthRange::parse("2026-03..2026-01", as_of)
-            .unwrap_err()
-            .contains("before"));
-        assert!(MonthRange::parse("current..previous", as_of).is_err());
-        assert!(MonthRange::parse("last", as_of).is_err());
-        // Beyond what 64-bit nanosecond instants hold, a month cannot be priced.
-        assert!(MonthRange::parse("2300-01", as_of)
-            .unwrap_err()
-            .contains("outside the years"));
-        assert!(MonthRange::parse("1899-12..2026-01", as_of).is_err());
     }
 
     #[test]
@@ -485,7 +394,7 @@ mod tests {
             ..RunArgs::default()
         };
         let today = |_: &Policy| date("2026-01-01");
-        if crate::engine::DISTRIBUTED {
+        if crate::stages::calls::engine::DISTRIBUTED {
             let job = Job::resolve(&from_file, today).unwrap();
             assert_eq!(
                 job.engine,

@@ -6,7 +6,8 @@
 //! job (flags + TOML) ──► inputs (load, validate, quarantine)
 //!   ──► stages::service_months (SLA 1.2)
 //!   ──► stages::calls        (the heavy step: dedup, counted calls, exemptions; polars,
-//!                             or `distributed` on Ballista, chosen by `engine`)
+//!                             or Ballista with the `distributed` feature, chosen by
+//!                             `stages::calls::engine`)
 //!   ──► stages::availability (SLA 1.4, 1.5, 2.1)
 //!   ──► stages::billing      (SLA 3.1(2): fee actually paid)
 //!   ──► stages::compensation (SLA 3.1)
@@ -18,9 +19,7 @@
 
 pub mod adjustments;
 pub mod cli;
-#[cfg(feature = "distributed")]
-pub mod distributed;
-pub mod engine;
+pub mod cluster;
 pub mod error;
 pub mod explain;
 pub mod generate;

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Command::Post(args) => sla_ledger::journal::post::post_command(&args),
         Command::Journal { command } => sla_ledger::journal::journal_command(&command),
         Command::Explain(args) => sla_ledger::explain::explain_command(&args),
-        Command::Cluster { command } => sla_ledger::engine::cluster_command(&command),
+        Command::Cluster { command } => sla_ledger::cluster::cluster_command(&command),
         Command::Completions(args) => sla_ledger::manual::completions(args.shell),
         Command::Man => sla_ledger::manual::man_page(),
     };

@@ -12,10 +12,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::inputs::stamp::InputFile;
-use crate::job::MonthRange;
 use crate::lang::Lang;
 use crate::policy::Policy;
 use crate::stages::calls::RowCounts;
+use crate::time::MonthRange;
 
 #[derive(Debug, Serialize)]
 pub struct Manifest {

@@ -7,7 +7,6 @@ use anyhow::{bail, Context};
 use rust_decimal::Decimal;
 
 use crate::cli::RunCommandArgs;
-use crate::engine::Engine;
 use crate::inputs::calendar::RunCalendar;
 use crate::inputs::problems::Problems;
 use crate::inputs::stamp::InputFile;
@@ -18,6 +17,7 @@ use crate::manifest::{self, EffectiveJob, Manifest, Program, Rows, Totals};
 use crate::output::StagedOutput;
 use crate::quarantine::Entry;
 use crate::scratch::ScratchDir;
+use crate::stages::calls::engine::{self, Engine};
 use crate::stages::calls::{CallCounts, HeavyStepInput, MonthCallCounts};
 use crate::stages::error_budget::{self, AtRisk};
 use crate::stages::pricing::{price_month, PricingRules, TablesByMonth};
@@ -110,7 +110,7 @@ pub fn compute(
         "calls",
         "counting calls (quarantine, duplicates, exemptions)",
     );
-    let counts = crate::engine::count_calls(
+    let counts = engine::count_calls(
         &job.engine,
         &HeavyStepInput {
             files: &inputs.calls,
@@ -118,14 +118,13 @@ pub fn compute(
             coverage: &coverage,
             exemptions: &inputs.exemptions,
             policy: &job.policy,
-            memory_budget: job.memory_budget_bytes(),
+            memory_budget_bytes: job.memory_budget_bytes(),
+            threads: job.threads,
             spill_dir: spill.path().to_path_buf(),
         },
-        job.threads,
     )
     .map_err(|err| name_the_spill_folder(err, spill.path()))?;
     drop(spill);
-    check_counts(&months, &counts)?;
     for phase in &counts.timings {
         tracing::debug!(
             stage = "calls",
@@ -187,49 +186,6 @@ pub fn compute(
         totals,
         at_risk,
     })
-}
-
-/// The engine's counts cross a boundary here: whatever engine produced them, they must
-/// describe the service months asked for and add up (SPEC §4, §7 row counts).
-fn check_counts(months: &[ServiceMonth], counts: &CallCounts) -> anyhow::Result<()> {
-    let internal =
-        |what: String| anyhow::anyhow!("internal check failed: {what}; nothing was written");
-    if counts.months.len() != months.len() {
-        return Err(internal(format!(
-            "the heavy step gave {} month counts for {} service months",
-            counts.months.len(),
-            months.len()
-        )));
-    }
-    for (month, count) in months.iter().zip(&counts.months) {
-        let exempt = count.exempt_errors();
-        if exempt > count.system_errors || count.system_errors > count.total_calls {
-            return Err(internal(format!(
-                "customer {} {}: {} exempt of {} system errors of {} calls",
-                month.customer_id, month.month, exempt, count.system_errors, count.total_calls
-            )));
-        }
-    }
-    let rows = &counts.rows;
-    let accounted = [
-        rows.quarantined,
-        rows.duplicates,
-        rows.counted,
-        rows.not_counted,
-    ]
-    .iter()
-    .try_fold(0u64, |sum, n| sum.checked_add(*n));
-    if accounted != Some(rows.read) {
-        return Err(internal(format!("call rows do not add up: {rows:?}")));
-    }
-    let counted: u64 = counts.months.iter().map(|m| m.total_calls).sum();
-    if counted != rows.counted {
-        return Err(internal(format!(
-            "{counted} calls counted in months, {} in the row accounting",
-            rows.counted
-        )));
-    }
-    Ok(())
 }
 
 /// A fresh scratch sibling of the output folder for call keys that do not fit the memory

@@ -6,7 +6,8 @@
 //! - `--verbose`: also each stage's time and row counts; `--quiet`: only warnings and errors.
 //!
 //! Stages report through [`stage`], which works (silently) before [`init`] is called, so
-//! library users and tests need not set anything up.
+//! library users and tests need not set anything up. A step with phases of its own (the heavy
+//! step) times them with [`Phases`], each with the process's resident memory.
 
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
@@ -110,4 +111,59 @@ impl Stage {
             .join(" ");
         tracing::debug!(stage = self.name, elapsed_ms, counts = %rows, "done");
     }
+}
+
+/// One phase of a step (the heavy step's read, de-duplication, ...), measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    pub name: &'static str,
+    pub elapsed: Duration,
+    /// Resident memory at the end of the phase and the process's peak so far, in KiB.
+    pub rss_kib: u64,
+    pub peak_kib: u64,
+}
+
+/// Times a step's phases one after another.
+pub struct Phases {
+    clock: Instant,
+    done: Vec<Phase>,
+}
+
+impl Phases {
+    pub fn start() -> Phases {
+        Phases {
+            clock: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name` (begun at the previous lap) and starts the next.
+    pub fn lap(&mut self, name: &'static str) {
+        let (rss_kib, peak_kib) = memory_kib();
+        self.done.push(Phase {
+            name,
+            elapsed: self.clock.elapsed(),
+            rss_kib,
+            peak_kib,
+        });
+        self.clock = Instant::now();
+    }
+
+    pub fn done(self) -> Vec<Phase> {
+        self.done
+    }
+}
+
+/// The process's resident memory now and at its peak, in KiB (Linux; zeros elsewhere).
+fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }

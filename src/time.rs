@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone};
 use chrono_tz::Tz;
+use serde::Serialize;
 
 pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
@@ -116,6 +117,66 @@ impl FromStr for YearMonth {
     }
 }
 
+/// An inclusive range of service months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MonthRange {
+    #[serde(serialize_with = "serialize_display")]
+    pub first: YearMonth,
+    #[serde(serialize_with = "serialize_display")]
+    pub last: YearMonth,
+}
+
+fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+impl MonthRange {
+    pub fn contains(&self, month: YearMonth) -> bool {
+        self.first <= month && month <= self.last
+    }
+
+    pub fn months(&self) -> impl Iterator<Item = YearMonth> {
+        self.first.through(self.last)
+    }
+
+    /// `M`, `M1..M2`, with `current` (the month of `as_of`) and `previous` allowed for each end.
+    pub fn parse(text: &str, as_of: NaiveDate) -> Result<MonthRange, String> {
+        let end = |word: &str| -> Result<YearMonth, String> {
+            match word.trim() {
+                "current" => Ok(YearMonth::of(as_of)),
+                "previous" => Ok(YearMonth::of(as_of).previous()),
+                other => other.parse::<YearMonth>(),
+            }
+        };
+        let (first, last) = match text.split_once("..") {
+            Some((a, b)) => (end(a)?, end(b)?),
+            None => {
+                let month = end(text)?;
+                (month, month)
+            }
+        };
+        if last < first {
+            return Err(format!(
+                "month range {} ends ({last}) before it starts ({first})",
+                crate::text::quoted(text)
+            ));
+        }
+        for month in [first, last] {
+            if !PRICED_YEARS.contains(&month.year) {
+                return Err(format!(
+                    "month {month} is outside the years {}..={} a ledger can cover",
+                    PRICED_YEARS.start(),
+                    PRICED_YEARS.end()
+                ));
+            }
+        }
+        Ok(MonthRange { first, last })
+    }
+}
+
 /// Parses a strict ISO date `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
     let bytes = text.as_bytes();
@@ -190,6 +251,10 @@ pub fn format_instant(instant_ns: i64) -> String {
 mod tests {
     use super::*;
 
+    fn date(text: &str) -> NaiveDate {
+        parse_date(text).unwrap()
+    }
+
     #[test]
     fn year_month_parses_strictly() {
         assert_eq!(
@@ -212,6 +277,36 @@ mod tests {
         let months: Vec<String> = first.through(last).map(|m| m.to_string()).collect();
         assert_eq!(months, ["2025-11", "2025-12", "2026-01", "2026-02"]);
         assert_eq!(last.through(first).count(), 0);
+    }
+
+    #[test]
+    fn month_words_are_relative_to_as_of() {
+        let as_of = date("2026-03-15");
+        let range = MonthRange::parse("previous..current", as_of).unwrap();
+        assert_eq!(
+            (range.first.to_string(), range.last.to_string()),
+            ("2026-02".into(), "2026-03".into())
+        );
+        let range = MonthRange::parse("previous", date("2026-01-01")).unwrap();
+        assert_eq!(range.first.to_string(), "2025-12");
+        let range = MonthRange::parse("2026-01..2026-03", as_of).unwrap();
+        assert_eq!(range.months().count(), 3);
+    }
+
+    #[test]
+    fn bad_month_ranges_are_rejected() {
+        let as_of = date("2026-03-15");
+        assert!(MonthRange::parse("2026-13", as_of).is_err());
+        assert!(MonthRange::parse("2026-03..2026-01", as_of)
+            .unwrap_err()
+            .contains("before"));
+        assert!(MonthRange::parse("current..previous", as_of).is_err());
+        assert!(MonthRange::parse("last", as_of).is_err());
+        // Beyond what 64-bit nanosecond instants hold, a month cannot be priced.
+        assert!(MonthRange::parse("2300-01", as_of)
+            .unwrap_err()
+            .contains("outside the years"));
+        assert!(MonthRange::parse("1899-12..2026-01", as_of).is_err());
     }
 
     #[test]

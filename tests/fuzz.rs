@@ -10,10 +10,10 @@ use sla_ledger::inputs::claims::Claims;
 use sla_ledger::inputs::exemptions::ExemptionTables;
 use sla_ledger::inputs::problems::Problems;
 use sla_ledger::inputs::subscriptions::Subscriptions;
-use sla_ledger::job::{Job, MonthRange};
+use sla_ledger::job::Job;
 use sla_ledger::policy::{Clause, Policy};
 use sla_ledger::quarantine::Quarantine;
-use sla_ledger::time::{parse_date, parse_instant, YearMonth};
+use sla_ledger::time::{parse_date, parse_instant, MonthRange, YearMonth};
 
 use crate::support::TempDir;
 

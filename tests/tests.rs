@@ -2,6 +2,7 @@
 
 mod support;
 
+mod architecture;
 mod auditor;
 mod bad_input;
 mod browser;

@@ -8,7 +8,7 @@ use chrono::{Datelike, Days, NaiveDate};
 
 use super::rng::Rng;
 use crate::cli::GenerateArgs;
-use crate::job::MonthRange;
+use crate::time::MonthRange;
 use crate::time::{local_day_start, YearMonth, NANOS_PER_SECOND};
 
 const FIRST_CUSTOMER_ID: i64 = 100_000_000;

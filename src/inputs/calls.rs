@@ -71,11 +71,6 @@ pub struct CallFiles {
 }
 
 impl CallFiles {
-    /// Finds and checks every call file under `data_dir/calls`.
-    pub fn discover(data_dir: &Path) -> Result<CallFiles, InputError> {
-        CallFiles::discover_with(data_dir, &mut Problems::first_fatal())
-    }
-
     /// Finds and checks every call file, handing each problem to `problems`; files with a
     /// problem are left out.
     pub fn discover_with(

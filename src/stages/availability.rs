@@ -14,8 +14,26 @@ pub struct Availability {
 }
 
 impl Availability {
+    /// SLA 1.4: the unavailable calls are the system errors no clause exempts. Fails, naming the
+    /// numbers, unless `exempt_errors ≤ system_errors ≤ total_calls` (an internal error: the
+    /// heavy step's counts are checked to hold it).
+    pub fn of(total_calls: u64, system_errors: u64, exempt_errors: u64) -> anyhow::Result<Self> {
+        match system_errors.checked_sub(exempt_errors) {
+            Some(unavailable_calls) if system_errors <= total_calls => Ok(Availability {
+                total_calls,
+                unavailable_calls,
+            }),
+            _ => anyhow::bail!(
+                "internal check failed: {exempt_errors} exempt errors of {system_errors} system \
+                 errors of {total_calls} calls"
+            ),
+        }
+    }
+
     pub fn available_calls(&self) -> u64 {
-        self.total_calls - self.unavailable_calls
+        // Availability::of, which every caller builds it with, proved this.
+        debug_assert!(self.unavailable_calls <= self.total_calls, "{self:?}");
+        self.total_calls.saturating_sub(self.unavailable_calls)
     }
 
     /// `A * 100` rounded down to 4 decimals (`99.4999`); `100.0000` when there were no calls.
@@ -59,6 +77,18 @@ mod tests {
             "99.5000"
         );
         assert_eq!(availability(5, 5).pct_rounded_down().to_string(), "0.0000");
+    }
+
+    #[test]
+    fn sla_1_4_unavailable_calls_are_the_system_errors_no_clause_exempts() {
+        assert_eq!(Availability::of(200, 7, 3).unwrap(), availability(200, 4));
+        assert_eq!(Availability::of(0, 0, 0).unwrap(), availability(0, 0));
+        let more_exempt = Availability::of(200, 3, 4).unwrap_err().to_string();
+        assert_eq!(
+            more_exempt,
+            "internal check failed: 4 exempt errors of 3 system errors of 200 calls"
+        );
+        assert!(Availability::of(2, 3, 0).is_err());
     }
 
     #[test]

@@ -127,19 +127,9 @@ pub fn price_month(
     tables: &MonthTables,
 ) -> anyhow::Result<PricedMonth> {
     let exempt_errors = counts.exempt_errors();
-    let unavailable_calls = counts
-        .system_errors
-        .checked_sub(exempt_errors)
-        .with_context(|| {
-            format!(
-                "internal check failed: customer {} {} has {exempt_errors} exempt of {} system errors",
-                month.customer_id, month.month, counts.system_errors
-            )
-        })?;
-    let availability = Availability {
-        total_calls: counts.total_calls,
-        unavailable_calls,
-    };
+    let availability = Availability::of(counts.total_calls, counts.system_errors, exempt_errors)
+        .with_context(|| format!("customer {} {}", month.customer_id, month.month))?;
+    let unavailable_calls = availability.unavailable_calls;
     let tier_rate = availability.tier_rate(rules.policy);
     let fee = monthly_fee(
         tables.billing_rows.iter().copied(),

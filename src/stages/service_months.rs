@@ -2,7 +2,8 @@
 //!
 //! Takes subscription periods, the selected months and customers, and the as-of date; gives
 //! one [`ServiceMonth`] per customer and month the union of its periods touches, with the
-//! covered date ranges inside that month.
+//! covered date ranges inside that month, and those ranges as UTC instants
+//! ([`CoverageInterval`]), which the heavy step counts calls in.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +11,7 @@ use chrono::{Days, NaiveDate};
 use chrono_tz::Tz;
 
 use crate::inputs::subscriptions::Period;
-use crate::job::MonthRange;
-use crate::stages::calls::CoverageInterval;
-use crate::time::{local_dates_to_instants, YearMonth};
+use crate::time::{local_dates_to_instants, MonthRange, YearMonth};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceMonth {
@@ -96,6 +95,16 @@ pub fn service_months(
         }
     }
     result
+}
+
+/// A run of covered local dates of one service month, as UTC instants `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoverageInterval {
+    /// Index of the service month this range belongs to.
+    pub month_index: u32,
+    pub customer_id: i64,
+    pub start: i64,
+    pub end: i64,
 }
 
 /// The covered dates of every service month as UTC instant ranges, for the heavy step.

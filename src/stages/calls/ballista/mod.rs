@@ -1,8 +1,8 @@
-//! The heavy step on Apache DataFusion Ballista (the `distributed` feature).
+//! Takes the same [`HeavyStepInput`] as the polars engine and gives the same [`CallCounts`],
+//! by running the heavy step on Apache DataFusion Ballista (the `distributed` feature).
 //!
-//! Takes the same [`HeavyStepInput`] as [`crate::stages::calls::count_calls`] and gives the
-//! same [`CallCounts`], so everything after the heavy step is the polars path's code and both
-//! engines write byte-identical ledgers.
+//! Everything after the heavy step is the polars path's code, so both engines write
+//! byte-identical ledgers. Only the heavy step knows this engine: [`super::engine`] chooses it.
 //!
 //! The cluster reads the call files (paths every executor can reach) and sends back only
 //! small results, in four queries (text in [`sql`]):
@@ -17,8 +17,7 @@
 //! them per file and the driver names them by reading only the files that have any
 //! ([`quarantine_rows`]), then checks that both counts agree.
 
-pub mod cluster;
-pub mod sql;
+mod sql;
 
 use std::collections::BTreeMap;
 
@@ -31,35 +30,33 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
+use super::dedup::{resolve_conflict, CallVersion};
+use super::entry_points::quarantine_rows;
+use super::{CallCounts, HeavyStepInput, MonthCallCounts, RowCounts};
+use crate::inputs::calls::CallFiles;
 use crate::policy::Clause;
-use crate::stages::calls::{
-    quarantine_rows, resolve_conflict, CallCounts, CallVersion, HeavyStepInput, MonthCallCounts,
-    Phases, RowCounts,
-};
+use crate::quarantine::Entry;
+use crate::telemetry::Phases;
 use sql::{CallTable, CountInputs, ResolvedCall};
 
 /// Where the heavy step's cluster is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cluster {
+pub(super) enum Cluster {
     /// A scheduler and executors started inside this process for the run.
     Standalone,
     /// A running cluster: the scheduler's `df://HOST:PORT`.
     Remote(String),
 }
 
-/// Runs the heavy step on Ballista. `threads` sizes the standalone executor and the number
-/// of partitions per stage (default: one per core).
-pub fn count_calls(
-    input: &HeavyStepInput,
-    cluster: &Cluster,
-    threads: Option<usize>,
-) -> anyhow::Result<CallCounts> {
+/// Runs the heavy step on Ballista. The input's `threads` sizes the standalone executor and
+/// the number of partitions per stage (default: one per core).
+pub(super) fn count_calls(input: &HeavyStepInput, cluster: &Cluster) -> anyhow::Result<CallCounts> {
     // Ballista's own progress lines are for cluster operators; a run shows its warnings only,
     // or everything with `--verbose`.
     if !tracing::enabled!(tracing::Level::DEBUG) {
         log::set_max_level(log::LevelFilter::Warn);
     }
-    let threads = threads.unwrap_or_else(|| {
+    let threads = input.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -176,23 +173,7 @@ async fn count_calls_async(
     };
     let ctx = connect(cluster, threads).await?;
     let files = input.files;
-    let mut tables = Vec::with_capacity(files.files.len());
-    for (index, file) in files.files.iter().enumerate() {
-        let name = format!("calls_{index}");
-        let path = std::path::absolute(&file.path)
-            .with_context(|| format!("cannot resolve `{}`", file.path.display()))?;
-        let path = path
-            .to_str()
-            .with_context(|| format!("`{}` is not UTF-8", path.display()))?;
-        ctx.register_parquet(&name, path, ParquetReadOptions::default())
-            .await
-            .with_context(|| format!("cannot register `{}` with {where_}", file.shown.display()))?;
-        let ts_nanos_per_unit = ts_nanos_per_unit(&ctx, &name, &file.shown).await?;
-        tables.push(CallTable {
-            name,
-            ts_nanos_per_unit,
-        });
-    }
+    let tables = register_call_files(&ctx, files, &where_).await?;
     phases.lap("connect");
 
     // 1 and 2, side by side.
@@ -204,80 +185,16 @@ async fn count_calls_async(
         query(&ctx, &defects_sql, &where_),
         query(&ctx, &conflicts_sql, &where_),
     )?;
-    let mut defects_by_file: BTreeMap<u32, u64> = BTreeMap::new();
-    for batch in &defects {
-        let file = int64(batch, "file")?;
-        let rows = int64(batch, "rows")?;
-        for i in 0..batch.num_rows() {
-            defects_by_file.insert(file.value(i) as u32, rows.value(i) as u64);
-        }
-    }
-    let mut conflict_ids = Vec::new();
-    for batch in &conflicts {
-        let ids = string(batch, "request_id")?;
-        conflict_ids.extend((0..batch.num_rows()).map(|i| ids.value(i).to_string()));
-    }
-    conflict_ids.sort();
+    let defects_by_file = defects_per_file(&defects)?;
+    let conflict_ids = conflicting_ids(&conflicts)?;
     phases.lap("defects and duplicates");
 
-    let mut quarantine = {
-        let wanted: Vec<u32> = defects_by_file.keys().copied().collect();
-        let by_file = quarantine_rows(files, &wanted)?;
-        let named: BTreeMap<u32, u64> = by_file
-            .iter()
-            .map(|(&file, entries)| (file, entries.len() as u64))
-            .collect();
-        if named != defects_by_file {
-            bail!(
-                "{where_} and this process disagree on the quarantined call rows per file \
-                 ({defects_by_file:?} against {named:?}); were the call files changed during \
-                 the run?"
-            );
-        }
-        by_file.into_values().flatten().collect::<Vec<_>>()
-    };
+    let mut quarantine = name_quarantined_rows(files, &defects_by_file, &where_)?;
     phases.lap("name quarantined rows");
 
     // 3. The versions of conflicting ids, resolved here with the polars engine's tie-break.
-    let mut kept_versions = Vec::with_capacity(conflict_ids.len());
-    if !conflict_ids.is_empty() {
-        let batches = query(&ctx, &sql::versions_of(&tables, &conflict_ids), &where_).await?;
-        let mut by_id: BTreeMap<String, Vec<CallVersion>> = BTreeMap::new();
-        for batch in &batches {
-            let request_id = string(batch, "request_id")?;
-            let customer_id = int64(batch, "customer_id")?;
-            let ts = int64(batch, "ts")?;
-            let api = string(batch, "api")?;
-            let status = string(batch, "status")?;
-            let error_code = string(batch, "error_code")?;
-            for i in 0..batch.num_rows() {
-                let text = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
-                by_id
-                    .entry(request_id.value(i).to_string())
-                    .or_default()
-                    .push(CallVersion {
-                        ts: ts.value(i),
-                        customer_id: customer_id.value(i),
-                        api: text(&api),
-                        status: status.value(i).to_string(),
-                        error_code: text(&error_code),
-                        request_id: request_id.value(i).to_string(),
-                    });
-            }
-        }
-        if by_id.len() != conflict_ids.len() {
-            bail!(
-                "{where_} found {} conflicting request ids but returned versions of {}",
-                conflict_ids.len(),
-                by_id.len()
-            );
-        }
-        for versions in by_id.into_values() {
-            let (entry, kept) = resolve_conflict(versions);
-            quarantine.push(entry);
-            kept_versions.push(kept);
-        }
-    }
+    let kept_versions =
+        resolve_conflicts(&ctx, &tables, &conflict_ids, &where_, &mut quarantine).await?;
     phases.lap("resolve conflicts");
 
     // 4. The counts.
@@ -301,9 +218,165 @@ async fn count_calls_async(
         },
     );
     let batches = query(&ctx, &text, &where_).await?;
-    let mut months = vec![MonthCallCounts::default(); input.month_count];
+    let counted = month_counts(&batches, input.month_count)?;
+    phases.lap("count");
+
+    let quarantined: u64 = defects_by_file.values().sum();
+    let unique = counted.counted + counted.not_counted;
+    let rows = RowCounts::of_unique(files.rows(), quarantined, unique, counted.counted)
+        .with_context(|| format!("{where_} returned more calls than the files hold"))?;
+    Ok(CallCounts {
+        months: counted.months,
+        rows,
+        quarantine,
+        timings: phases.done(),
+        spilled_buckets: 0,
+    })
+}
+
+/// Registers every call file with the cluster as table `calls_{index}`, with the unit its
+/// `ts` has there.
+async fn register_call_files(
+    ctx: &SessionContext,
+    files: &CallFiles,
+    where_: &str,
+) -> anyhow::Result<Vec<CallTable>> {
+    let mut tables = Vec::with_capacity(files.files.len());
+    for (index, file) in files.files.iter().enumerate() {
+        let name = format!("calls_{index}");
+        let path = std::path::absolute(&file.path)
+            .with_context(|| format!("cannot resolve `{}`", file.path.display()))?;
+        let path = path
+            .to_str()
+            .with_context(|| format!("`{}` is not UTF-8", path.display()))?;
+        ctx.register_parquet(&name, path, ParquetReadOptions::default())
+            .await
+            .with_context(|| format!("cannot register `{}` with {where_}", file.shown.display()))?;
+        let ts_nanos_per_unit = ts_nanos_per_unit(ctx, &name, &file.shown).await?;
+        tables.push(CallTable {
+            name,
+            ts_nanos_per_unit,
+        });
+    }
+    Ok(tables)
+}
+
+/// Query 1's result: quarantined rows per file index.
+fn defects_per_file(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<u32, u64>> {
+    let mut defects_by_file: BTreeMap<u32, u64> = BTreeMap::new();
+    for batch in batches {
+        let file = int64(batch, "file")?;
+        let rows = int64(batch, "rows")?;
+        for i in 0..batch.num_rows() {
+            defects_by_file.insert(file.value(i) as u32, rows.value(i) as u64);
+        }
+    }
+    Ok(defects_by_file)
+}
+
+/// Query 2's result: the conflicting request ids, sorted.
+fn conflicting_ids(batches: &[RecordBatch]) -> anyhow::Result<Vec<String>> {
+    let mut conflict_ids = Vec::new();
+    for batch in batches {
+        let ids = string(batch, "request_id")?;
+        conflict_ids.extend((0..batch.num_rows()).map(|i| ids.value(i).to_string()));
+    }
+    conflict_ids.sort();
+    Ok(conflict_ids)
+}
+
+/// The quarantine entries of the files the cluster found defects in, named by reading those
+/// files here; an error unless this process finds as many per file as the cluster.
+fn name_quarantined_rows(
+    files: &CallFiles,
+    defects_by_file: &BTreeMap<u32, u64>,
+    where_: &str,
+) -> anyhow::Result<Vec<Entry>> {
+    let wanted: Vec<u32> = defects_by_file.keys().copied().collect();
+    let by_file = quarantine_rows(files, &wanted)?;
+    let named: BTreeMap<u32, u64> = by_file
+        .iter()
+        .map(|(&file, entries)| (file, entries.len() as u64))
+        .collect();
+    if named != *defects_by_file {
+        bail!(
+            "{where_} and this process disagree on the quarantined call rows per file \
+             ({defects_by_file:?} against {named:?}); were the call files changed during \
+             the run?"
+        );
+    }
+    Ok(by_file.into_values().flatten().collect::<Vec<_>>())
+}
+
+/// Query 3, when there are conflicting ids: their versions, resolved by SPEC §2's tie-break;
+/// gives the kept versions and adds the `conflicting_duplicate` entries to `quarantine`.
+async fn resolve_conflicts(
+    ctx: &SessionContext,
+    tables: &[CallTable],
+    conflict_ids: &[String],
+    where_: &str,
+    quarantine: &mut Vec<Entry>,
+) -> anyhow::Result<Vec<CallVersion>> {
+    let mut kept_versions = Vec::with_capacity(conflict_ids.len());
+    if !conflict_ids.is_empty() {
+        let batches = query(ctx, &sql::versions_of(tables, conflict_ids), where_).await?;
+        let by_id = versions_by_id(&batches)?;
+        if by_id.len() != conflict_ids.len() {
+            bail!(
+                "{where_} found {} conflicting request ids but returned versions of {}",
+                conflict_ids.len(),
+                by_id.len()
+            );
+        }
+        for versions in by_id.into_values() {
+            let (entry, kept) = resolve_conflict(versions);
+            quarantine.push(entry);
+            kept_versions.push(kept);
+        }
+    }
+    Ok(kept_versions)
+}
+
+/// Query 3's result: every version of each conflicting request id.
+fn versions_by_id(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<String, Vec<CallVersion>>> {
+    let mut by_id: BTreeMap<String, Vec<CallVersion>> = BTreeMap::new();
+    for batch in batches {
+        let request_id = string(batch, "request_id")?;
+        let customer_id = int64(batch, "customer_id")?;
+        let ts = int64(batch, "ts")?;
+        let api = string(batch, "api")?;
+        let status = string(batch, "status")?;
+        let error_code = string(batch, "error_code")?;
+        for i in 0..batch.num_rows() {
+            let text = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_string());
+            by_id
+                .entry(request_id.value(i).to_string())
+                .or_default()
+                .push(CallVersion {
+                    ts: ts.value(i),
+                    customer_id: customer_id.value(i),
+                    api: text(&api),
+                    status: status.value(i).to_string(),
+                    error_code: text(&error_code),
+                    request_id: request_id.value(i).to_string(),
+                });
+        }
+    }
+    Ok(by_id)
+}
+
+/// Query 4's result: the counts per service month, and the unique calls counted in one
+/// (`counted`) or in none (`not_counted`).
+struct MonthsCounted {
+    months: Vec<MonthCallCounts>,
+    counted: u64,
+    not_counted: u64,
+}
+
+fn month_counts(batches: &[RecordBatch], month_count: usize) -> anyhow::Result<MonthsCounted> {
+    let mut months = vec![MonthCallCounts::default(); month_count];
     let (mut counted, mut not_counted) = (0u64, 0u64);
-    for batch in &batches {
+    for batch in batches {
         let month_index = int64(batch, "month_index")?;
         let is_error = boolean(batch, "is_error")?;
         let clause = int64(batch, "clause")?;
@@ -331,17 +404,10 @@ async fn count_calls_async(
             }
         }
     }
-    phases.lap("count");
-
-    let quarantined: u64 = defects_by_file.values().sum();
-    let rows = RowCounts::of_unique(files.rows(), quarantined, counted + not_counted, counted)
-        .with_context(|| format!("{where_} returned more calls than the files hold"))?;
-    Ok(CallCounts {
+    Ok(MonthsCounted {
         months,
-        rows,
-        quarantine,
-        timings: phases.done(),
-        spilled_buckets: 0,
+        counted,
+        not_counted,
     })
 }
 

@@ -1,12 +1,9 @@
-//! Which engine runs the heavy step, and the `cluster` command.
-//!
 //! Takes the resolved [`Engine`] and the heavy step's input; gives [`CallCounts`] from the
 //! embedded polars engine (the default) or from Apache DataFusion Ballista, which exists only
 //! in builds with the `distributed` feature. Everything after the heavy step is shared.
 
-use crate::cli::ClusterCommand;
+use super::{CallCounts, HeavyStepInput};
 use crate::error::UsageError;
-use crate::stages::calls::{CallCounts, HeavyStepInput};
 
 /// Where the heavy step runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +24,10 @@ impl Engine {
 }
 
 /// Whether this build can run the heavy step on Ballista.
-pub const DISTRIBUTED: bool = cfg!(feature = "distributed");
+pub(crate) const DISTRIBUTED: bool = cfg!(feature = "distributed");
 
-fn not_built(what: &str) -> UsageError {
+/// The usage error of `what` in a build without the `distributed` feature.
+pub(crate) fn not_built(what: &str) -> UsageError {
     UsageError::new(format!(
         "{what} needs the Ballista engine, which this build of sla-ledger leaves out; \
          build with `cargo build --release --features distributed`"
@@ -37,46 +35,38 @@ fn not_built(what: &str) -> UsageError {
 }
 
 /// Checks that `engine` exists in this build (a usage error, exit status 2, when not).
-pub fn check_available(engine: &Engine) -> Result<(), UsageError> {
+pub(crate) fn check_available(engine: &Engine) -> Result<(), UsageError> {
     match engine {
         Engine::Ballista { .. } if !DISTRIBUTED => Err(not_built("--engine ballista")),
         _ => Ok(()),
     }
 }
 
-/// Runs the heavy step on `engine`.
-pub fn count_calls(
-    engine: &Engine,
-    input: &HeavyStepInput,
-    threads: Option<usize>,
-) -> anyhow::Result<CallCounts> {
+/// Runs the heavy step on `engine`, and checks what it gives ([`CallCounts::check`]): a
+/// violation is an internal error, whichever engine it came from.
+pub(crate) fn count_calls(engine: &Engine, input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
+    let counts = run_on(engine, input)?;
+    counts.check(input.month_count).map_err(|e| {
+        anyhow::anyhow!(
+            "internal check failed: the {} engine's call counts: {e}",
+            engine.name()
+        )
+    })?;
+    Ok(counts)
+}
+
+fn run_on(engine: &Engine, input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     match engine {
-        Engine::Polars => crate::stages::calls::count_calls(input),
+        Engine::Polars => super::count_calls(input),
         #[cfg(feature = "distributed")]
         Engine::Ballista { scheduler } => {
             let cluster = match scheduler {
-                Some(url) => crate::distributed::Cluster::Remote(url.clone()),
-                None => crate::distributed::Cluster::Standalone,
+                Some(url) => super::ballista::Cluster::Remote(url.clone()),
+                None => super::ballista::Cluster::Standalone,
             };
-            crate::distributed::count_calls(input, &cluster, threads)
+            super::ballista::count_calls(input, &cluster)
         }
         #[cfg(not(feature = "distributed"))]
-        Engine::Ballista { .. } => {
-            let _ = threads;
-            Err(not_built("--engine ballista").into())
-        }
-    }
-}
-
-/// `sla-ledger cluster ...`.
-pub fn cluster_command(command: &ClusterCommand) -> anyhow::Result<()> {
-    #[cfg(feature = "distributed")]
-    {
-        crate::distributed::cluster::cluster_command(command)
-    }
-    #[cfg(not(feature = "distributed"))]
-    {
-        let _ = command;
-        Err(not_built("`sla-ledger cluster`").into())
+        Engine::Ballista { .. } => Err(not_built("--engine ballista").into()),
     }
 }

@@ -16,7 +16,7 @@ use ballista_scheduler::scheduler_process::start_server;
 use crate::cli::{ClusterCommand, ExecutorArgs, SchedulerArgs};
 use crate::error::UsageError;
 
-pub fn cluster_command(command: &ClusterCommand) -> anyhow::Result<()> {
+pub(super) fn cluster_command(command: &ClusterCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Ballista plans deep expression trees recursively.

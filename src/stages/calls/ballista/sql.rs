@@ -1,9 +1,9 @@
-//! The heavy step's rules (SPEC §2, §4) as DataFusion SQL text.
-//!
 //! Takes the call files (as registered table names with their `ts` unit), the covered instant
-//! ranges, the exemption tables and the policy; gives the text of the queries that
-//! [`super::count_calls`] sends to the cluster. The small tables travel inside the query as
-//! `VALUES` lists, so executors need nothing but the call files.
+//! ranges, the exemption tables and the policy; gives the heavy step's rules (SPEC §2, §4) as
+//! the text of the DataFusion SQL queries that [`super::count_calls`] sends to the cluster.
+//!
+//! The small tables travel inside the query as `VALUES` lists, so executors need nothing but
+//! the call files.
 //!
 //! Every query reads the same normalised call rows: strings as `VARCHAR`, `ts` as `BIGINT`
 //! UTC nanoseconds (saturating like the polars engine), `customer_id` as `BIGINT`.
@@ -13,26 +13,26 @@ use std::fmt::Write;
 use crate::inputs::calls::{STATUSES, SYSTEM_ERROR};
 use crate::inputs::exemptions::ExemptionTables;
 use crate::policy::Policy;
-use crate::stages::calls::CoverageInterval;
+use crate::stages::service_months::CoverageInterval;
 use crate::time::NANOS_PER_SECOND;
 
 /// One registered call file: its table name and nanoseconds per unit of its `ts`.
-pub struct CallTable {
-    pub name: String,
-    pub ts_nanos_per_unit: i64,
+pub(super) struct CallTable {
+    pub(super) name: String,
+    pub(super) ts_nanos_per_unit: i64,
 }
 
 /// A version of a conflicting request id that the driver has resolved (SPEC §2 tie-break).
-pub struct ResolvedCall<'a> {
-    pub request_id: &'a str,
-    pub customer_id: i64,
-    pub ts: i64,
-    pub status: &'a str,
-    pub error_code: Option<&'a str>,
+pub(super) struct ResolvedCall<'a> {
+    pub(super) request_id: &'a str,
+    pub(super) customer_id: i64,
+    pub(super) ts: i64,
+    pub(super) status: &'a str,
+    pub(super) error_code: Option<&'a str>,
 }
 
 /// A string literal: single quotes doubled, nothing else is special in DataFusion SQL.
-pub fn literal(text: &str) -> String {
+pub(super) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -128,7 +128,7 @@ const CONFLICT: &str = "(customer_id <> customer_id_max OR ts <> ts_max \
     OR (error_code_set > 0 AND error_code <> error_code_max))";
 
 /// Query A: defective rows per file (`file`, `rows`).
-pub fn defects_per_file(tables: &[CallTable]) -> String {
+pub(super) fn defects_per_file(tables: &[CallTable]) -> String {
     format!(
         "SELECT file, COUNT(*) AS rows FROM ({rows}) AS calls WHERE {defect} GROUP BY file",
         rows = all_rows(tables),
@@ -137,7 +137,7 @@ pub fn defects_per_file(tables: &[CallTable]) -> String {
 }
 
 /// Query B: the request ids whose rows conflict (`request_id`).
-pub fn conflicting_ids(tables: &[CallTable]) -> String {
+pub(super) fn conflicting_ids(tables: &[CallTable]) -> String {
     format!(
         "WITH {valid}, {IDS} SELECT request_id FROM ids WHERE {CONFLICT}",
         valid = valid_rows(tables)
@@ -145,7 +145,7 @@ pub fn conflicting_ids(tables: &[CallTable]) -> String {
 }
 
 /// Query C: the distinct versions of the given request ids (all six columns).
-pub fn versions_of(tables: &[CallTable], request_ids: &[String]) -> String {
+pub(super) fn versions_of(tables: &[CallTable], request_ids: &[String]) -> String {
     let ids: Vec<String> = request_ids
         .iter()
         .map(|id| format!("({})", literal(id)))
@@ -180,11 +180,11 @@ fn values_table(columns: &[(&str, &str)], rows: &[String]) -> String {
 }
 
 /// The inputs of query D beside the call files.
-pub struct CountInputs<'a> {
-    pub coverage: &'a [CoverageInterval],
-    pub exemptions: &'a ExemptionTables,
-    pub policy: &'a Policy,
-    pub resolved: &'a [ResolvedCall<'a>],
+pub(super) struct CountInputs<'a> {
+    pub(super) coverage: &'a [CoverageInterval],
+    pub(super) exemptions: &'a ExemptionTables,
+    pub(super) policy: &'a Policy,
+    pub(super) resolved: &'a [ResolvedCall<'a>],
 }
 
 /// Query D: the counts. One row per (`month_index`, `is_error`, `clause`) with `calls`;
@@ -194,7 +194,8 @@ pub struct CountInputs<'a> {
 /// its service month, then for each counted system error the smallest clause among the error
 /// code, the reviewed call and the windows; per (customer, UTC second) the counted calls, and
 /// the burst clause (5.7) where they reach the threshold and no counted notice covers the call.
-pub fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
+/// It is one long function because it writes one query, whose steps name each other in order.
+pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
     let mut sql = String::new();
     let resolved: Vec<String> = inputs
         .resolved
