@@ -27,8 +27,18 @@ const STAGE_RANKS: [(&str, u8); 10] = [
 
 /// What a stage never imports: the command line, the config layer and the commands.
 const ABOVE_THE_STAGES: [&str; 12] = [
-    "cli", "job", "run", "explain", "validate", "report", "output", "manifest", "journal",
-    "adjustments", "generate", "main",
+    "cli",
+    "job",
+    "run",
+    "explain",
+    "validate",
+    "report",
+    "output",
+    "manifest",
+    "journal",
+    "adjustments",
+    "generate",
+    "main",
 ];
 
 fn source_files(dir: &Path, files: &mut Vec<PathBuf>) {
@@ -63,7 +73,8 @@ fn node(parts: &[String]) -> String {
 
 /// The code of a file without its unit tests.
 fn without_tests(text: &str) -> &str {
-    text.find("#[cfg(test)]\nmod tests").map_or(text, |i| &text[..i])
+    text.find("#[cfg(test)]\nmod tests")
+        .map_or(text, |i| &text[..i])
 }
 
 /// The modules each module imports, by path.

@@ -253,6 +253,14 @@ fn a_run_command_line_with_customer_and_month_added_is_explained() {
         ],
     );
     assert_success(&plain);
+    // SLA 5: each clause is shown with its titles from the policy, in Chinese and English.
+    assert!(
+        text(&plain.stdout).contains(
+            "exempt under 5.12 预先通知的系统维护 / system maintenance notified in advance"
+        ),
+        "{}",
+        text(&plain.stdout)
+    );
     let copied = explain_run_line(&[
         "--months",
         "2026-01..2026-03",

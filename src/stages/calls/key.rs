@@ -104,6 +104,15 @@ pub(super) fn status_code(status: &str) -> Option<u8> {
     }
 }
 
+/// The status a [`status_code`] stands for.
+pub(super) fn status_name(code: u8) -> &'static str {
+    match code {
+        STATUS_SUCCESS => "success",
+        STATUS_CLIENT_ERROR => "client_error",
+        _ => "system_error",
+    }
+}
+
 pub(super) fn id_hash(request_id: &str) -> [u64; 2] {
     let h = xxh3_128(request_id.as_bytes());
     [(h >> 64) as u64, h as u64]

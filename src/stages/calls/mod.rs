@@ -41,13 +41,16 @@
 //! - `dedup.rs`: one call per request id, and SPEC §2's tie-break for differing copies;
 //! - `tally.rs`: counting kept calls in their service months;
 //! - `attribute.rs`: each counted system error's exempting clause;
-//! - `entry_points.rs`: the same rules for `explain` (one customer) and for other engines;
+//! - `customer.rs`: the same rules over one customer's rows, for `explain` to show;
+//! - `entry_points.rs`: the quarantine entries of defective rows, for other engines;
 //! - `engine.rs`: which engine runs the step; `ballista/`: the step as Ballista queries.
 
 #[deny(unsafe_code)]
 mod attribute;
 #[cfg(feature = "distributed")]
 mod ballista;
+#[deny(unsafe_code)]
+mod customer;
 #[deny(unsafe_code)]
 mod dedup;
 #[deny(unsafe_code)]
@@ -78,7 +81,7 @@ use crate::quarantine::Entry;
 use crate::stages::service_months::CoverageInterval;
 use crate::telemetry::{Phase, Phases};
 
-pub(crate) use entry_points::{customer_calls, CustomerCall};
+pub(crate) use customer::{customer_month, CustomerMonth};
 
 use attribute::attribute;
 use dedup::{deduplicate_buckets, resolve_conflicts};
