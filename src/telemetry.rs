@@ -1,6 +1,7 @@
 //! What a run tells its operator while it works, on stderr (stdout keeps the summary).
 //!
-//! - a terminal: a spinner naming the current stage (indicatif);
+//! - a terminal: a spinner naming the current stage (indicatif), and while the call files are
+//!   read, a bar over their bytes with files, rows, rate and time left ([`ReadProgress`]);
 //! - not a terminal: one plain line per stage, for log files and schedulers;
 //! - `--log-format json`: one JSON object per event, never a spinner;
 //! - `--verbose`: also each stage's time and row counts; `--quiet`: only warnings and errors.
@@ -10,6 +11,7 @@
 //! step) times them with [`Phases`], each with the process's resident memory.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -44,10 +46,7 @@ pub fn init(output: &Output) {
         LogFormat::Text => {
             let terminal = std::io::stderr().is_terminal();
             if terminal && !output.quiet {
-                let spinner = ProgressBar::new_spinner().with_style(
-                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                        .expect("a valid template"),
-                );
+                let spinner = ProgressBar::new_spinner().with_style(spinner_style());
                 spinner.enable_steady_tick(Duration::from_millis(120));
                 SPINNER.set(spinner).ok();
             }
@@ -62,6 +61,99 @@ pub fn init(output: &Output) {
 pub fn finish() {
     if let Some(spinner) = SPINNER.get() {
         spinner.finish_and_clear();
+    }
+}
+
+/// The spinner's look between the bars.
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("a valid template")
+}
+
+/// Progress over the bytes of the call files being read: on a terminal the spinner becomes a
+/// bar (files and rows done, bytes, rate, time left) until dropped; elsewhere it shows
+/// nothing, the stage's plain line having said what runs. Safe to advance from many threads.
+pub struct ReadProgress {
+    bar: Option<&'static ProgressBar>,
+    files: u64,
+    /// Chunks still to read, per file: a file is done when its count reaches zero.
+    chunks_left: Vec<AtomicU64>,
+    files_done: AtomicU64,
+    rows: AtomicU64,
+}
+
+impl ReadProgress {
+    /// Starts the bar over `total_bytes`, for files of which the i-th has `chunks_per_file[i]`
+    /// chunks.
+    pub fn start(total_bytes: u64, chunks_per_file: &[u64]) -> ReadProgress {
+        let progress = ReadProgress {
+            bar: SPINNER.get(),
+            files: chunks_per_file.len() as u64,
+            chunks_left: chunks_per_file.iter().map(|&n| AtomicU64::new(n)).collect(),
+            // A file without rows has no chunk to wait for.
+            files_done: AtomicU64::new(chunks_per_file.iter().filter(|&&n| n == 0).count() as u64),
+            rows: AtomicU64::new(0),
+        };
+        if let Some(bar) = progress.bar {
+            progress.show();
+            bar.set_length(total_bytes);
+            bar.set_position(0);
+            // The bar takes the width the rest of the line leaves.
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} calls {msg} [{wide_bar}] {binary_bytes}/{binary_total_bytes}, \
+                     {binary_bytes_per_sec}, {eta} left",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+        }
+        progress
+    }
+
+    /// One chunk of file `file` was read: `rows` rows, about `bytes` bytes of it.
+    pub fn chunk_read(&self, file: usize, rows: u64, bytes: u64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        let finished = self
+            .chunks_left
+            .get(file)
+            .is_some_and(|left| left.fetch_sub(1, Ordering::Relaxed) == 1);
+        if finished {
+            self.files_done.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(bar) = self.bar {
+            bar.inc(bytes);
+        }
+        self.show();
+    }
+
+    fn show(&self) {
+        if let Some(bar) = self.bar {
+            bar.set_message(format!(
+                "{}/{} files, {} rows",
+                self.files_done.load(Ordering::Relaxed),
+                self.files,
+                self.rows.load(Ordering::Relaxed)
+            ));
+        }
+    }
+}
+
+impl Drop for ReadProgress {
+    /// Leaves what was read on a line of its own, then back to the spinner for the stages
+    /// after the read.
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar {
+            bar.println(format!(
+                "calls: read {}/{} files, {} rows, {}",
+                self.files_done.load(Ordering::Relaxed),
+                self.files,
+                self.rows.load(Ordering::Relaxed),
+                indicatif::BinaryBytes(bar.position())
+            ));
+            bar.set_message("calls: de-duplicating and counting");
+            bar.unset_length();
+            bar.set_style(spinner_style());
+        }
     }
 }
 

@@ -333,3 +333,98 @@ fn help_points_at_sections_of_the_reference_that_exist_and_never_at_the_spec() {
     }
     assert!(cited >= 4, "the help cites the reference's sections");
 }
+
+/// Runs `args` with stderr a terminal (a pseudo-terminal's far side), stdout a pipe; gives
+/// what the terminal showed and the exit status.
+fn with_stderr_a_terminal(args: &[&str]) -> (String, std::process::ExitStatus) {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors into the integers given; the rest may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened for this test and are owned here alone.
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sla-ledger"))
+        .args(args)
+        .current_dir(repo_root())
+        .stdout(std::process::Stdio::null())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut master = master;
+        let mut shown = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // Ends with EIO once the child, the last holder of the far side, has exited.
+        while let Ok(n) = master.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            shown.extend_from_slice(&buffer[..n]);
+        }
+        shown
+    });
+    let status = child.wait().unwrap();
+    (
+        String::from_utf8_lossy(&reader.join().unwrap()).into_owned(),
+        status,
+    )
+}
+
+#[test]
+fn on_a_terminal_the_read_shows_a_bar_over_the_call_files_bytes_and_quiet_shows_nothing() {
+    let dir = TempDir::new("progress");
+    let data = dir.join("data");
+    generate(&data, 40, 600_000, 5, &[]);
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "run",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--months",
+            "2026-01..2026-03",
+            "--as-of",
+            "2026-04-30",
+        ];
+        args.extend(extra);
+        let (shown, status) = with_stderr_a_terminal(&args);
+        assert!(status.success(), "{shown}");
+        shown
+    };
+    let shown = run("bar", &[]);
+    let files: usize = std::fs::read_dir(data.join("calls"))
+        .unwrap()
+        .map(|month| std::fs::read_dir(month.unwrap().path()).unwrap().count())
+        .sum();
+    // A frame of the bar: files done of all, rows, bytes of the total, rate, time left.
+    let frame = shown
+        .split(['\r', '\n'])
+        .find(|line| line.contains(&format!("/{files} files, ")) && line.contains(" left"));
+    assert!(frame.is_some(), "no progress bar:\n{shown:?}");
+    let frame = frame.unwrap();
+    assert!(frame.contains(" rows [") && frame.contains("B/"), "{frame}");
+    assert!(frame.contains("/s, "), "{frame}");
+    // Once read, a line of its own says what was read: every file.
+    assert!(
+        shown.contains(&format!("calls: read {files}/{files} files, ")),
+        "{shown:?}"
+    );
+    assert!(run("quiet", &["--quiet"]).trim().is_empty());
+}

@@ -19,6 +19,7 @@ use super::store::KeyStore;
 use super::tally::{Coverage, CustomerSecond};
 use crate::inputs::calls::{columns::*, CallFiles, Chunk};
 use crate::quarantine::{Entry, Reason};
+use crate::telemetry::ReadProgress;
 
 /// A system error's full detail, kept from the read for attribution after de-duplication.
 /// Strings are shared: rows repeating an id or a code hold one copy of it.
@@ -279,6 +280,26 @@ pub(super) struct CallsRead {
 
 /// Phase 1 for every chunk, in parallel: each chunk's keys go into `store` as soon as it is
 /// read; its error details, error seconds and quarantine are merged in chunk order.
+/// The operator's bar over the bytes of every call file.
+fn read_progress(files: &CallFiles, chunks: &[Chunk]) -> ReadProgress {
+    let mut chunks_per_file = vec![0u64; files.files.len()];
+    for chunk in chunks {
+        chunks_per_file[chunk.file as usize] += 1;
+    }
+    let total_bytes = files.files.iter().map(|f| f.stamp.bytes).sum();
+    ReadProgress::start(total_bytes, &chunks_per_file)
+}
+
+/// A chunk's share of its file's bytes, by its share of the rows (row groups are about even).
+fn chunk_bytes(files: &CallFiles, chunk: &Chunk) -> u64 {
+    let file = &files.files[chunk.file as usize];
+    if file.rows == 0 {
+        return file.stamp.bytes;
+    }
+    let share = u128::from(file.stamp.bytes) * u128::from(chunk.rows) / u128::from(file.rows);
+    u64::try_from(share).unwrap_or(u64::MAX)
+}
+
 pub(super) fn read_all(
     files: &CallFiles,
     chunks: &[Chunk],
@@ -286,6 +307,7 @@ pub(super) fn read_all(
     coverage: &Coverage,
     store: &KeyStore,
 ) -> anyhow::Result<CallsRead> {
+    let progress = read_progress(files, chunks);
     let yields: Vec<anyhow::Result<ChunkYield>> = chunks
         .par_iter()
         .enumerate()
@@ -293,9 +315,11 @@ pub(super) fn read_all(
             let mut y = read_chunk(files, *chunk, positions.of(index, 0), coverage)?;
             store.add(&y.keys)?;
             y.keys = Vec::new();
+            progress.chunk_read(chunk.file as usize, chunk.rows, chunk_bytes(files, chunk));
             Ok(y)
         })
         .collect();
+    drop(progress);
     let mut read = CallsRead {
         errors: ErrorDetails::new(),
         error_seconds: foldhash::HashSet::default(),
