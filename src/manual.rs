@@ -29,7 +29,7 @@ pub fn man_page() -> anyhow::Result<()> {
         .context("cannot write the man page to stdout")
 }
 
-pub fn write_man_page(out: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn write_man_page(out: &mut dyn Write) -> std::io::Result<()> {
     let command = Cli::command();
     clap_mangen::Man::new(command.clone()).render(out)?;
     // One section per subcommand, so `man sla-ledger` documents `run` and `validate` flags too.

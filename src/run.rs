@@ -47,7 +47,7 @@ fn use_threads(threads: usize) -> anyhow::Result<()> {
 }
 
 /// Runs every stage and writes the output folder atomically.
-pub fn execute(job: &Job) -> anyhow::Result<Computed> {
+pub(crate) fn execute(job: &Job) -> anyhow::Result<Computed> {
     crate::output::check_target(&job.out_dir, job.force)?;
     let stage = telemetry::stage("inputs", "reading the data directory");
     let calendar = RunCalendar::load(job.calendar.path(), &mut Problems::first_fatal())?;
@@ -74,7 +74,7 @@ pub fn execute(job: &Job) -> anyhow::Result<Computed> {
 
 /// Everything a run computes, before anything is written.
 #[derive(Debug)]
-pub struct Computed {
+pub(crate) struct Computed {
     pub calendar_name: String,
     pub ledger: Vec<LedgerRow>,
     pub exemptions: Vec<ExemptionCount>,
@@ -88,7 +88,7 @@ pub struct Computed {
 /// Every stage after loading, in the order the data flows, writing nothing but the heavy
 /// step's spill files into `spill` (removed once the heavy step is done). `validate` runs
 /// exactly this, so it fails exactly when a run would.
-pub fn compute(
+pub(crate) fn compute(
     job: &Job,
     inputs: &Inputs,
     calendar: &RunCalendar,
@@ -257,7 +257,7 @@ fn exemption_rows(months: &[ServiceMonth], counts: &[MonthCallCounts]) -> Vec<Ex
 }
 
 /// Compensation and payout per currency over `ok` rows with a currency.
-pub fn totals_by_currency(rows: &[LedgerRow]) -> anyhow::Result<BTreeMap<String, Totals>> {
+pub(crate) fn totals_by_currency(rows: &[LedgerRow]) -> anyhow::Result<BTreeMap<String, Totals>> {
     let mut sums: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
     for row in rows {
         if let Some(Priced {
@@ -427,7 +427,7 @@ fn verify_written_totals(path: &Path, expected: &BTreeMap<String, Totals>) -> an
 }
 
 /// The short human summary printed on stdout.
-pub fn summary(job: &Job, outcome: &Computed) -> String {
+pub(crate) fn summary(job: &Job, outcome: &Computed) -> String {
     use std::fmt::Write;
     let rows = &outcome.ledger;
     let mut text = String::new();

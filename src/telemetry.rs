@@ -72,7 +72,7 @@ fn spinner_style() -> ProgressStyle {
 /// Progress over the bytes of the call files being read: on a terminal the spinner becomes a
 /// bar (files and rows done, bytes, rate, time left) until dropped; elsewhere it shows
 /// nothing, the stage's plain line having said what runs. Safe to advance from many threads.
-pub struct ReadProgress {
+pub(crate) struct ReadProgress {
     bar: Option<&'static ProgressBar>,
     files: u64,
     /// Chunks still to read, per file: a file is done when its count reaches zero.
@@ -84,7 +84,7 @@ pub struct ReadProgress {
 impl ReadProgress {
     /// Starts the bar over `total_bytes`, for files of which the i-th has `chunks_per_file[i]`
     /// chunks.
-    pub fn start(total_bytes: u64, chunks_per_file: &[u64]) -> ReadProgress {
+    pub(crate) fn start(total_bytes: u64, chunks_per_file: &[u64]) -> ReadProgress {
         let progress = ReadProgress {
             bar: SPINNER.get(),
             files: chunks_per_file.len() as u64,
@@ -111,7 +111,7 @@ impl ReadProgress {
     }
 
     /// One chunk of file `file` was read: `rows` rows, about `bytes` bytes of it.
-    pub fn chunk_read(&self, file: usize, rows: u64, bytes: u64) {
+    pub(crate) fn chunk_read(&self, file: usize, rows: u64, bytes: u64) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
         let finished = self
             .chunks_left
@@ -175,13 +175,13 @@ impl Write for SuspendingStderr {
 }
 
 /// One stage of a run, from [`stage`] to [`Stage::done`].
-pub struct Stage {
+pub(crate) struct Stage {
     name: &'static str,
     started: Instant,
 }
 
 /// Announces a stage: a spinner message on a terminal, else a plain (or JSON) line.
-pub fn stage(name: &'static str, what: &str) -> Stage {
+pub(crate) fn stage(name: &'static str, what: &str) -> Stage {
     match SPINNER.get() {
         Some(spinner) => spinner.set_message(format!("{name}: {what}")),
         None => tracing::info!(stage = name, "{what}"),
@@ -194,7 +194,7 @@ pub fn stage(name: &'static str, what: &str) -> Stage {
 
 impl Stage {
     /// Ends the stage; with `--verbose`, logs its time and row counts.
-    pub fn done(self, counts: &[(&str, u64)]) {
+    pub(crate) fn done(self, counts: &[(&str, u64)]) {
         let elapsed_ms = self.started.elapsed().as_millis() as u64;
         let rows = counts
             .iter()
@@ -207,7 +207,7 @@ impl Stage {
 
 /// One phase of a step (the heavy step's read, de-duplication, ...), measured.
 #[derive(Debug, Clone, Copy)]
-pub struct Phase {
+pub(crate) struct Phase {
     pub name: &'static str,
     pub elapsed: Duration,
     /// Resident memory at the end of the phase and the process's peak so far, in KiB.
@@ -216,13 +216,13 @@ pub struct Phase {
 }
 
 /// Times a step's phases one after another.
-pub struct Phases {
+pub(crate) struct Phases {
     clock: Instant,
     done: Vec<Phase>,
 }
 
 impl Phases {
-    pub fn start() -> Phases {
+    pub(crate) fn start() -> Phases {
         Phases {
             clock: Instant::now(),
             done: Vec::new(),
@@ -230,7 +230,7 @@ impl Phases {
     }
 
     /// Ends the phase `name` (begun at the previous lap) and starts the next.
-    pub fn lap(&mut self, name: &'static str) {
+    pub(crate) fn lap(&mut self, name: &'static str) {
         let (rss_kib, peak_kib) = memory_kib();
         self.done.push(Phase {
             name,
@@ -241,7 +241,7 @@ impl Phases {
         self.clock = Instant::now();
     }
 
-    pub fn done(self) -> Vec<Phase> {
+    pub(crate) fn done(self) -> Vec<Phase> {
         self.done
     }
 }

@@ -2,12 +2,12 @@
 //!
 //! Takes any text an input held; gives text that cannot move a terminal's cursor, retitle its
 //! window or fake a line of the program's own output, and that stays short whatever the input
-//! held. Every message that quotes an input value goes through [`quoted`] or [`escaped`].
+//! held. Every message that quotes an input value goes through [`quoted`] or [`shown`].
 
 use std::fmt::Write as _;
 
 /// Characters of an input value shown in a message before it is cut.
-pub const SHOWN_CHARS: usize = 200;
+pub(crate) const SHOWN_CHARS: usize = 200;
 
 /// What an escape leaves as it is, besides ordinary characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,26 +57,19 @@ fn cut(text: &str, max_chars: usize, keep: Keep) -> String {
     out
 }
 
-/// `text` with every control character (C0, DEL, C1), backslash and the Unicode line,
-/// paragraph and direction marks written as a Rust-style escape (`\n`, `\u{1b}`), so it
-/// prints as one inert line.
-pub fn escaped(text: &str) -> String {
-    cut(text, usize::MAX, Keep::Nothing)
-}
-
 /// `text` escaped and, past [`SHOWN_CHARS`] characters, cut with its full length noted.
-pub fn shown(text: &str) -> String {
+pub(crate) fn shown(text: &str) -> String {
     cut(text, SHOWN_CHARS, Keep::Nothing)
 }
 
 /// Text that may quote values escaped once already (a quarantine detail), made inert and cut
 /// at `max_chars`: control characters escaped, backslashes kept.
-pub fn inert(text: &str, max_chars: usize) -> String {
+pub(crate) fn inert(text: &str, max_chars: usize) -> String {
     cut(text, max_chars, Keep::Backslashes)
 }
 
 /// An input value for a message: [`shown`], in backticks.
-pub fn quoted(text: &str) -> String {
+pub(crate) fn quoted(text: &str) -> String {
     format!("`{}`", shown(text))
 }
 
@@ -89,7 +82,7 @@ pub fn for_terminal(message: &str) -> String {
 
 /// Writes a report to stdout with [`for_terminal`] applied. A closed pipe (`| head`) ends the
 /// output quietly: the reader has all it wanted. Any other failure is an error, never a panic.
-pub fn print(report: &str) -> anyhow::Result<()> {
+pub(crate) fn print(report: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     let written = stdout
@@ -102,6 +95,12 @@ pub fn print(report: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every control character, backslash and Unicode line, paragraph and direction mark
+    /// escaped, nothing cut.
+    fn escaped(text: &str) -> String {
+        cut(text, usize::MAX, Keep::Nothing)
+    }
 
     #[test]
     fn spec_8_control_characters_are_escaped() {

@@ -20,17 +20,15 @@ use crate::stages::service_months::service_months;
 
 /// What the heavy step found in the call logs: row accounting and quarantine.
 #[derive(Debug, Clone, Default)]
-pub struct CallScreen {
+pub(crate) struct CallScreen {
     pub read: u64,
     pub quarantined: u64,
     pub duplicates: u64,
-    /// Row defects and `conflicting_duplicate` entries.
-    pub quarantine: Vec<Entry>,
 }
 
 /// What `validate` found.
 #[derive(Debug)]
-pub struct Validation {
+pub(crate) struct Validation {
     /// Each problem as the user reads it: where, what, expected, and a hint where known.
     pub problems: Vec<String>,
     /// What a run would quarantine (small tables and call rows).
@@ -68,7 +66,7 @@ pub fn validate_command(args: &RunCommandArgs) -> anyhow::Result<()> {
 /// Checks everything a run reads, in the order a run reads it, collecting every problem; when
 /// the inputs load cleanly, runs the run's own computation ([`crate::run::compute`], writing
 /// nothing), so `validate` fails exactly when `run` would.
-pub fn validate(job: &Job) -> anyhow::Result<Validation> {
+pub(crate) fn validate(job: &Job) -> anyhow::Result<Validation> {
     let mut problems = Problems::collect_all();
     let mut extra: Vec<String> = Vec::new();
 
@@ -103,7 +101,6 @@ pub fn validate(job: &Job) -> anyhow::Result<Validation> {
                 read: rows.read,
                 quarantined: rows.quarantined,
                 duplicates: rows.duplicates,
-                quarantine: computed.counts.quarantine.clone(),
             };
             (Some(screen), computed.quarantine)
         }
@@ -144,7 +141,7 @@ fn years(years: &BTreeSet<i32>) -> String {
 }
 
 /// The report printed on stdout.
-pub fn render(job: &Job, v: &Validation) -> String {
+pub(crate) fn render(job: &Job, v: &Validation) -> String {
     let mut text = String::new();
     writeln!(
         text,

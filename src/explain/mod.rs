@@ -31,8 +31,8 @@ use crate::stages::pricing::{price_month, PricingRules, TablesByMonth};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
 use crate::time::{MonthRange, YearMonth};
 
-pub use sections::Explanation;
-pub use text::render_text;
+pub(crate) use sections::Explanation;
+pub(crate) use text::render_text;
 
 /// `sla-ledger explain`.
 pub fn explain_command(args: &ExplainArgs) -> anyhow::Result<()> {
@@ -96,7 +96,7 @@ fn check_run_flags(args: &ExplainArgs, month: YearMonth, job: &Job) -> Result<()
     Ok(())
 }
 
-pub fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
+pub(crate) fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
     let job = Job::resolve_without_out(&run_args(args), crate::job::today)?;
     let month: YearMonth = args
         .month

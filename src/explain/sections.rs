@@ -25,7 +25,7 @@ use crate::stages::service_months::ServiceMonth;
 use crate::time::{format_instant, local_date};
 
 #[derive(Debug, Serialize)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     pub customer_id: i64,
     pub service_month: String,
     pub as_of: String,
@@ -52,7 +52,7 @@ pub struct Explanation {
 }
 
 #[derive(Debug, Serialize)]
-pub struct CallsSection {
+pub(crate) struct CallsSection {
     /// Rows of the customer that passed the row checks.
     pub valid_rows: u64,
     /// Rows of the customer set aside as defects (SPEC §2).
@@ -71,7 +71,7 @@ pub struct CallsSection {
 }
 
 #[derive(Debug, Serialize)]
-pub struct QuarantineLine {
+pub(crate) struct QuarantineLine {
     pub source: String,
     pub row: Option<u64>,
     pub reason: String,
@@ -90,7 +90,7 @@ impl From<&Entry> for QuarantineLine {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ErrorLine {
+pub(crate) struct ErrorLine {
     pub request_id: String,
     pub ts: String,
     pub error_code: Option<String>,
@@ -109,7 +109,7 @@ pub struct ErrorLine {
 }
 
 #[derive(Debug, Serialize)]
-pub struct NoticeLine {
+pub(crate) struct NoticeLine {
     pub start: String,
     pub end: String,
 }
@@ -124,7 +124,7 @@ impl From<&Notice> for NoticeLine {
 }
 
 #[derive(Debug, Serialize)]
-pub struct AvailabilitySection {
+pub(crate) struct AvailabilitySection {
     pub total_calls: u64,
     pub system_errors: u64,
     pub exempt_errors: u64,
@@ -136,14 +136,14 @@ pub struct AvailabilitySection {
 }
 
 #[derive(Debug, Serialize)]
-pub struct BillingLine {
+pub(crate) struct BillingLine {
     pub kind: String,
     pub amount: String,
     pub currency: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct FeeSection {
+pub(crate) struct FeeSection {
     pub billing_rows: Vec<BillingLine>,
     /// Billing rows of this month that were quarantined.
     pub quarantined: Vec<QuarantineLine>,
@@ -154,7 +154,7 @@ pub struct FeeSection {
 }
 
 #[derive(Debug, Serialize)]
-pub struct CompensationSection {
+pub(crate) struct CompensationSection {
     pub monthly_fee: String,
     pub tier_rate: String,
     /// `monthly_fee × tier_rate`, unrounded.
@@ -167,7 +167,7 @@ pub struct CompensationSection {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ClaimsSection {
+pub(crate) struct ClaimsSection {
     pub claim_opens: Option<String>,
     pub claim_deadline: Option<String>,
     pub claim_status: Option<String>,
@@ -176,7 +176,7 @@ pub struct ClaimsSection {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ClaimLine {
+pub(crate) struct ClaimLine {
     pub claim_id: String,
     pub submitted_at: String,
     pub submitted_local_date: String,

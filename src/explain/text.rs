@@ -6,7 +6,7 @@ use super::sections::Explanation;
 use crate::stages::exemptions::{ExemptionMatch, MatchSource};
 
 /// The explanation as plain text, section by section.
-pub fn render_text(e: &Explanation) -> String {
+pub(crate) fn render_text(e: &Explanation) -> String {
     let mut t = String::new();
     let w = &mut t;
     heading(w, e);

@@ -63,7 +63,7 @@ fn write_balances(rows: &[BalanceRow], format: TableFormat, out: impl Write) -> 
 }
 
 /// `sla-ledger journal balance --journal FILE [--customer ID] [--month YYYY-MM]`.
-pub fn balance_command(args: &BalanceArgs) -> anyhow::Result<()> {
+pub(crate) fn balance_command(args: &BalanceArgs) -> anyhow::Result<()> {
     if let Some(month) = &args.month {
         month.parse::<crate::time::YearMonth>().map_err(|e| {
             UsageError::new(format!("--month `{}`: {e}", crate::text::shown(month)))

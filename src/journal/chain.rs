@@ -17,7 +17,8 @@ use crate::cli::JournalFileArgs;
 use crate::ledger::money;
 
 /// What the first batch links to.
-pub const GENESIS_SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS_SHA256: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
@@ -29,7 +30,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// SHA-256 of an entry's fields as a JSON array (unambiguous whatever the text holds).
-pub fn entry_sha256(e: &Entry) -> anyhow::Result<String> {
+pub(crate) fn entry_sha256(e: &Entry) -> anyhow::Result<String> {
     let fields = serde_json::json!([
         e.batch,
         e.seq,
@@ -45,7 +46,7 @@ pub fn entry_sha256(e: &Entry) -> anyhow::Result<String> {
 }
 
 /// SHA-256 of the entries' hashes, one a line, in booking order.
-pub fn entries_sha256(entries: &[Entry]) -> String {
+pub(crate) fn entries_sha256(entries: &[Entry]) -> String {
     let text: String = entries
         .iter()
         .map(|e| format!("{}\n", e.entry_sha256))
@@ -54,7 +55,7 @@ pub fn entries_sha256(entries: &[Entry]) -> String {
 }
 
 /// SHA-256 of a batch's fields, including its entries' hash and the previous batch's.
-pub fn batch_sha256(b: &Batch) -> String {
+pub(crate) fn batch_sha256(b: &Batch) -> String {
     let fields = serde_json::json!([
         b.number,
         b.head.posted_at,
@@ -74,7 +75,7 @@ pub fn batch_sha256(b: &Batch) -> String {
 }
 
 /// Numbers a new batch after the last one and links it into the chain.
-pub fn seal(state: &State, new: NewBatch) -> anyhow::Result<(Batch, Vec<Entry>)> {
+pub(crate) fn seal(state: &State, new: NewBatch) -> anyhow::Result<(Batch, Vec<Entry>)> {
     let last = state.batches.last();
     let number = last.map_or(1, |b| b.number + 1);
     let mut entries = Vec::with_capacity(new.entries.len());
@@ -108,7 +109,7 @@ pub fn seal(state: &State, new: NewBatch) -> anyhow::Result<(Batch, Vec<Entry>)>
 
 /// The first thing in a journal that does not match what was booked.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Finding {
+pub(crate) enum Finding {
     #[error("batch {found} follows batch {previous}; expected batch {expected}")]
     Numbering {
         previous: u64,
@@ -162,7 +163,7 @@ pub enum Finding {
 }
 
 /// Recomputes the chain and every balance; gives the head batch's SHA-256 (or the genesis).
-pub fn verify(
+pub(crate) fn verify(
     batches: &[Batch],
     entries: &[Entry],
     balances: &[Balance],
@@ -291,7 +292,7 @@ fn check_balances(running: &BTreeMap<Cell, Decimal>, balances: &[Balance]) -> Re
 }
 
 /// `sla-ledger journal verify --journal FILE`.
-pub fn verify_command(args: &JournalFileArgs) -> anyhow::Result<()> {
+pub(crate) fn verify_command(args: &JournalFileArgs) -> anyhow::Result<()> {
     let mut store = SqliteStore::open_existing(&args.journal)?;
     let batches = store.batches()?;
     let entries = store.entries(1)?;

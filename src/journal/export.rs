@@ -18,7 +18,7 @@ use crate::manifest::{self, FileDigest, Program};
 use crate::output::StagedOutput;
 
 /// Export columns, in output order.
-pub const ENTRY_COLUMNS: [&str; 8] = [
+pub(crate) const ENTRY_COLUMNS: [&str; 8] = [
     "batch",
     "customer_id",
     "service_month",
@@ -29,7 +29,7 @@ pub const ENTRY_COLUMNS: [&str; 8] = [
     "idempotency_key",
 ];
 
-pub fn write_csv(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
+pub(crate) fn write_csv(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(out);
@@ -50,7 +50,7 @@ pub fn write_csv(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn write_parquet(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
+pub(crate) fn write_parquet(entries: &[Entry], out: impl Write) -> anyhow::Result<()> {
     let money_column = |name: &str, f: fn(&Entry) -> rust_decimal::Decimal| {
         crate::ledger::decimal_column(
             name,
@@ -95,7 +95,7 @@ struct ExportManifest {
 }
 
 /// `sla-ledger journal export --journal FILE --since BATCH --out DIR [--force]`.
-pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
+pub(crate) fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     crate::output::check_target(&args.out, args.force)?;
     let mut store = SqliteStore::open_existing(&args.journal)?;
     let batches = store.batches()?;

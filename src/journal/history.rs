@@ -16,7 +16,7 @@ use crate::cli::{HistoryArgs, TableFormat};
 use crate::ledger::money;
 
 /// Per currency: how many entries and their net amount.
-pub fn totals(entries: &[Entry]) -> BTreeMap<String, (usize, Decimal)> {
+pub(crate) fn totals(entries: &[Entry]) -> BTreeMap<String, (usize, Decimal)> {
     let mut sums: BTreeMap<String, (usize, Decimal)> = BTreeMap::new();
     for e in entries {
         let t = sums.entry(e.currency.clone()).or_default();
@@ -89,7 +89,7 @@ fn write_history(rows: &[HistoryRow], format: TableFormat, out: impl Write) -> a
 }
 
 /// `sla-ledger journal history --journal FILE`.
-pub fn history_command(args: &HistoryArgs) -> anyhow::Result<()> {
+pub(crate) fn history_command(args: &HistoryArgs) -> anyhow::Result<()> {
     let mut store = SqliteStore::open_existing(&args.journal)?;
     let entries = store.entries(1)?;
     let mut by_batch: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();

@@ -5,13 +5,13 @@
 //! an export for the accounting system. The storage sits behind `store::Store`; `sqlite` is
 //! the one implementation today.
 
-pub mod balances;
-pub mod chain;
-pub mod export;
-pub mod history;
+pub(crate) mod balances;
+pub(crate) mod chain;
+pub(crate) mod export;
+pub(crate) mod history;
 pub mod post;
-pub mod sqlite;
-pub mod store;
+pub(crate) mod sqlite;
+pub(crate) mod store;
 
 use anyhow::Context;
 use rust_decimal::Decimal;
@@ -19,11 +19,11 @@ use rust_decimal::Decimal;
 use crate::cli::JournalCommand;
 
 /// Money in the journal has two decimals, as in the ledger (SPEC §7).
-pub const MONEY_SCALE: u32 = 2;
+pub(crate) const MONEY_SCALE: u32 = 2;
 
 /// One booked entry: a signed amount for a customer, service month and currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub batch: u64,
     /// 1-based position in its batch.
     pub seq: u64,
@@ -41,7 +41,7 @@ pub struct Entry {
 
 /// What a batch says of the run it booked: the same for a batch to append and a sealed one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchHead {
+pub(crate) struct BatchHead {
     /// UTC, RFC 3339.
     pub posted_at: String,
     pub run_dir: String,
@@ -58,7 +58,7 @@ pub struct BatchHead {
 
 /// One `post`: the run it booked, what that run looked at, and its place in the hash chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
+pub(crate) struct Batch {
     pub number: u64,
     pub head: BatchHead,
     pub entry_count: u64,
@@ -89,7 +89,7 @@ impl Batch {
     }
 
     /// `2026-01` or `2026-01..2026-03`.
-    pub fn months(&self) -> String {
+    pub(crate) fn months(&self) -> String {
         if self.head.first_month == self.head.last_month {
             self.head.first_month.clone()
         } else {
@@ -100,7 +100,7 @@ impl Batch {
 
 /// What has been booked for one customer, service month and currency.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Balance {
+pub(crate) struct Balance {
     pub customer_id: i64,
     pub service_month: String,
     pub currency: String,
@@ -108,7 +108,7 @@ pub struct Balance {
 }
 
 /// Integer minor units (cents) of a two-decimal amount: what the store keeps, never REAL.
-pub fn to_minor(amount: Decimal) -> anyhow::Result<i64> {
+pub(crate) fn to_minor(amount: Decimal) -> anyhow::Result<i64> {
     let mut scaled = amount;
     scaled.rescale(MONEY_SCALE);
     if scaled != amount {
@@ -118,7 +118,7 @@ pub fn to_minor(amount: Decimal) -> anyhow::Result<i64> {
         .with_context(|| format!("amount `{amount}` is out of range for the journal"))
 }
 
-pub fn from_minor(minor: i64) -> Decimal {
+pub(crate) fn from_minor(minor: i64) -> Decimal {
     Decimal::new(minor, MONEY_SCALE)
 }
 

@@ -28,7 +28,7 @@ type ByCurrency = BTreeMap<Month, BTreeMap<String, Decimal>>;
 
 /// The entries a run books, and what it did not book.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub entries: Vec<NewEntry>,
     /// Provisional rows pay 0.00 by SPEC until their month ends: never booked.
     pub provisional_rows: usize,

@@ -15,7 +15,7 @@ use super::store::{NewBatch, State, Store};
 use super::{from_minor, to_minor, Balance, Batch, BatchHead, Entry};
 
 /// How long a reader waits for a `post` holding the journal before it fails.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `PRAGMA application_id` of a journal: "SLAJ".
 const APPLICATION_ID: i64 = 0x534C_414A;
@@ -59,7 +59,7 @@ CREATE TABLE balances (
 ) STRICT;
 ";
 
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     /// How long to wait for another writer before failing.
@@ -68,7 +68,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens the journal at `path`, creating it when absent (for `post`).
-    pub fn create_or_open(path: &Path, wait: Duration) -> anyhow::Result<SqliteStore> {
+    pub(crate) fn create_or_open(path: &Path, wait: Duration) -> anyhow::Result<SqliteStore> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let store = Self::open(path, flags, wait)?;
         store.ensure_schema()?;
@@ -76,7 +76,7 @@ impl SqliteStore {
     }
 
     /// Opens an existing journal (for the `journal` commands): never creates one.
-    pub fn open_existing(path: &Path) -> anyhow::Result<SqliteStore> {
+    pub(crate) fn open_existing(path: &Path) -> anyhow::Result<SqliteStore> {
         if !path.is_file() {
             return Err(crate::error::hinted(
                 format!("journal `{}` does not exist", crate::paths::shown(path)),
@@ -185,7 +185,7 @@ impl SqliteStore {
     "journal `{}` is busy: another `post` held it for more than {wait_secs} s; nothing was booked",
     crate::paths::shown(path)
 )]
-pub struct Busy {
+pub(crate) struct Busy {
     pub path: PathBuf,
     pub wait_secs: u64,
 }

@@ -10,24 +10,24 @@ use rust_decimal::Decimal;
 use super::{Balance, Batch, BatchHead, Entry};
 
 /// A cell of the journal: customer, service month, currency.
-pub type Cell = (i64, String, String);
+pub(crate) type Cell = (i64, String, String);
 
 /// The journal as one `append` sees it, inside its transaction.
 #[derive(Debug, Default)]
-pub struct State {
+pub(crate) struct State {
     pub batches: Vec<Batch>,
     pub balances: BTreeMap<Cell, Decimal>,
 }
 
 /// A batch to append; the store numbers it and links it into the chain (`chain::seal`).
 #[derive(Debug, Clone)]
-pub struct NewBatch {
+pub(crate) struct NewBatch {
     pub head: BatchHead,
     pub entries: Vec<NewEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEntry {
+pub(crate) struct NewEntry {
     pub customer_id: i64,
     pub service_month: String,
     pub currency: String,
@@ -37,7 +37,7 @@ pub struct NewEntry {
     pub idempotency_key: String,
 }
 
-pub trait Store {
+pub(crate) trait Store {
     fn batches(&mut self) -> anyhow::Result<Vec<Batch>>;
     /// Entries of batch `since_batch` and later, in booking order.
     fn entries(&mut self, since_batch: u64) -> anyhow::Result<Vec<Entry>>;

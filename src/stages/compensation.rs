@@ -36,14 +36,13 @@ pub fn compensation_steps(monthly_fee: Decimal, tier_rate: Decimal) -> Compensat
     }
 }
 
-/// `min(fee, round_half_up(fee * rate, 2))`, half away from zero.
-pub fn compensation(monthly_fee: Decimal, tier_rate: Decimal) -> Decimal {
-    compensation_steps(monthly_fee, tier_rate).owed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn compensation(monthly_fee: Decimal, tier_rate: Decimal) -> Decimal {
+        compensation_steps(monthly_fee, tier_rate).owed
+    }
 
     fn dec(text: &str) -> Decimal {
         Decimal::from_str_exact(text).unwrap()

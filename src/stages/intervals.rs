@@ -59,6 +59,7 @@ impl<K: Ord + Copy> IntervalIndex<K> {
     }
 
     /// The smallest key of the intervals covering `ts`.
+    #[cfg(test)]
     pub fn smallest_covering(&self, ts: i64) -> Option<K> {
         self.smallest_covering_counted(ts, &mut 0)
     }
