@@ -111,6 +111,9 @@ impl Job {
         Self::resolve_with(args, today, false)
     }
 
+    /// Each setting in turn: the flag, else the job file's key, else the default, then
+    /// checked. Long because it is that list, one setting after another, in the order
+    /// `--help` gives them.
     fn resolve_with(
         args: &RunArgs,
         today: impl FnOnce(&Policy) -> NaiveDate,

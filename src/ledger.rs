@@ -247,7 +247,8 @@ fn date_column(
 }
 
 /// The ledger as a polars frame with SPEC §7 Parquet types: int64, string, date32, boolean,
-/// decimal128 for percentages, rates and money.
+/// decimal128 for percentages, rates and money. Long because it is one column per ledger
+/// column, in `COLUMNS` order, each a line or two: splitting it would hide that order.
 pub fn to_frame(rows: &[LedgerRow]) -> PolarsResult<DataFrame> {
     let priced = |f: &dyn Fn(&Priced) -> Option<String>| -> Vec<Option<String>> {
         rows.iter().map(|r| r.priced().and_then(f)).collect()

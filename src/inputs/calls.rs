@@ -339,7 +339,9 @@ impl Walk {
 }
 
 /// Reads a file's Parquet footer and checks every required column's type (SPEC §2). Each
-/// problem is handed to `problems`; `None` when the file has any.
+/// problem is handed to `problems`; `None` when the file has any. Long because it is one
+/// check after another on the same footer, each with its own message; none depends on a
+/// later one.
 fn check_file(
     path: PathBuf,
     shown: PathBuf,

@@ -91,6 +91,8 @@ fn check_order(records: &Records, record: &Record, start: i64, end: i64) -> Resu
 }
 
 impl ExemptionTables {
+    /// Loads the four exemption tables in turn. Long because it is those four reads, each
+    /// with its own columns and checks, one after another.
     pub fn load(
         data_dir: &Path,
         policy: &Policy,

@@ -206,7 +206,8 @@ impl<'a> ChunkColumns<'a> {
 }
 
 /// Phase 1 for one chunk: quarantine, keys (each with its service month), error details.
-/// `first_position` numbers the chunk's first row.
+/// `first_position` numbers the chunk's first row. One loop over the rows, kept whole: it is
+/// the hottest code of the run, and each row's steps share its decoded values.
 pub(super) fn read_chunk(
     files: &CallFiles,
     chunk: Chunk,
