@@ -11,6 +11,7 @@
 //! add up to the counts. This module only presents: `sections.rs` builds what is shown from
 //! the stage results, `text.rs` renders it.
 
+mod model;
 mod sections;
 mod text;
 
@@ -31,7 +32,7 @@ use crate::stages::pricing::{price_month, PricingRules, TablesByMonth};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
 use crate::time::{MonthRange, YearMonth};
 
-pub(crate) use sections::Explanation;
+pub(crate) use model::Explanation;
 pub(crate) use text::render_text;
 
 /// `sla-ledger explain`.
@@ -209,7 +210,7 @@ fn heavy_step_counts(
 fn check_agreement(
     counts: &MonthCallCounts,
     calls: &CustomerMonth,
-    errors: &[sections::ErrorLine],
+    errors: &[model::ErrorLine],
 ) -> anyhow::Result<()> {
     let mut by_clause: std::collections::BTreeMap<Clause, u64> = Default::default();
     for clause in errors.iter().filter_map(|e| e.clause) {

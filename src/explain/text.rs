@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::sections::Explanation;
+use super::model::Explanation;
 use crate::stages::exemptions::{ExemptionMatch, MatchSource};
 
 /// The explanation as plain text, section by section.
