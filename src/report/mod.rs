@@ -13,6 +13,7 @@ mod charts;
 pub mod money;
 mod page;
 pub mod strings;
+mod summary;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,7 +23,7 @@ use rust_decimal::Decimal;
 
 use crate::job::Job;
 use crate::lang::Lang;
-use crate::ledger::{fixed, money, ClaimStatus, ExemptionCount, LedgerRow};
+use crate::ledger::{fixed, ClaimStatus, ExemptionCount, LedgerRow};
 use crate::manifest::Totals;
 use crate::policy::{Clause, Policy};
 use crate::quarantine::Entry;
@@ -30,6 +31,7 @@ use crate::stages::calls::RowCounts;
 use charts::bar_chart;
 use page::{escape, head, money_cell};
 use strings::{fill, Strings};
+use summary::{money_by_currency, overview, totals_section};
 
 /// Everything the page shows.
 pub struct Report<'a> {
@@ -85,137 +87,6 @@ fn tier_colour(policy: &Policy, rate: Decimal) -> &'static str {
         .position(|t| t.rate == rate)
         .unwrap_or(TIER_COLOURS.len() - 1);
     TIER_COLOURS[index.min(TIER_COLOURS.len() - 1)]
-}
-
-fn card(page: &mut String, id: &str, label: &str, value: impl std::fmt::Display) {
-    writeln!(
-        page,
-        "<div class=\"card\"><div class=\"label\">{label}</div>\
-         <div class=\"value\" id=\"{id}\">{value}</div></div>"
-    )
-    .ok();
-}
-
-fn overview(page: &mut String, report: &Report) {
-    let rows = report.ledger;
-    let words = report.words();
-    writeln!(
-        page,
-        "<section id=\"overview\">\n<h2>{}</h2>\n<div class=\"cards\">",
-        words.overview_heading
-    )
-    .ok();
-    card(
-        page,
-        "service-months",
-        words.card_service_months,
-        rows.len(),
-    );
-    card(
-        page,
-        "provisional-months",
-        words.card_provisional,
-        rows.iter().filter(|r| r.provisional).count(),
-    );
-    card(
-        page,
-        "below-standard-months",
-        words.card_below_standard,
-        rows.iter().filter(|r| !r.tier_rate.is_zero()).count(),
-    );
-    card(
-        page,
-        "error-months",
-        words.card_error_rows,
-        rows.iter().filter(|r| r.priced().is_none()).count(),
-    );
-    card(
-        page,
-        "calls-counted",
-        words.card_calls_counted,
-        report.calls.counted,
-    );
-    card(
-        page,
-        "quarantine-entries",
-        words.card_quarantine_entries,
-        report.quarantine.len(),
-    );
-    page.push_str("</div>\n</section>\n");
-}
-
-#[derive(Default)]
-struct Money {
-    months: usize,
-    fee: Decimal,
-    compensation: Decimal,
-    payout: Decimal,
-}
-
-fn money_by_currency<'r>(rows: impl Iterator<Item = &'r LedgerRow>) -> BTreeMap<String, Money> {
-    let mut sums: BTreeMap<String, Money> = BTreeMap::new();
-    for row in rows {
-        if let Some(priced) = row.priced() {
-            if let Some(currency) = &priced.currency {
-                let m = sums.entry(currency.clone()).or_default();
-                m.months += 1;
-                m.fee += priced.monthly_fee;
-                m.compensation += priced.compensation;
-                m.payout += row.payout();
-            }
-        }
-    }
-    sums
-}
-
-fn totals_section(page: &mut String, report: &Report) {
-    let words = report.words();
-    writeln!(
-        page,
-        "<section id=\"totals\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>",
-        words.totals_heading, words.totals_note
-    )
-    .ok();
-    let sums = money_by_currency(report.ledger.iter());
-    if sums.is_empty() {
-        writeln!(
-            page,
-            "<p class=\"empty\">{}</p>\n</section>",
-            words.totals_empty
-        )
-        .ok();
-        return;
-    }
-    writeln!(
-        page,
-        "<table id=\"totals-table\">\n<thead><tr><th>{}</th><th class=\"num\">{}</th>\
-         <th class=\"num\">{}</th><th class=\"num\">{}</th>\
-         <th class=\"num\">{}</th></tr></thead>\n<tbody>",
-        words.col_currency,
-        words.col_months,
-        words.col_fees_paid,
-        words.col_compensation,
-        words.col_payout
-    )
-    .ok();
-    for (currency, m) in &sums {
-        // The manifest's totals are the contract; the page must agree with them.
-        debug_assert!(report.totals.get(currency).is_some_and(|t| {
-            t.compensation == money(m.compensation) && t.payout == money(m.payout)
-        }));
-        let c = escape(currency);
-        writeln!(
-            page,
-            "<tr class=\"total\" data-currency=\"{c}\"><th>{c}</th>\
-             <td class=\"num\" data-field=\"months\">{}</td>{}{}{}</tr>",
-            m.months,
-            money_cell("monthly_fee", m.fee),
-            money_cell("compensation", m.compensation),
-            money_cell("payout", m.payout)
-        )
-        .ok();
-    }
-    page.push_str("</tbody>\n</table>\n</section>\n");
 }
 
 /// The histogram's x range: from a little below the lowest non-zero tier bound up to 100 %.
