@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-use super::strings::fill;
+use super::strings::{fill, Strings};
 use super::tiers::{tier_colour, tier_legend};
 use super::Report;
 use crate::ledger::{fixed, LedgerRow};
@@ -44,23 +44,14 @@ fn histogram_counts(rows: &[LedgerRow], floor: Decimal) -> Vec<usize> {
     counts
 }
 
+/// The availability section: how many months fall in each availability bin, the tier bounds
+/// drawn over them, and the tier legend.
 pub(super) fn histogram_section(page: &mut String, report: &Report) {
     let policy = &report.job.policy;
     let floor = histogram_floor(policy);
-    let width = (Decimal::ONE_HUNDRED - floor) / Decimal::from(HISTOGRAM_BINS);
     let counts = histogram_counts(report.ledger, floor);
-    let max = counts.iter().copied().max().unwrap_or(0).max(1);
-
-    // Geometry in SVG user units.
-    let (svg_w, svg_h) = (760.0_f64, 296.0_f64);
-    let (left, right, top, bottom) = (48.0, 16.0, 44.0, 44.0);
-    let plot_h = svg_h - top - bottom;
-    let under_w = 30.0; // the "below the floor" bar, set apart on the left
-    let x0 = left + under_w + 26.0;
-    let x1 = svg_w - right;
-    let floor_f: f64 = floor.try_into().unwrap_or(0.0);
-    let x_of = |pct: f64| x0 + (pct - floor_f) / (100.0 - floor_f) * (x1 - x0);
-    let y_of = |n: usize| top + plot_h - n as f64 / max as f64 * plot_h;
+    let plot = Plot::new(floor, &counts);
+    let Plot { svg_w, svg_h, .. } = plot;
 
     let words = report.words();
     writeln!(
@@ -81,9 +72,75 @@ pub(super) fn histogram_section(page: &mut String, report: &Report) {
         )
     )
     .ok();
-    // Y axis with three ticks.
+    y_axis(page, &plot);
+    bars(page, &plot, &counts, policy, words);
+    x_axis(page, &plot, words);
+    tier_bounds(page, &plot, policy);
+    page.push_str("</svg>\n");
+    tier_legend(page, policy, words);
+    page.push_str("</section>\n");
+}
+
+/// The histogram's geometry in SVG user units, and where a percentage or a count lands on it.
+#[derive(Clone, Copy)]
+struct Plot {
+    floor: Decimal,
+    floor_f: f64,
+    /// The tallest bar's count (at least 1).
+    max: usize,
+    svg_w: f64,
+    svg_h: f64,
+    left: f64,
+    top: f64,
+    plot_h: f64,
+    /// The "below the floor" bar's width.
+    under_w: f64,
+    /// Where the bins start and end.
+    x0: f64,
+    x1: f64,
+}
+
+impl Plot {
+    fn new(floor: Decimal, counts: &[usize]) -> Self {
+        let max = counts.iter().copied().max().unwrap_or(0).max(1);
+
+        // Geometry in SVG user units.
+        let (svg_w, svg_h) = (760.0_f64, 296.0_f64);
+        let (left, right, top, bottom) = (48.0, 16.0, 44.0, 44.0);
+        let plot_h = svg_h - top - bottom;
+        let under_w = 30.0; // the "below the floor" bar, set apart on the left
+        let x0 = left + under_w + 26.0;
+        let x1 = svg_w - right;
+        let floor_f: f64 = floor.try_into().unwrap_or(0.0);
+        Plot {
+            floor,
+            floor_f,
+            max,
+            svg_w,
+            svg_h,
+            left,
+            top,
+            plot_h,
+            under_w,
+            x0,
+            x1,
+        }
+    }
+
+    fn x_of(&self, pct: f64) -> f64 {
+        self.x0 + (pct - self.floor_f) / (100.0 - self.floor_f) * (self.x1 - self.x0)
+    }
+
+    fn y_of(&self, n: usize) -> f64 {
+        self.top + self.plot_h - n as f64 / self.max as f64 * self.plot_h
+    }
+}
+
+/// Y axis with three ticks.
+fn y_axis(page: &mut String, plot: &Plot) {
+    let Plot { max, left, x1, .. } = *plot;
     for n in [0, max / 2, max] {
-        let y = y_of(n);
+        let y = plot.y_of(n);
         writeln!(
             page,
             "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{x1}\" y2=\"{y:.1}\" stroke=\"#e4e7eb\"/>\
@@ -93,9 +150,21 @@ pub(super) fn histogram_section(page: &mut String, report: &Report) {
         )
         .ok();
     }
-    // Bars.
+}
+
+/// Bars: the rows below the floor on their own, then one per bin, each in its tier's colour.
+fn bars(page: &mut String, plot: &Plot, counts: &[usize], policy: &Policy, words: &Strings) {
+    let Plot {
+        floor,
+        left,
+        top,
+        plot_h,
+        under_w,
+        ..
+    } = *plot;
+    let width = (Decimal::ONE_HUNDRED - floor) / Decimal::from(HISTOGRAM_BINS);
     let bar = |page: &mut String, x: f64, w: f64, n: usize, from: &str, to: &str, colour: &str| {
-        let y = y_of(n);
+        let y = plot.y_of(n);
         let title = fill(
             words.histogram_bar_title,
             &[("from", from), ("to", to), ("n", &n.to_string())],
@@ -138,8 +207,8 @@ pub(super) fn histogram_section(page: &mut String, report: &Report) {
             .iter()
             .find(|t| from >= t.at_least_pct)
             .map_or(Decimal::ZERO, |t| t.rate);
-        let x = x_of(from_f) + 1.0;
-        let w = (x_of(to_f) - x_of(from_f) - 2.0).max(1.0);
+        let x = plot.x_of(from_f) + 1.0;
+        let w = (plot.x_of(to_f) - plot.x_of(from_f) - 2.0).max(1.0);
         bar(
             page,
             x,
@@ -150,7 +219,21 @@ pub(super) fn histogram_section(page: &mut String, report: &Report) {
             tier_colour(policy, rate),
         );
     }
-    // X axis: a label at every whole percent that fits, plus the floor's own bar.
+}
+
+/// X axis: a label at every whole percent that fits, plus the floor's own bar.
+fn x_axis(page: &mut String, plot: &Plot, words: &Strings) {
+    let Plot {
+        floor,
+        floor_f,
+        left,
+        top,
+        plot_h,
+        under_w,
+        x0,
+        x1,
+        ..
+    } = *plot;
     let base = top + plot_h;
     writeln!(
         page,
@@ -172,7 +255,7 @@ pub(super) fn histogram_section(page: &mut String, report: &Report) {
         writeln!(
             page,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{tick:.0}</text>",
-            x_of(tick),
+            plot.x_of(tick),
             base + 16.0
         )
         .ok();
@@ -186,7 +269,14 @@ pub(super) fn histogram_section(page: &mut String, report: &Report) {
         words.histogram_axis
     )
     .ok();
-    // Tier bounds.
+}
+
+/// Tier bounds: a dashed line at each bound above the floor, its percentage on top.
+fn tier_bounds(page: &mut String, plot: &Plot, policy: &Policy) {
+    let Plot {
+        floor, top, plot_h, ..
+    } = *plot;
+    let base = top + plot_h;
     for (i, tier) in policy
         .tiers
         .iter()
@@ -194,7 +284,7 @@ pub(super) fn histogram_section(page: &mut String, report: &Report) {
         .enumerate()
     {
         let bound: f64 = tier.at_least_pct.try_into().unwrap_or(0.0);
-        let x = x_of(bound);
+        let x = plot.x_of(bound);
         // Stagger the labels so bounds that sit close together stay readable.
         let label_y = top - 26.0 + (i % 2) as f64 * 12.0;
         writeln!(
@@ -209,9 +299,6 @@ pub(super) fn histogram_section(page: &mut String, report: &Report) {
         )
         .ok();
     }
-    page.push_str("</svg>\n");
-    tier_legend(page, policy, words);
-    page.push_str("</section>\n");
 }
 
 #[cfg(test)]
