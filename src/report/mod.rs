@@ -14,14 +14,13 @@ mod charts;
 mod exemptions;
 pub mod money;
 mod page;
+mod payouts;
 pub mod strings;
 mod summary;
 mod tiers;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-use rust_decimal::Decimal;
 
 use crate::job::Job;
 use crate::lang::Lang;
@@ -33,6 +32,7 @@ use availability::histogram_section;
 use charts::bar_chart;
 use exemptions::exemptions_section;
 use page::{escape, head, money_cell};
+use payouts::top_payouts_section;
 use strings::{fill, Strings};
 use summary::{overview, totals_section};
 use tiers::tiers_section;
@@ -59,9 +59,6 @@ impl Report<'_> {
     }
 }
 
-/// How many customers the "largest payouts" table lists.
-const TOP_CUSTOMERS: usize = 10;
-
 pub fn render(report: &Report) -> String {
     let mut page = String::with_capacity(64 * 1024);
     head(&mut page, report);
@@ -76,75 +73,6 @@ pub fn render(report: &Report) -> String {
     errors_section(&mut page, report);
     page.push_str("</main>\n</body>\n</html>\n");
     page
-}
-
-fn top_payouts_section(page: &mut String, report: &Report) {
-    // Per customer and currency: payout, then compensation owed.
-    let mut per_customer: BTreeMap<(i64, String), (Decimal, Decimal, usize)> = BTreeMap::new();
-    for row in report.ledger {
-        if let Some(p) = row.priced() {
-            if let Some(currency) = &p.currency {
-                let entry = per_customer
-                    .entry((row.customer_id, currency.clone()))
-                    .or_default();
-                entry.0 += row.payout();
-                entry.1 += p.compensation;
-                entry.2 += usize::from(!p.compensation.is_zero());
-            }
-        }
-    }
-    let mut ranked: Vec<_> = per_customer
-        .into_iter()
-        .filter(|(_, (payout, compensation, _))| !payout.is_zero() || !compensation.is_zero())
-        .collect();
-    // Largest payout first, then largest compensation; ties by customer and currency.
-    ranked.sort_by(|a, b| {
-        (b.1 .0, b.1 .1)
-            .cmp(&(a.1 .0, a.1 .1))
-            .then_with(|| a.0.cmp(&b.0))
-    });
-    let words = report.words();
-    writeln!(
-        page,
-        "<section id=\"top-payouts\">\n<h2>{}</h2>\n<p class=\"note\">{}</p>",
-        words.top_heading,
-        fill(words.top_note, &[("n", &TOP_CUSTOMERS.to_string())])
-    )
-    .ok();
-    if ranked.is_empty() {
-        writeln!(
-            page,
-            "<p class=\"empty\">{}</p>\n</section>",
-            words.top_empty
-        )
-        .ok();
-        return;
-    }
-    writeln!(
-        page,
-        "<table id=\"top-payouts-table\">\n<thead><tr><th>{}</th><th>{}</th>\
-         <th class=\"num\">{}</th><th class=\"num\">{}</th>\
-         <th class=\"num\">{}</th></tr></thead>\n<tbody>",
-        words.col_customer,
-        words.col_currency,
-        words.col_months_owed,
-        words.col_compensation,
-        words.col_payout
-    )
-    .ok();
-    for ((customer, currency), (payout, compensation, months)) in ranked.iter().take(TOP_CUSTOMERS)
-    {
-        let c = escape(currency);
-        writeln!(
-            page,
-            "<tr data-customer=\"{customer}\" data-currency=\"{c}\"><td>{customer}</td><td>{c}</td>\
-             <td class=\"num\">{months}</td>{}{}</tr>",
-            money_cell("compensation", *compensation),
-            money_cell("payout", *payout)
-        )
-        .ok();
-    }
-    page.push_str("</tbody>\n</table>\n</section>\n");
 }
 
 const CLAIM_STATUSES: [ClaimStatus; 5] = [
