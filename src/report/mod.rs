@@ -8,6 +8,11 @@
 //! `data-*` attribute (money its plain fixed-scale value in `data-value`) so tests (and
 //! scripts) can read it back. The page depends only on the inputs and arguments: it never
 //! shows the wall-clock time of the run, so the same inputs give the same bytes.
+//!
+//! One file per concern: `page.rs` the document shell (head, CSS, escaping, money cells),
+//! `charts.rs` the bar chart, and one per section in the page's order: `summary.rs` (overview
+//! cards, totals), `availability.rs` (the histogram), `tiers.rs`, `exemptions.rs`,
+//! `payouts.rs`, `claims.rs`, `quarantine.rs`, `error_rows.rs`.
 
 mod availability;
 mod charts;
@@ -63,6 +68,7 @@ impl Report<'_> {
     }
 }
 
+/// The whole page: its head, then each section in reading order.
 pub fn render(report: &Report) -> String {
     let mut page = String::with_capacity(64 * 1024);
     head(&mut page, report);
