@@ -1,5 +1,5 @@
 //! Scratch folders owned by one run (SPEC §1, §8): the output's temporary sibling and the
-//! heavy step's spill folder.
+//! heavy step's spill folder. One concept, long for its signal and leftover handling and tests.
 //!
 //! Takes a place (beside `--out`, or the system temporary folder) and a kind; gives a fresh
 //! folder nobody could have prepared: a random name, mode 0700, made by `mkdir` (which fails if

@@ -1,4 +1,5 @@
-//! Exemption attribution for one counted system error (SPEC §4, SLA 5).
+//! Exemption attribution for one counted system error (SPEC §4, SLA 5); over half its length
+//! is the unit tests, one per clause and notice rule.
 //!
 //! Takes a system error (its id, customer, instant, error code and how many counted calls its
 //! customer made in that UTC second) and the exemption tables; gives the smallest clause that
