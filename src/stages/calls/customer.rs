@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono_tz::Tz;
 use foldhash::{HashMap, HashMapExt};
+use rayon::prelude::*;
 
 use super::dedup::{conflict_entry, CallVersion};
 use super::key::{content_hash, id_hash, status_code, status_name, text_hash, STATUS_SYSTEM_ERROR};
 use super::read::{polars_error, row_defect, ChunkColumns};
 use super::tally::Coverage;
-use crate::inputs::calls::CallFiles;
+use crate::inputs::calls::{CallFiles, Chunk};
 use crate::quarantine::Entry;
 use crate::stages::exemptions::SystemError;
 use crate::stages::service_months::CoverageInterval;
@@ -81,7 +82,7 @@ type ErrorStrings = HashMap<[u64; 2], Vec<(u64, String, Option<String>)>>;
 
 /// The heavy step's rules over every row of every request id `customer_id` used (SPEC §2,
 /// §4). `coverage` holds the service month's covered ranges (month index 0); `month` and `tz`
-/// tell an uncovered date of the month from another month. Two or three reads of the call
+/// tell an uncovered date of the month from another month. Two or three parallel reads of the call
 /// logs, one customer at a time.
 pub(crate) fn customer_month(
     files: &CallFiles,
@@ -111,64 +112,94 @@ pub(crate) fn customer_month(
     Ok(result)
 }
 
+/// What read 1 finds in one chunk.
+#[derive(Default)]
+struct OwnRows {
+    quarantined: Vec<Entry>,
+    valid_rows: u64,
+    versions: Vec<([u64; 2], Kept)>,
+    /// The full strings of system-error versions: (id hash, content, request id, code).
+    errors: Vec<([u64; 2], u64, String, Option<String>)>,
+}
+
 /// Read 1: the customer's defective rows, and one version per request id of its valid rows.
+/// Chunks are read in parallel and merged in their order.
 fn read_own_rows(
     files: &CallFiles,
     customer_id: i64,
     result: &mut CustomerMonth,
     errors: &mut ErrorStrings,
 ) -> anyhow::Result<HashMap<[u64; 2], Kept>> {
+    let chunks = files.chunks();
+    let found: Vec<OwnRows> = chunks
+        .par_iter()
+        .map(|chunk| own_rows_of(files, *chunk, customer_id))
+        .collect::<anyhow::Result<_>>()?;
     let mut kept: HashMap<[u64; 2], Kept> = HashMap::new();
-    for chunk in files.chunks() {
-        let frame = files.read_chunk(chunk)?;
-        let source = &files.files[chunk.file as usize].shown;
-        let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
-        for i in 0..frame.height() {
-            if columns.customer_id.get(i) != Some(customer_id) {
-                continue;
+    for rows in found {
+        result.quarantined.extend(rows.quarantined);
+        result.valid_rows += rows.valid_rows;
+        for (hash, content, id, code) in rows.errors {
+            let versions = errors.entry(hash).or_default();
+            if !versions.iter().any(|(c, _, _)| *c == content) {
+                versions.push((content, id, code));
             }
-            let (id, t, s) = (
-                columns.request_id.get(i),
-                columns.ts.get(i),
-                columns.status.get(i),
-            );
-            let (Some(id), Some(ts), Some(status)) = (id, t, s.and_then(status_code)) else {
-                let (reason, detail) = row_defect(id, Some(customer_id), t, s);
-                let row = chunk.offset + i as u64 + 1;
-                result
-                    .quarantined
-                    .push(Entry::new(source, Some(row), reason, detail));
-                continue;
-            };
-            result.valid_rows += 1;
-            let code = columns.error_code.get(i);
-            let content = content_hash(
-                customer_id,
-                ts,
-                columns.api.get(i).map(text_hash),
-                status,
-                code.map(text_hash),
-            );
-            let hash = id_hash(id);
-            if status == STATUS_SYSTEM_ERROR {
-                let versions = errors.entry(hash).or_default();
-                if !versions.iter().any(|(c, _, _)| *c == content) {
-                    versions.push((content, id.to_string(), code.map(str::to_string)));
-                }
-            }
-            let version = Kept {
-                content,
-                ts,
-                customer_id,
-                status,
-                conflicting: false,
-            };
+        }
+        for (hash, version) in rows.versions {
             kept.entry(hash)
-                .and_modify(|k| k.conflicting |= k.content != content)
+                .and_modify(|k| k.conflicting |= k.content != version.content)
                 .or_insert(version);
         }
     }
     Ok(kept)
+}
+
+/// Read 1 over one chunk.
+fn own_rows_of(files: &CallFiles, chunk: Chunk, customer_id: i64) -> anyhow::Result<OwnRows> {
+    let frame = files.read_chunk(chunk)?;
+    let source = &files.files[chunk.file as usize].shown;
+    let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
+    let mut rows = OwnRows::default();
+    for i in 0..frame.height() {
+        if columns.customer_id.get(i) != Some(customer_id) {
+            continue;
+        }
+        let (id, t, s) = (
+            columns.request_id.get(i),
+            columns.ts.get(i),
+            columns.status.get(i),
+        );
+        let (Some(id), Some(ts), Some(status)) = (id, t, s.and_then(status_code)) else {
+            let (reason, detail) = row_defect(id, Some(customer_id), t, s);
+            let row = chunk.offset + i as u64 + 1;
+            rows.quarantined
+                .push(Entry::new(source, Some(row), reason, detail));
+            continue;
+        };
+        rows.valid_rows += 1;
+        let code = columns.error_code.get(i);
+        let content = content_hash(
+            customer_id,
+            ts,
+            columns.api.get(i).map(text_hash),
+            status,
+            code.map(text_hash),
+        );
+        let hash = id_hash(id);
+        if status == STATUS_SYSTEM_ERROR {
+            rows.errors
+                .push((hash, content, id.to_string(), code.map(str::to_string)));
+        }
+        let version = Kept {
+            content,
+            ts,
+            customer_id,
+            status,
+            conflicting: false,
+        };
+        rows.versions.push((hash, version));
+    }
+    Ok(rows)
 }
 
 /// Read 2: a valid row of another customer carrying one of the ids makes that id conflict.
@@ -177,22 +208,35 @@ fn mark_foreign_conflicts(
     customer_id: i64,
     kept: &mut HashMap<[u64; 2], Kept>,
 ) -> anyhow::Result<()> {
-    for chunk in files.chunks() {
-        let frame = files.read_chunk(chunk)?;
-        let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
-        for i in 0..frame.height() {
-            if columns.customer_id.get(i).is_none_or(|c| c == customer_id) {
-                continue;
+    let shared: &HashMap<[u64; 2], Kept> = kept;
+    let foreign: Vec<Vec<[u64; 2]>> = files
+        .chunks()
+        .par_iter()
+        .map(|&chunk| {
+            let frame = files.read_chunk(chunk)?;
+            let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
+            let mut ids = Vec::new();
+            for i in 0..frame.height() {
+                if columns.customer_id.get(i).is_none_or(|c| c == customer_id) {
+                    continue;
+                }
+                let valid = columns.ts.get(i).is_some()
+                    && columns.status.get(i).and_then(status_code).is_some();
+                let Some(id) = columns.request_id.get(i).filter(|_| valid) else {
+                    continue;
+                };
+                let hash = id_hash(id);
+                if shared.contains_key(&hash) {
+                    ids.push(hash);
+                }
             }
-            let valid = columns.ts.get(i).is_some()
-                && columns.status.get(i).and_then(status_code).is_some();
-            let Some(id) = columns.request_id.get(i).filter(|_| valid) else {
-                continue;
-            };
-            if let Some(k) = kept.get_mut(&id_hash(id)) {
-                // Its customer differs, so its content does: the tie-break decides.
-                k.conflicting = true;
-            }
+            Ok(ids)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for hash in foreign.into_iter().flatten() {
+        // Its customer differs, so its content does: the tie-break decides.
+        if let Some(k) = kept.get_mut(&hash) {
+            k.conflicting = true;
         }
     }
     Ok(())
@@ -206,21 +250,31 @@ fn resolve_conflicts(
     errors: &mut ErrorStrings,
     conflicts: &mut Vec<Entry>,
 ) -> anyhow::Result<()> {
+    let shared: &HashMap<[u64; 2], Kept> = kept;
+    let found: Vec<Vec<([u64; 2], CallVersion)>> = files
+        .chunks()
+        .par_iter()
+        .map(|&chunk| {
+            let frame = files.read_chunk(chunk)?;
+            let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
+            let mut versions = Vec::new();
+            for i in 0..frame.height() {
+                let Some(hash) = columns.request_id.get(i).map(id_hash) else {
+                    continue;
+                };
+                if !shared.get(&hash).is_some_and(|k| k.conflicting) {
+                    continue;
+                }
+                if let Some(version) = columns.version(i) {
+                    versions.push((hash, version));
+                }
+            }
+            Ok(versions)
+        })
+        .collect::<anyhow::Result<_>>()?;
     let mut versions: HashMap<[u64; 2], Vec<CallVersion>> = HashMap::new();
-    for chunk in files.chunks() {
-        let frame = files.read_chunk(chunk)?;
-        let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
-        for i in 0..frame.height() {
-            let Some(hash) = columns.request_id.get(i).map(id_hash) else {
-                continue;
-            };
-            if !kept.get(&hash).is_some_and(|k| k.conflicting) {
-                continue;
-            }
-            if let Some(version) = columns.version(i) {
-                versions.entry(hash).or_default().push(version);
-            }
-        }
+    for (hash, version) in found.into_iter().flatten() {
+        versions.entry(hash).or_default().push(version);
     }
     for (hash, mut list) in versions {
         list.sort();
