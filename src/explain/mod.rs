@@ -25,8 +25,7 @@ use crate::inputs::Inputs;
 use crate::job::Job;
 use crate::policy::Clause;
 use crate::scratch::ScratchDir;
-use crate::stages::calls::engine;
-use crate::stages::calls::{customer_month, CustomerMonth, HeavyStepInput, MonthCallCounts};
+use crate::stages::calls::{customer_month, CustomerMonth, MonthCallCounts};
 use crate::stages::exemptions::ExemptionRules;
 use crate::stages::pricing::{price_month, PricingRules, TablesByMonth};
 use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
@@ -176,28 +175,14 @@ fn the_service_month(
     })
 }
 
-/// The heavy step's counts for the one month, from the run's engine, as `run` gets them.
+/// The heavy step's counts for the one month, from the run's engine, by `run`'s own code.
 fn heavy_step_counts(
     job: &Job,
     inputs: &Inputs,
     months: &[ServiceMonth],
 ) -> anyhow::Result<MonthCallCounts> {
-    let coverage = coverage_intervals(months, job.policy.timezone);
     let spill = ScratchDir::in_temp("spill")?;
-    let counts = engine::count_calls(
-        &job.engine,
-        &HeavyStepInput {
-            files: &inputs.calls,
-            month_count: months.len(),
-            coverage: &coverage,
-            exemptions: &inputs.exemptions,
-            policy: &job.policy,
-            memory_budget_bytes: job.memory_budget_bytes(),
-            threads: job.threads,
-            spill_dir: spill.path().to_path_buf(),
-        },
-    )?;
-    spill.remove()?;
+    let counts = crate::run::count_calls(job, inputs, months, spill)?;
     let mut months = counts.months.into_iter();
     match (months.next(), months.next()) {
         (Some(count), None) => Ok(count),

@@ -14,7 +14,7 @@ use crate::stages::service_months::{coverage_intervals, ServiceMonth};
 use crate::telemetry;
 
 /// The heavy step over `months`, spilling into `spill` (removed once it is done).
-pub(super) fn count(
+pub(crate) fn count(
     job: &Job,
     inputs: &Inputs,
     months: &[ServiceMonth],
