@@ -233,6 +233,16 @@ impl StagedOutput {
         written.with_context(|| format!("cannot write `{}`", crate::paths::shown(&path)))
     }
 
+    /// Writes `value` as pretty JSON with a final newline: how every output's `manifest.json`
+    /// is written.
+    pub fn write_json(&self, name: &str, value: &impl serde::Serialize) -> anyhow::Result<()> {
+        self.write(name, |w| {
+            serde_json::to_writer_pretty(&mut *w, value)?;
+            w.write_all(b"\n")?;
+            Ok(())
+        })
+    }
+
     /// Moves the finished folder into place; with `force`, atomically exchanges it with the
     /// previous output, which is then removed.
     pub fn commit(self, force: bool) -> anyhow::Result<()> {

@@ -74,6 +74,8 @@ fn spinner_style() -> ProgressStyle {
 /// nothing, the stage's plain line having said what runs. Safe to advance from many threads.
 pub(crate) struct ReadProgress {
     bar: Option<&'static ProgressBar>,
+    /// The spinner's message before the bar, shown again after it.
+    before: String,
     files: u64,
     /// Chunks still to read, per file: a file is done when its count reaches zero.
     chunks_left: Vec<AtomicU64>,
@@ -87,6 +89,7 @@ impl ReadProgress {
     pub(crate) fn start(total_bytes: u64, chunks_per_file: &[u64]) -> ReadProgress {
         let progress = ReadProgress {
             bar: SPINNER.get(),
+            before: SPINNER.get().map(ProgressBar::message).unwrap_or_default(),
             files: chunks_per_file.len() as u64,
             chunks_left: chunks_per_file.iter().map(|&n| AtomicU64::new(n)).collect(),
             // A file without rows has no chunk to wait for.
@@ -150,7 +153,7 @@ impl Drop for ReadProgress {
                 self.rows.load(Ordering::Relaxed),
                 indicatif::BinaryBytes(bar.position())
             ));
-            bar.set_message("calls: de-duplicating and counting");
+            bar.set_message(std::mem::take(&mut self.before));
             bar.unset_length();
             bar.set_style(spinner_style());
         }

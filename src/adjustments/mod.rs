@@ -16,7 +16,6 @@ pub(crate) mod write;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -101,11 +100,7 @@ pub fn diff_command(args: &DiffArgs) -> anyhow::Result<()> {
         totals: totals.clone(),
         outputs: manifest::digest_files(&outputs)?,
     };
-    staged.write("manifest.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &manifest)?;
-        w.write_all(b"\n")?;
-        Ok(())
-    })?;
+    staged.write_json("manifest.json", &manifest)?;
     staged.commit(args.force)?;
     let mut text = summary(&prior, &current, rows, &totals, &args.out);
     text.insert_str(

@@ -119,6 +119,10 @@ pub(crate) fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
     .with_context(|| format!("cannot read the calls of customer {}", args.customer))?;
     let exemption_rules = ExemptionRules::new(&inputs.exemptions, &job.policy);
     let errors = sections::error_lines(&exemption_rules, &calls.system_errors);
+    // Read three or four times: a file that changed in between would mix two versions (SPEC §8).
+    for input in &inputs.sources {
+        input.check_unchanged()?;
+    }
     check_agreement(&counts, &calls, &errors)?;
 
     let rules = PricingRules {

@@ -148,11 +148,7 @@ pub(crate) fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
         entry_rows: entries.len(),
         outputs: manifest::digest_files(&outputs)?,
     };
-    staged.write("manifest.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &manifest)?;
-        w.write_all(b"\n")?;
-        Ok(())
-    })?;
+    staged.write_json("manifest.json", &manifest)?;
     staged.commit(args.force)?;
     crate::text::print(&format!(
         "sla-ledger journal export: {} entries of batches {}..{} of `{}`\n  written: {}\n",

@@ -67,11 +67,7 @@ pub(super) fn write_outputs(
     .map(|name| (name.to_string(), staged.path(name)))
     .collect();
     let manifest = manifest_of(job, computed, sources, &outputs)?;
-    staged.write("manifest.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &manifest)?;
-        std::io::Write::write_all(w, b"\n")?;
-        Ok(())
-    })?;
+    staged.write_json("manifest.json", &manifest)?;
     staged.commit(job.force)
 }
 
