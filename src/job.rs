@@ -17,6 +17,7 @@ use crate::lang::Lang;
 use crate::policy::Policy;
 use crate::stages::calls::engine::{check_available, Engine};
 use crate::stages::calls::DEFAULT_MEMORY_BUDGET_MIB;
+use crate::storage::{DataRoot, S3Settings, S3Url};
 use crate::time::{parse_date, MonthRange, PRICED_YEARS};
 
 /// A job file: every key optional, unknown keys rejected.
@@ -37,6 +38,21 @@ pub struct JobFile {
     pub engine: Option<EngineName>,
     pub scheduler: Option<String>,
     pub report_lang: Option<Lang>,
+    /// How to reach the object store when `data` is an `s3://` URL (never the keys).
+    pub s3: Option<S3Keys>,
+}
+
+/// The job file's `[s3]` table: the non-secret S3 settings. The environment's `AWS_*`
+/// variables override them; the keys are only ever read from the environment.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Keys {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: Option<bool>,
+    pub virtual_hosted_style: Option<bool>,
+    pub max_retries: Option<usize>,
+    pub timeout_secs: Option<u64>,
 }
 
 /// Where the working-day calendar comes from.
@@ -66,7 +82,8 @@ pub fn today(policy: &Policy) -> NaiveDate {
 /// Everything a run needs, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub data_dir: PathBuf,
+    /// The data directory: a local folder or an S3 prefix.
+    pub data: DataRoot,
     pub out_dir: PathBuf,
     pub months: MonthRange,
     /// The months as the user wrote them, for the manifest.
@@ -135,15 +152,21 @@ impl Job {
             None => Policy::ccc(),
         };
 
-        let data_dir = args
-            .data
-            .clone()
-            .or_else(|| from_file(&file.data))
-            .ok_or_else(|| {
-                UsageError::new(
-                    "no data directory; pass `--data DIR` or set `data` in the job file",
-                )
-            })?;
+        // An `s3://` URL is taken as written, never joined to the job file's folder.
+        let data_text = args.data.clone().or_else(|| file.data.clone());
+        let data_is_s3 = data_text
+            .as_deref()
+            .and_then(Path::to_str)
+            .is_some_and(S3Url::is_s3);
+        let data_dir = if data_is_s3 {
+            data_text
+        } else {
+            args.data.clone().or_else(|| from_file(&file.data))
+        }
+        .ok_or_else(|| {
+            UsageError::new("no data directory; pass `--data DIR` or set `data` in the job file")
+        })?;
+        let data = data_root(&data_dir, file.s3.clone().unwrap_or_default())?;
         let out_dir = args
             .out
             .clone()
@@ -155,8 +178,8 @@ impl Job {
                 )
             })?;
 
-        if !out_dir.as_os_str().is_empty() {
-            crate::output::check_apart(&out_dir, &[("--data", &data_dir)])?;
+        if let (false, Some(folder)) = (out_dir.as_os_str().is_empty(), data.folder()) {
+            crate::output::check_apart(&out_dir, &[("--data", folder)])?;
         }
 
         let as_of = match args.as_of.as_ref().or(file.as_of.as_ref()) {
@@ -189,7 +212,7 @@ impl Job {
         };
 
         Ok(Job {
-            data_dir,
+            data,
             out_dir,
             months,
             months_spec,
@@ -285,6 +308,30 @@ fn resolve_engine(args: &RunArgs, file: &JobFile) -> Result<Engine, UsageError> 
     Ok(engine)
 }
 
+/// `--data` as a folder, or as an S3 prefix with the job file's `[s3]` settings and the
+/// environment's over them.
+fn data_root(data: &Path, keys: S3Keys) -> Result<DataRoot, UsageError> {
+    let Some(text) = data.to_str().filter(|t| S3Url::is_s3(t)) else {
+        return Ok(DataRoot::Folder(data.to_path_buf()));
+    };
+    let url = S3Url::parse(text).map_err(|e| {
+        UsageError::new(format!("--data: {e}"))
+            .hint("an object store location is `s3://BUCKET/PREFIX`")
+    })?;
+    let from_file = S3Settings {
+        endpoint: keys.endpoint,
+        region: keys.region,
+        allow_http: keys.allow_http,
+        virtual_hosted_style: keys.virtual_hosted_style,
+        max_retries: keys.max_retries,
+        timeout_secs: keys.timeout_secs,
+    };
+    let settings = from_file
+        .with_environment(&|name| std::env::var(name).ok())
+        .map_err(|e| UsageError::new(format!("S3 settings: {e}")))?;
+    Ok(DataRoot::Objects { url, settings })
+}
+
 /// Reads a file of the job's own (`label` names it in the manifest) and notes its stamp,
 /// taken before the read, so the manifest can prove the file did not change afterwards.
 fn read_stamped<T>(
@@ -353,7 +400,7 @@ mod tests {
             ..RunArgs::default()
         };
         let job = Job::resolve(&args, |_| unreachable!("as_of is set")).unwrap();
-        assert_eq!(job.data_dir, dir.join("d"));
+        assert_eq!(job.data, DataRoot::Folder(dir.join("d")));
         assert_eq!(job.months.first.to_string(), "2026-02");
         assert_eq!(job.as_of, date("2026-02-10"));
         std::fs::remove_dir_all(&dir).unwrap();

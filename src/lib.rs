@@ -39,6 +39,7 @@ pub mod run;
 pub(crate) mod scope;
 pub mod scratch;
 pub(crate) mod stages;
+pub mod storage;
 pub mod telemetry;
 pub mod text;
 pub mod time;

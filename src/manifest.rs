@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::inputs::stamp::InputFile;
+use crate::inputs::stamp::{InputFile, ReadAs};
 use crate::lang::Lang;
 use crate::policy::Policy;
 use crate::stages::calls::RowCounts;
@@ -114,7 +114,13 @@ pub struct Totals {
 #[derive(Debug, Serialize)]
 pub struct FileDigest {
     pub path: String,
+    /// An object's URL (`s3://bucket/key`); a local file has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub bytes: u64,
+    /// An object's ETag as the store gave it when listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
     pub sha256: String,
 }
 
@@ -148,7 +154,25 @@ pub fn digest_inputs(inputs: &[InputFile]) -> anyhow::Result<Vec<FileDigest>> {
         .par_iter()
         .map(|input| {
             input.check_unchanged()?;
-            let digest = digest_file(&input.shown, &input.path)?;
+            let digest = match &input.read {
+                ReadAs::File { path, .. } => digest_file(&input.shown, path)?,
+                ReadAs::Object { client, version } => {
+                    let (bytes, sha256) = client.sha256(version).map_err(|err| {
+                        let hint = err.hint();
+                        crate::error::hinted(
+                            format!("input `{}`: {err}", crate::text::shown(&input.shown)),
+                            hint,
+                        )
+                    })?;
+                    FileDigest {
+                        path: input.shown.clone(),
+                        url: Some(version.url.to_string()),
+                        bytes,
+                        etag: version.etag.clone(),
+                        sha256,
+                    }
+                }
+            };
             input.check_unchanged()?;
             Ok(digest)
         })
@@ -159,7 +183,9 @@ fn digest_file(shown: &str, path: &Path) -> anyhow::Result<FileDigest> {
     let (bytes, sha256) = sha256_file(path)?;
     Ok(FileDigest {
         path: shown.to_string(),
+        url: None,
         bytes,
+        etag: None,
         sha256,
     })
 }

@@ -55,7 +55,7 @@ pub fn validate_command(args: &RunCommandArgs) -> anyhow::Result<()> {
             format!(
                 "{} problem(s) in the inputs of `{}`; a run would fail",
                 validation.problems.len(),
-                crate::paths::shown(&job.data_dir)
+                job.data
             ),
             "fix them in order, then run `sla-ledger validate` again",
         ));
@@ -76,7 +76,7 @@ pub(crate) fn validate(job: &Job) -> anyhow::Result<Validation> {
         }
     }
     let calendar = RunCalendar::load(job.calendar.path(), &mut problems)?;
-    let inputs = Inputs::load_with(&job.data_dir, &job.policy, &mut problems)?;
+    let inputs = Inputs::load_with(&job.data, &job.policy, &mut problems)?;
     let call_files = inputs.calls.files.len();
 
     let months = service_months(
@@ -146,7 +146,7 @@ pub(crate) fn render(job: &Job, v: &Validation) -> String {
     writeln!(
         text,
         "sla-ledger validate: `{}`, months {}..{}, as of {}",
-        crate::paths::shown(&job.data_dir),
+        job.data,
         job.months.first,
         job.months.last,
         job.as_of

@@ -187,3 +187,30 @@ fn inputs_know_nothing_of_the_stages_or_commands() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The default build reads object stores, but the Ballista engine and DataFusion come only
+/// with the `distributed` feature (issue: object storage in the default build).
+#[test]
+fn the_default_build_compiles_no_ballista_or_datafusion_crate() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["tree", "--locked", "--offline", "-e", "normal,build"])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .current_dir(repo_root())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tree = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        tree.lines().any(|l| l.starts_with("object_store ")),
+        "{tree}"
+    );
+    let engines: BTreeSet<&str> = tree
+        .lines()
+        .filter(|l| l.starts_with("datafusion") || l.starts_with("ballista"))
+        .collect();
+    assert!(engines.is_empty(), "the default build compiles {engines:?}");
+}

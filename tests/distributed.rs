@@ -43,7 +43,7 @@ fn a_scheduler_without_ballista_or_a_bad_address_is_a_usage_error() {
 
 /// What needs a build with the Ballista engine.
 #[cfg(feature = "distributed")]
-mod ballista {
+pub(crate) mod ballista {
     use std::net::TcpListener;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Output};
@@ -127,7 +127,7 @@ mod ballista {
     }
 
     /// A free loopback port (bound, then released for a child process to take).
-    fn free_port() -> u16 {
+    pub(crate) fn free_port() -> u16 {
         TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -142,11 +142,12 @@ mod ballista {
     }
 
     impl Member {
-        fn start(name: &str, args: &[String], log: &Path) -> Member {
+        fn start(name: &str, args: &[String], log: &Path, env: &[(String, String)]) -> Member {
             let log = std::fs::File::create(log).unwrap();
             let child = Command::new(env!("CARGO_BIN_EXE_sla-ledger"))
                 .arg("cluster")
                 .args(args)
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
@@ -188,7 +189,7 @@ mod ballista {
     }
 
     /// Waits until something listens on `port`, or panics after `limit`.
-    fn wait_for_port(port: u16, limit: Duration, what: &str) {
+    pub(crate) fn wait_for_port(port: u16, limit: Duration, what: &str) {
         let deadline = Instant::now() + limit;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "{what} did not listen on {port}");
@@ -197,8 +198,8 @@ mod ballista {
     }
 
     /// A scheduler and two executors, each its own process, on loopback.
-    struct LoopbackCluster {
-        scheduler_url: String,
+    pub(crate) struct LoopbackCluster {
+        pub(crate) scheduler_url: String,
         executor_work_dirs: Vec<PathBuf>,
         executors: Vec<Member>,
         scheduler: Member,
@@ -206,6 +207,11 @@ mod ballista {
 
     impl LoopbackCluster {
         fn start(dir: &Path) -> LoopbackCluster {
+            LoopbackCluster::start_with_env(dir, &[])
+        }
+
+        /// A cluster whose members have `env` in their environment (an object store's keys).
+        pub(crate) fn start_with_env(dir: &Path, env: &[(String, String)]) -> LoopbackCluster {
             let scheduler_port = free_port();
             let scheduler = Member::start(
                 "scheduler",
@@ -217,6 +223,7 @@ mod ballista {
                     "8".into(),
                 ],
                 &dir.join("scheduler.log"),
+                env,
             );
             wait_for_port(scheduler_port, Duration::from_secs(60), "the scheduler");
             let mut executors = Vec::new();
@@ -242,6 +249,7 @@ mod ballista {
                         work_dir.display().to_string(),
                     ],
                     &dir.join(format!("executor-{i}.log")),
+                    env,
                 ));
                 wait_for_port(port, Duration::from_secs(60), "an executor");
                 wait_for_port(grpc_port, Duration::from_secs(60), "an executor");
@@ -257,7 +265,7 @@ mod ballista {
             }
         }
 
-        fn shut_down(mut self) {
+        pub(crate) fn shut_down(mut self) {
             for executor in &mut self.executors {
                 if executor.running() {
                     executor.stop(libc::SIGTERM);

@@ -9,6 +9,7 @@ use sla_ledger::inputs::calendar::Calendar;
 use sla_ledger::inputs::claims::Claims;
 use sla_ledger::inputs::exemptions::ExemptionTables;
 use sla_ledger::inputs::problems::Problems;
+use sla_ledger::inputs::source::DataSource;
 use sla_ledger::inputs::subscriptions::Subscriptions;
 use sla_ledger::job::Job;
 use sla_ledger::policy::{Clause, Policy};
@@ -71,14 +72,14 @@ proptest! {
         // Both modes: a run stops at the first fatal problem, validate collects them all.
         for mut problems in [Problems::first_fatal(), Problems::collect_all()] {
             let mut quarantine = Quarantine::default();
-            let _ = Subscriptions::load(&dir.path, &mut quarantine, &mut problems);
-            let _ = Billing::load(&dir.path, &mut quarantine, &mut problems);
-            let _ = Claims::load(&dir.path, &mut problems);
-            let _ = ExemptionTables::load(&dir.path, &Policy::ccc(), &mut quarantine, &mut problems);
+            let _ = Subscriptions::load(&DataSource::Folder(dir.path.clone()), &mut quarantine, &mut problems);
+            let _ = Billing::load(&DataSource::Folder(dir.path.clone()), &mut quarantine, &mut problems);
+            let _ = Claims::load(&DataSource::Folder(dir.path.clone()), &mut problems);
+            let _ = ExemptionTables::load(&DataSource::Folder(dir.path.clone()), &Policy::ccc(), &mut quarantine, &mut problems);
         }
         let _ = Calendar::load(&dir.join("calendar.csv"));
         // Raw bytes without a header, too.
         fs::write(dir.join("billing.csv"), &billing).unwrap();
-        let _ = Billing::load(&dir.path, &mut Quarantine::default(), &mut Problems::first_fatal());
+        let _ = Billing::load(&DataSource::Folder(dir.path.clone()), &mut Quarantine::default(), &mut Problems::first_fatal());
     }
 }

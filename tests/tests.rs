@@ -17,6 +17,7 @@ mod hostile_heavy;
 mod hostile_input;
 mod hostile_output;
 mod journal;
+mod object_storage;
 mod operator_cli;
 mod parquet_readers;
 mod properties;

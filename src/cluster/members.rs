@@ -11,6 +11,9 @@ use anyhow::Context;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
+use datafusion::execution::SessionStateBuilder;
+
+use crate::stages::calls::ballista::object_stores::S3Registry;
 use ballista_scheduler::scheduler_process::start_server;
 
 use crate::cli::{ClusterCommand, ExecutorArgs, SchedulerArgs};
@@ -60,6 +63,14 @@ async fn scheduler(args: &SchedulerArgs) -> anyhow::Result<()> {
         executor_timeout_seconds: args.executor_timeout_secs,
         expire_dead_executor_interval_seconds: (args.executor_timeout_secs / 4).max(1),
         no_executors_grace_period_seconds: args.executor_timeout_secs,
+        // Planning lists and reads the footers of `s3://` call files: with this process's keys.
+        override_session_builder: Some(Arc::new(|config| {
+            let state = ballista_core::utils::default_session_builder(config)?;
+            let runtime = S3Registry::from_environment()?.runtime(None)?;
+            Ok(SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(runtime)
+                .build())
+        })),
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&config)
@@ -100,6 +111,12 @@ async fn executor(args: &ExecutorArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create the work folder `{}`", dir.display()))?;
         config.work_dir = Some(dir.display().to_string());
     }
+    // Tasks read `s3://` call files with this process's keys; spills go where Ballista's own
+    // runtime would put them (the work folder, else the system's temporary folder).
+    let temp = config.work_dir.clone();
+    config.override_runtime_producer = Some(Arc::new(move |_| {
+        S3Registry::from_environment()?.runtime(temp.as_deref())
+    }));
     eprintln!(
         "sla-ledger executor on {}:{port} (data {grpc_port}) joining the scheduler at {}:{}",
         config.bind_host, config.scheduler_host, config.scheduler_port

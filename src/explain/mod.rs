@@ -104,7 +104,7 @@ pub(crate) fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
         .map_err(|e: String| UsageError::new(format!("--month: {e}")))?;
     check_run_flags(args, month, &job)?;
     let calendar = RunCalendar::load(job.calendar.path(), &mut Problems::first_fatal())?;
-    let inputs = Inputs::load(&job.data_dir, &job.policy)?;
+    let inputs = Inputs::load(&job.data, &job.policy)?;
     let service_month = the_service_month(&job, &inputs, args.customer, month)?;
     let months = std::slice::from_ref(&service_month);
     let counts = heavy_step_counts(&job, &inputs, months)?;

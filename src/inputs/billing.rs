@@ -4,7 +4,6 @@
 //! (unknown kind, bad amount, empty currency). An unparsable customer_id or period is fatal.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use rust_decimal::Decimal;
 
@@ -83,7 +82,7 @@ pub fn is_currency_code(text: &str) -> bool {
 
 impl Billing {
     pub fn load(
-        data_dir: &Path,
+        data_dir: &crate::inputs::source::DataSource,
         quarantine: &mut Quarantine,
         problems: &mut Problems,
     ) -> Result<Billing, InputError> {

@@ -73,7 +73,7 @@ impl Calendar {
     /// Loads a calendar file, handing each malformed row to `problems`.
     pub fn load_with(path: &Path, problems: &mut Problems) -> Result<Calendar, InputError> {
         let table = TableFile {
-            path: path.to_path_buf(),
+            origin: crate::inputs::source::Origin::File(path.to_path_buf()),
             shown: path.to_path_buf(),
             format: TableFormat::Csv,
         };

@@ -6,14 +6,21 @@
 //! Partition folder names are ignored: months are computed from `ts`, never from paths.
 
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use polars::io::mmap::MmapBytesReader;
+use polars::io::parquet::read::FileMetadata;
 use polars::prelude::*;
 
 use crate::error::{InputError, Location};
 use crate::inputs::decode::guarded;
 use crate::inputs::problems::Problems;
-use crate::inputs::stamp::{FileStamp, InputFile};
+use crate::inputs::source::{object_problem, DataSource};
+use crate::inputs::stamp::{FileStamp, InputFile, ReadAs};
+use crate::storage::sparse::SparseObject;
+use crate::storage::{ObjectVersion, S3Client, S3Error};
 
 /// Column names of the call logs and of a chunk as [`CallFiles::read_chunk`] gives it.
 pub mod columns {
@@ -41,15 +48,27 @@ enum StringColumn {
 /// One call-log file and the unit of its `ts` column.
 #[derive(Debug, Clone)]
 pub struct CallFile {
-    pub path: PathBuf,
+    /// The file and its stamp, or the object version, as they were before the footer was read;
+    /// the manifest checks it is unchanged.
+    pub read: ReadAs,
     /// The path relative to the data directory, as reported to users.
     pub shown: PathBuf,
     pub rows: u64,
     /// Rows per row group, in file order.
     pub row_groups: Vec<u64>,
     ts_nanos_per_unit: i64,
-    /// The file as it was before its footer was read; the manifest checks it is unchanged.
-    pub stamp: FileStamp,
+    /// An object's footer, fetched once; a local file's is read again with each chunk.
+    footer: Option<Arc<FileMetadata>>,
+}
+
+impl CallFile {
+    /// Its size in bytes when found.
+    pub fn bytes(&self) -> u64 {
+        match &self.read {
+            ReadAs::File { stamp, .. } => stamp.bytes,
+            ReadAs::Object { version, .. } => version.size,
+        }
+    }
 }
 
 /// A run of whole row groups of one file: the unit of parallel reading.
@@ -74,9 +93,13 @@ impl CallFiles {
     /// Finds and checks every call file, handing each problem to `problems`; files with a
     /// problem are left out.
     pub fn discover_with(
-        data_dir: &Path,
+        source: &DataSource,
         problems: &mut Problems,
     ) -> Result<CallFiles, InputError> {
+        let data_dir = match source {
+            DataSource::Folder(dir) => dir,
+            DataSource::Objects(client) => return CallFiles::list_objects(client, problems),
+        };
         let none = CallFiles { files: Vec::new() };
         let root = data_dir.join("calls");
         if !root.is_dir() {
@@ -109,7 +132,62 @@ impl CallFiles {
         let mut files = Vec::with_capacity(paths.len());
         for (path, stamp) in paths {
             let shown = path.strip_prefix(data_dir).unwrap_or(&path).to_path_buf();
-            if let Some(file) = check_file(path, shown, stamp, problems)? {
+            if let Some(file) = check_file(ReadAs::File { path, stamp }, shown, problems)? {
+                files.push(file);
+            }
+        }
+        files.sort_by(|a, b| a.shown.cmp(&b.shown));
+        Ok(CallFiles { files })
+    }
+
+    /// As [`CallFiles::discover_with`] for an S3 prefix: every object under `calls/` whose
+    /// name ends in `.parquet`, listed page by page, each footer fetched by range.
+    fn list_objects(
+        client: &Arc<S3Client>,
+        problems: &mut Problems,
+    ) -> Result<CallFiles, InputError> {
+        let none = CallFiles { files: Vec::new() };
+        let listed = match client.list("calls") {
+            Ok(listed) => listed,
+            Err(err) => {
+                problems.report(object_problem("calls/", err))?;
+                return Ok(none);
+            }
+        };
+        if listed.is_empty() {
+            problems.report(
+                InputError::new(
+                    Location::file("calls/"),
+                    format!(
+                        "is missing from the data directory `{}`; it is required",
+                        client.root()
+                    ),
+                )
+                .hint("put the call logs as Parquet objects under `calls/` (any key layout)"),
+            )?;
+            return Ok(none);
+        }
+        let parquet: Vec<_> = listed
+            .into_iter()
+            .filter(|(name, _)| name.ends_with(".parquet") && !name.ends_with("/.parquet"))
+            .collect();
+        if parquet.is_empty() {
+            problems.report(
+                InputError::new(
+                    Location::file("calls/"),
+                    "holds no `*.parquet` object; expected at least one",
+                )
+                .hint("call logs must be Parquet files; CSV call logs are not read"),
+            )?;
+            return Ok(none);
+        }
+        let mut files = Vec::with_capacity(parquet.len());
+        for (name, version) in parquet {
+            let read = ReadAs::Object {
+                client: Arc::clone(client),
+                version,
+            };
+            if let Some(file) = check_file(read, PathBuf::from(name), problems)? {
                 files.push(file);
             }
         }
@@ -125,8 +203,7 @@ impl CallFiles {
     pub fn inputs(&self) -> impl Iterator<Item = InputFile> + '_ {
         self.files.iter().map(|f| InputFile {
             shown: f.shown.display().to_string(),
-            path: f.path.clone(),
-            stamp: f.stamp,
+            read: f.read.clone(),
         })
     }
 
@@ -185,18 +262,40 @@ impl CallFiles {
             ))
             .hint(metadata_hint));
         }
+        // An object's column chunks of these rows are fetched first, by range.
+        let fetched = match (&file.read, &file.footer) {
+            (ReadAs::Object { client, version }, Some(footer)) => {
+                let ranges = chunk_byte_ranges(footer, &file.row_groups, chunk);
+                let fetched = client
+                    .get_ranges(version, &ranges)
+                    .map_err(|err| object_problem(&file.shown, err))?;
+                let pairs: Vec<_> = ranges
+                    .iter()
+                    .cloned()
+                    .zip(fetched.iter().map(|b| &b[..]))
+                    .collect();
+                let sparse = SparseObject::new(version.size, &pairs)
+                    .map_err(|e| failed(e.to_string()).hint(metadata_hint))?;
+                Some((sparse, Arc::clone(footer)))
+            }
+            _ => None,
+        };
         let decode = || -> PolarsResult<DataFrame> {
-            let handle = File::open(&file.path)?;
-            let frame = ParquetReader::new(handle)
-                .with_columns(Some(
-                    [REQUEST_ID, CUSTOMER_ID, TS, API, STATUS, ERROR_CODE]
-                        .map(String::from)
-                        .to_vec(),
-                ))
-                .with_slice(Some((chunk.offset as usize, chunk.rows as usize)))
-                .read_parallel(ParallelStrategy::None)
-                .set_rechunk(true)
-                .finish()?;
+            let frame = match fetched {
+                Some((sparse, footer)) => {
+                    let mut reader = ParquetReader::new(sparse);
+                    reader.set_metadata(footer);
+                    project(reader, chunk)?
+                }
+                None => match &file.read {
+                    ReadAs::File { path, .. } => {
+                        project(ParquetReader::new(File::open(path)?), chunk)?
+                    }
+                    ReadAs::Object { .. } => {
+                        polars_bail!(ComputeError: "the object's footer was not kept")
+                    }
+                },
+            };
             let text = |name: &str| -> PolarsResult<Column> {
                 frame.column(name)?.cast(&DataType::String)
             };
@@ -245,6 +344,77 @@ impl CallFiles {
         }
         Ok(frame)
     }
+}
+
+/// The six columns of `chunk`'s rows, as polars decodes them.
+fn project<R: MmapBytesReader>(reader: ParquetReader<R>, chunk: Chunk) -> PolarsResult<DataFrame> {
+    use columns::*;
+    reader
+        .with_columns(Some(
+            [REQUEST_ID, CUSTOMER_ID, TS, API, STATUS, ERROR_CODE]
+                .map(String::from)
+                .to_vec(),
+        ))
+        .with_slice(Some((chunk.offset as usize, chunk.rows as usize)))
+        .read_parallel(ParallelStrategy::None)
+        .set_rechunk(true)
+        .finish()
+}
+
+/// The byte ranges of the six columns in the row groups that hold `chunk`'s rows: what an
+/// object's read fetches.
+fn chunk_byte_ranges(footer: &FileMetadata, row_groups: &[u64], chunk: Chunk) -> Vec<Range<u64>> {
+    use columns::*;
+    let mut ranges = Vec::new();
+    let mut first_row = 0u64;
+    for (group, &rows) in footer.row_groups.iter().zip(row_groups) {
+        let holds = first_row < chunk.offset + chunk.rows && chunk.offset < first_row + rows;
+        first_row += rows;
+        if !holds {
+            continue;
+        }
+        for name in [REQUEST_ID, CUSTOMER_ID, TS, API, STATUS, ERROR_CODE] {
+            if let Some(columns) = group.columns_under_root_iter(name) {
+                ranges.extend(columns.map(|c| c.byte_range()));
+            }
+        }
+    }
+    ranges
+}
+
+/// An object's footer, fetched by range: a guess at its size first, then the rest if the
+/// footer says it is longer.
+fn fetch_footer(client: &S3Client, version: &ObjectVersion) -> Result<SparseObject, S3Error> {
+    const GUESS_BYTES: u64 = 64 << 10;
+    let size = version.size;
+    let tail = size.min(GUESS_BYTES);
+    let tail_range = size - tail..size;
+    let mut ranges = vec![tail_range];
+    let mut parts = if tail == 0 {
+        Vec::new()
+    } else {
+        client.get_ranges(version, &ranges)?
+    };
+    if let Some(last) = parts.first().filter(|p| p.len() >= 8) {
+        let length = &last[last.len() - 8..last.len() - 4];
+        let needed = u64::from(u32::from_le_bytes(length.try_into().expect("4 bytes"))) + 8;
+        if needed > tail && needed <= size {
+            let head = size - needed..size - tail;
+            parts.extend(client.get_ranges(version, std::slice::from_ref(&head))?);
+            ranges.push(head);
+        }
+    }
+    let pairs: Vec<_> = ranges
+        .iter()
+        .cloned()
+        .zip(parts.iter().map(|b| &b[..]))
+        .collect();
+    SparseObject::new(size, &pairs).map_err(|e| S3Error {
+        action: "read",
+        url: version.url.to_string(),
+        reason: e.to_string(),
+        kind: crate::storage::s3::S3ErrorKind::Other,
+    })
 }
 
 /// The walk of `calls/`: every `*.parquet` file below it, each read once.
@@ -343,43 +513,23 @@ impl Walk {
 /// check after another on the same footer, each with its own message; none depends on a
 /// later one.
 fn check_file(
-    path: PathBuf,
+    read: ReadAs,
     shown: PathBuf,
-    stamp: FileStamp,
     problems: &mut Problems,
 ) -> Result<Option<CallFile>, InputError> {
     let location = || Location::file(&shown);
-    let corrupt = |e: PolarsError| {
-        InputError::new(location(), format!("is not a readable Parquet file: {e}"))
-            .hint("the file may be truncated or still being written; re-export it")
+    let footer = match &read {
+        ReadAs::File { path, .. } => File::open(path)
+            .map_err(|e| InputError::new(location(), format!("cannot open: {e}")))
+            .and_then(|file| read_footer(file, &shown)),
+        ReadAs::Object { client, version } => fetch_footer(client, version)
+            .map_err(|err| object_problem(&shown, err))
+            .and_then(|sparse| read_footer(sparse, &shown)),
     };
-    let footer = File::open(&path)
-        .map_err(|e| InputError::new(location(), format!("cannot open: {e}")))
-        .and_then(|file| {
-            let read = guarded(|| {
-                let mut reader = ParquetReader::new(file);
-                let schema = reader.schema()?;
-                let rows = reader.num_rows()? as u64;
-                let row_groups: Vec<u64> = reader
-                    .get_metadata()?
-                    .row_groups
-                    .iter()
-                    .map(|g| g.num_rows() as u64)
-                    .collect();
-                PolarsResult::Ok((schema, rows, row_groups))
-            });
-            match read {
-                Ok(footer) => footer.map_err(corrupt),
-                Err(reason) => Err(InputError::new(
-                    location(),
-                    format!("is not a readable Parquet file: the decoder failed ({reason})"),
-                )
-                .hint("the file may be truncated or still being written; re-export it")),
-            }
-        });
-    let Some((schema, rows, row_groups)) = problems.check(footer)? else {
+    let Some((schema, rows, row_groups, metadata)) = problems.check(footer)? else {
         return Ok(None);
     };
+    let footer = matches!(read, ReadAs::Object { .. }).then_some(metadata);
     let column = |name: &str| {
         schema.get(name).map(|f| f.dtype.clone()).ok_or_else(|| {
             InputError::new(
@@ -440,14 +590,45 @@ fn check_file(
     let ts_nanos_per_unit = problems.check(ts)?;
     match (good, ts_nanos_per_unit) {
         (true, Some(ts_nanos_per_unit)) => Ok(Some(CallFile {
-            path,
+            read,
             shown,
             rows,
             row_groups,
             ts_nanos_per_unit,
-            stamp,
+            footer,
         })),
         _ => Ok(None),
+    }
+}
+
+/// What a footer says: the schema, the rows, the rows per row group, and the metadata.
+type Footer = (Arc<ArrowSchema>, u64, Vec<u64>, Arc<FileMetadata>);
+
+fn read_footer<R: MmapBytesReader>(reader: R, shown: &Path) -> Result<Footer, InputError> {
+    let location = || Location::file(shown);
+    let corrupt = |e: PolarsError| {
+        InputError::new(location(), format!("is not a readable Parquet file: {e}"))
+            .hint("the file may be truncated or still being written; re-export it")
+    };
+    let read = guarded(|| {
+        let mut reader = ParquetReader::new(reader);
+        let schema = reader.schema()?;
+        let rows = reader.num_rows()? as u64;
+        let metadata = Arc::clone(reader.get_metadata()?);
+        let row_groups: Vec<u64> = metadata
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows() as u64)
+            .collect();
+        PolarsResult::Ok((schema, rows, row_groups, metadata))
+    });
+    match read {
+        Ok(footer) => footer.map_err(corrupt),
+        Err(reason) => Err(InputError::new(
+            location(),
+            format!("is not a readable Parquet file: the decoder failed ({reason})"),
+        )
+        .hint("the file may be truncated or still being written; re-export it")),
     }
 }
 

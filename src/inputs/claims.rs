@@ -1,7 +1,5 @@
 //! `claims.csv` — compensation claims (SLA 3.2). A malformed row is fatal (file and line).
 
-use std::path::Path;
-
 use super::{parse_customer_id, parse_identifier, read_optional};
 use crate::error::InputError;
 use crate::inputs::problems::Problems;
@@ -31,7 +29,10 @@ pub struct Claims {
 }
 
 impl Claims {
-    pub fn load(data_dir: &Path, problems: &mut Problems) -> Result<Claims, InputError> {
+    pub fn load(
+        data_dir: &crate::inputs::source::DataSource,
+        problems: &mut Problems,
+    ) -> Result<Claims, InputError> {
         let records = read_optional(data_dir, "claims", COLUMNS, problems)?;
         let mut claims = Vec::with_capacity(records.rows.len());
         for record in &records.rows {

@@ -5,7 +5,6 @@
 //! it, and notices given too late, are quarantined and left out. A malformed row is fatal.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::{parse_customer_id, parse_identifier, read_optional};
 use crate::error::InputError;
@@ -94,7 +93,7 @@ impl ExemptionTables {
     /// Loads the four exemption tables in turn. Long because it is those four reads, each
     /// with its own columns and checks, one after another.
     pub fn load(
-        data_dir: &Path,
+        data_dir: &crate::inputs::source::DataSource,
         policy: &Policy,
         quarantine: &mut Quarantine,
         problems: &mut Problems,

@@ -8,20 +8,20 @@ pub mod claims;
 pub mod decode;
 pub mod exemptions;
 pub mod problems;
+pub mod source;
 pub mod stamp;
 pub mod subscriptions;
 pub mod table;
 
-use std::path::Path;
-
 use crate::error::{InputError, Location};
 use crate::quarantine::Quarantine;
 use problems::Problems;
+use source::DataSource;
 use table::{find_table, read_table, Records};
 
 /// Reads an optional small table; a missing file is an empty table.
 pub(crate) fn read_optional(
-    data_dir: &Path,
+    data_dir: &DataSource,
     stem: &str,
     columns: &[&'static str],
     problems: &mut Problems,
@@ -35,7 +35,7 @@ pub(crate) fn read_optional(
 
 /// Reads a required small table.
 pub(crate) fn read_required(
-    data_dir: &Path,
+    data_dir: &DataSource,
     stem: &str,
     columns: &[&'static str],
     problems: &mut Problems,
@@ -53,7 +53,7 @@ pub(crate) fn read_required(
                     Location::file(format!("{stem}.csv")),
                     format!(
                         "is missing from the data directory `{}`; it is required",
-                        crate::paths::shown(data_dir)
+                        data_dir.shown()
                     ),
                 )
                 .hint(format!(
@@ -114,17 +114,21 @@ pub struct Inputs {
 impl Inputs {
     /// Loads and validates every table, failing on the first fatal problem; small-table
     /// quarantine entries are collected.
-    pub fn load(data_dir: &Path, policy: &crate::policy::Policy) -> Result<Inputs, InputError> {
+    pub fn load(
+        data_dir: &crate::storage::DataRoot,
+        policy: &crate::policy::Policy,
+    ) -> Result<Inputs, InputError> {
         Inputs::load_with(data_dir, policy, &mut Problems::first_fatal())
     }
 
     /// Loads every table, handing each fatal problem to `problems` (see [`Problems`]).
     pub fn load_with(
-        data_dir: &Path,
+        data_root: &crate::storage::DataRoot,
         policy: &crate::policy::Policy,
         problems: &mut Problems,
     ) -> Result<Inputs, InputError> {
         let mut quarantine = Quarantine::default();
+        let data_dir = &DataSource::open(data_root)?;
         let calls = calls::CallFiles::discover_with(data_dir, problems)?;
         let subscriptions =
             subscriptions::Subscriptions::load(data_dir, &mut quarantine, problems)?;

@@ -62,34 +62,71 @@ impl FileStamp {
 }
 
 /// An input as the run read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct InputFile {
     /// The name the manifest and messages use (relative to the data folder, or `calendar:…`).
     pub shown: String,
-    pub path: PathBuf,
-    /// Taken before the first byte was read.
-    pub stamp: FileStamp,
+    /// What it was when first read: a file and its stamp, or an object version.
+    pub read: ReadAs,
+}
+
+/// What an input was before its first byte was read.
+#[derive(Debug, Clone)]
+pub enum ReadAs {
+    File {
+        path: PathBuf,
+        stamp: FileStamp,
+    },
+    Object {
+        client: std::sync::Arc<crate::storage::S3Client>,
+        version: crate::storage::ObjectVersion,
+    },
 }
 
 impl InputFile {
     pub fn stamp(shown: impl Into<String>, path: &Path) -> std::io::Result<InputFile> {
         Ok(InputFile {
             shown: shown.into(),
-            path: path.to_path_buf(),
-            stamp: FileStamp::of(path)?,
+            read: ReadAs::File {
+                path: path.to_path_buf(),
+                stamp: FileStamp::of(path)?,
+            },
         })
+    }
+
+    /// Its size when first read.
+    pub fn bytes(&self) -> u64 {
+        match &self.read {
+            ReadAs::File { stamp, .. } => stamp.bytes,
+            ReadAs::Object { version, .. } => version.size,
+        }
     }
 
     /// Fails, naming the file, unless it is still exactly what was read.
     pub fn check_unchanged(&self) -> anyhow::Result<()> {
-        let now = FileStamp::of(&self.path);
+        let (path, stamp) = match &self.read {
+            ReadAs::File { path, stamp } => (path, stamp),
+            ReadAs::Object { client, version } => {
+                return client.check_unchanged(version).map_err(|err| {
+                    let hint = err.hint();
+                    crate::error::hinted(
+                        format!(
+                            "input `{}`: {err}; nothing was written",
+                            crate::text::shown(&self.shown)
+                        ),
+                        hint,
+                    )
+                })
+            }
+        };
+        let now = FileStamp::of(path);
         match now {
-            Ok(now) if now == self.stamp => Ok(()),
+            Ok(now) if now == *stamp => Ok(()),
             Ok(now) => Err(crate::error::hinted(
                 format!(
                     "input `{}` changed while the run read it ({}); nothing was written",
                     crate::text::shown(&self.shown),
-                    self.what_changed(&now),
+                    what_changed(stamp, &now),
                 ),
                 "run again once whatever writes it has finished",
             )),
@@ -102,16 +139,15 @@ impl InputFile {
             )),
         }
     }
+}
 
-    fn what_changed(&self, now: &FileStamp) -> String {
-        let was = &self.stamp;
-        if now.identity() != was.identity() {
-            "it was replaced by another file".into()
-        } else if now.bytes != was.bytes {
-            format!("its size went from {} to {} bytes", was.bytes, now.bytes)
-        } else {
-            "it was written to".into()
-        }
+fn what_changed(was: &FileStamp, now: &FileStamp) -> String {
+    if now.identity() != was.identity() {
+        "it was replaced by another file".into()
+    } else if now.bytes != was.bytes {
+        format!("its size went from {} to {} bytes", was.bytes, now.bytes)
+    } else {
+        "it was written to".into()
     }
 }
 

@@ -3,8 +3,6 @@
 //! Gives one [`Period`] per valid row; a row whose start is after its end is quarantined.
 //! A row that cannot be parsed is fatal (file and line).
 
-use std::path::Path;
-
 use chrono::NaiveDate;
 
 use super::{parse_customer_id, read_required};
@@ -30,7 +28,7 @@ pub struct Subscriptions {
 
 impl Subscriptions {
     pub fn load(
-        data_dir: &Path,
+        data_dir: &crate::inputs::source::DataSource,
         quarantine: &mut Quarantine,
         problems: &mut Problems,
     ) -> Result<Subscriptions, InputError> {

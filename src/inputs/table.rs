@@ -8,14 +8,18 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+use std::sync::Arc;
+
 use crate::error::{InputError, Location, Position};
 use crate::inputs::problems::Problems;
+use crate::inputs::source::{object_problem, DataSource, Origin};
+use crate::inputs::stamp::{InputFile, ReadAs};
 
 /// A small table file found in the data directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TableFile {
-    /// Absolute or caller-relative path used to open the file.
-    pub path: PathBuf,
+    /// Where it is read from: a path (absolute or caller-relative), or an object version.
+    pub origin: Origin,
     /// The path as reported to the user: relative to the data directory.
     pub shown: PathBuf,
     pub format: TableFormat,
@@ -27,32 +31,43 @@ pub enum TableFormat {
     Parquet,
 }
 
-/// Finds `<stem>.csv` or `<stem>.parquet` under `data_dir` (`stem` may hold a folder, as in
-/// `exemptions/windows`); both at once is ambiguous.
-pub fn find_table(data_dir: &Path, stem: &str) -> Result<Option<TableFile>, InputError> {
-    let csv = data_dir.join(format!("{stem}.csv"));
-    let parquet = data_dir.join(format!("{stem}.parquet"));
+/// Finds `<stem>.csv` or `<stem>.parquet` in the data directory (`stem` may hold a folder, as
+/// in `exemptions/windows`); both at once is ambiguous.
+pub fn find_table(source: &DataSource, stem: &str) -> Result<Option<TableFile>, InputError> {
     let shown = |ext: &str| PathBuf::from(format!("{stem}.{ext}"));
-    match (
-        present(&csv, &shown("csv"))?,
-        present(&parquet, &shown("parquet"))?,
-    ) {
-        (true, true) => Err(InputError::new(
+    let look = |ext: &str| -> Result<Option<Origin>, InputError> {
+        let name = format!("{stem}.{ext}");
+        match source {
+            DataSource::Folder(dir) => {
+                let path = dir.join(&name);
+                Ok(present(&path, &shown(ext))?.then_some(Origin::File(path)))
+            }
+            DataSource::Objects(client) => match client.head(&name) {
+                Ok(found) => Ok(found.map(|version| Origin::Object {
+                    client: Arc::clone(client),
+                    version,
+                })),
+                Err(err) => Err(object_problem(shown(ext), err)),
+            },
+        }
+    };
+    match (look("csv")?, look("parquet")?) {
+        (Some(_), Some(_)) => Err(InputError::new(
             Location::file(shown("csv")),
             format!("both `{stem}.csv` and `{stem}.parquet` exist; expected one of them"),
         )
         .hint("remove the one that is out of date")),
-        (true, false) => Ok(Some(TableFile {
-            path: csv,
+        (Some(origin), None) => Ok(Some(TableFile {
+            origin,
             shown: shown("csv"),
             format: TableFormat::Csv,
         })),
-        (false, true) => Ok(Some(TableFile {
-            path: parquet,
+        (None, Some(origin)) => Ok(Some(TableFile {
+            origin,
             shown: shown("parquet"),
             format: TableFormat::Parquet,
         })),
-        (false, false) => Ok(None),
+        (None, None) => Ok(None),
     }
 }
 
@@ -151,15 +166,40 @@ pub fn read_table(
 ) -> Result<Records, InputError> {
     let empty = || Records::empty(table.shown.clone(), columns);
     let shown = table.shown.display().to_string();
-    match crate::inputs::stamp::InputFile::stamp(shown, &table.path) {
-        Ok(file) => problems.read_file(file),
-        Err(e) => {
-            let problem =
-                InputError::new(Location::file(&table.shown), format!("cannot be read: {e}"));
-            return problems.report(problem).map(|()| empty());
-        }
-    }
-    let read = match table.format {
+    let (read_as, content) = match &table.origin {
+        Origin::File(path) => match crate::inputs::stamp::InputFile::stamp(shown, path) {
+            Ok(file) => (file, Content::Path(path.clone())),
+            Err(e) => {
+                let problem =
+                    InputError::new(Location::file(&table.shown), format!("cannot be read: {e}"));
+                return problems.report(problem).map(|()| empty());
+            }
+        },
+        // A small table is read whole, once, as the version looked up.
+        Origin::Object { client, version } => match client.get_all(version) {
+            Ok(bytes) => (
+                InputFile {
+                    shown,
+                    read: ReadAs::Object {
+                        client: Arc::clone(client),
+                        version: version.clone(),
+                    },
+                },
+                Content::Bytes(bytes),
+            ),
+            Err(err) => {
+                return problems
+                    .report(object_problem(&table.shown, err))
+                    .map(|()| empty())
+            }
+        },
+    };
+    problems.read_file(read_as);
+    let table = &TableBytes {
+        file: table,
+        content,
+    };
+    let read = match table.file.format {
         TableFormat::Csv => read_csv(table, columns, problems),
         TableFormat::Parquet => read_parquet(table, columns, problems),
     };
@@ -169,17 +209,36 @@ pub fn read_table(
     }
 }
 
+/// A table and what to read it from.
+struct TableBytes<'t> {
+    file: &'t TableFile,
+    content: Content,
+}
+
+enum Content {
+    /// A local file, opened when read.
+    Path(PathBuf),
+    /// An object, fetched whole.
+    Bytes(bytes::Bytes),
+}
+
 fn read_csv(
-    table: &TableFile,
+    table: &TableBytes,
     columns: &[&'static str],
     problems: &mut Problems,
 ) -> Result<Option<Records>, InputError> {
+    let (content, table) = (&table.content, table.file);
     let at = |line: u64| Location::file(&table.shown).at(Position::Line(line));
+    let source: Box<dyn std::io::Read> = match content {
+        Content::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
+        Content::Path(path) => Box::new(File::open(path).map_err(|e| {
+            InputError::new(Location::file(&table.shown), format!("cannot open: {e}"))
+        })?),
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_path(&table.path)
-        .map_err(|e| InputError::new(Location::file(&table.shown), format!("cannot open: {e}")))?;
+        .from_reader(source);
     let headers = reader
         .headers()
         .map_err(|e| InputError::new(at(1), csv_problem(&e)))?
@@ -256,17 +315,29 @@ fn csv_problem(error: &csv::Error) -> String {
 }
 
 fn read_parquet(
-    table: &TableFile,
+    table: &TableBytes,
     columns: &[&'static str],
     problems: &mut Problems,
 ) -> Result<Option<Records>, InputError> {
+    let (content, table) = (&table.content, table.file);
     let file_location = || Location::file(&table.shown);
     let unreadable = |e: PolarsError| {
         InputError::new(file_location(), format!("cannot be read as Parquet: {e}"))
     };
-    let file = File::open(&table.path)
-        .map_err(|e| InputError::new(file_location(), format!("cannot open: {e}")))?;
-    let frame = match crate::inputs::decode::guarded(|| ParquetReader::new(file).finish()) {
+    let decoded = match content {
+        Content::Bytes(bytes) => {
+            let bytes = bytes.clone();
+            crate::inputs::decode::guarded(move || {
+                ParquetReader::new(std::io::Cursor::new(bytes)).finish()
+            })
+        }
+        Content::Path(path) => {
+            let file = File::open(path)
+                .map_err(|e| InputError::new(file_location(), format!("cannot open: {e}")))?;
+            crate::inputs::decode::guarded(|| ParquetReader::new(file).finish())
+        }
+    };
+    let frame = match decoded {
         Ok(read) => read.map_err(unreadable)?,
         Err(reason) => {
             return Err(InputError::new(

@@ -58,7 +58,7 @@ pub(crate) fn execute(job: &Job) -> anyhow::Result<Computed> {
     crate::output::check_target(&job.out_dir, job.force)?;
     let stage = telemetry::stage("inputs", "reading the data directory");
     let calendar = RunCalendar::load(job.calendar.path(), &mut Problems::first_fatal())?;
-    let inputs = Inputs::load(&job.data_dir, &job.policy)?;
+    let inputs = Inputs::load(&job.data, &job.policy)?;
     stage.done(&[
         ("call_files", inputs.calls.files.len() as u64),
         ("call_rows", inputs.calls.rows()),

@@ -94,7 +94,7 @@ fn manifest_of(
     Ok(Manifest {
         program: Program::current(),
         job: EffectiveJob {
-            data: job.data_dir.display().to_string(),
+            data: job.data.recorded(),
             months_spec: job.months_spec.clone(),
             months: job.months,
             as_of: job.as_of.to_string(),

@@ -48,7 +48,7 @@
 #[deny(unsafe_code)]
 mod attribute;
 #[cfg(feature = "distributed")]
-mod ballista;
+pub(crate) mod ballista;
 #[deny(unsafe_code)]
 mod customer;
 #[deny(unsafe_code)]

@@ -287,7 +287,7 @@ fn read_progress(files: &CallFiles, chunks: &[Chunk]) -> ReadProgress {
     for chunk in chunks {
         chunks_per_file[chunk.file as usize] += 1;
     }
-    let total_bytes = files.files.iter().map(|f| f.stamp.bytes).sum();
+    let total_bytes = files.files.iter().map(|f| f.bytes()).sum();
     ReadProgress::start(total_bytes, &chunks_per_file)
 }
 
@@ -295,9 +295,9 @@ fn read_progress(files: &CallFiles, chunks: &[Chunk]) -> ReadProgress {
 fn chunk_bytes(files: &CallFiles, chunk: &Chunk) -> u64 {
     let file = &files.files[chunk.file as usize];
     if file.rows == 0 {
-        return file.stamp.bytes;
+        return file.bytes();
     }
-    let share = u128::from(file.stamp.bytes) * u128::from(chunk.rows) / u128::from(file.rows);
+    let share = u128::from(file.bytes()) * u128::from(chunk.rows) / u128::from(file.rows);
     u64::try_from(share).unwrap_or(u64::MAX)
 }
 

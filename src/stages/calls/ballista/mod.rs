@@ -17,6 +17,7 @@
 //! them per file and the driver names them by reading only the files that have any
 //! ([`quarantine_rows`]), then checks that both counts agree.
 
+pub(crate) mod object_stores;
 mod sql;
 
 use std::collections::BTreeMap;
@@ -34,9 +35,11 @@ use super::dedup::{resolve_conflict, CallVersion};
 use super::entry_points::quarantine_rows;
 use super::{CallCounts, HeavyStepInput, MonthCallCounts, RowCounts};
 use crate::inputs::calls::CallFiles;
+use crate::inputs::stamp::ReadAs;
 use crate::policy::Clause;
 use crate::quarantine::Entry;
 use crate::telemetry::Phases;
+use object_stores::S3Registry;
 use sql::{CallTable, CountInputs, ResolvedCall};
 
 /// Where the heavy step's cluster is.
@@ -111,13 +114,28 @@ fn empty_folder(dir: &std::path::Path) -> std::io::Result<()> {
 /// A session on `cluster`. Memory is Ballista's to manage: an in-process cluster's is not
 /// bounded (a pool of `--memory-budget-mib` made it spill and run slower without lowering
 /// its peak), a remote executor's is its own `cluster executor --memory-limit-mib`.
-async fn connect(cluster: &Cluster, threads: usize) -> anyhow::Result<SessionContext> {
+async fn connect(
+    cluster: &Cluster,
+    threads: usize,
+    files: &CallFiles,
+) -> anyhow::Result<SessionContext> {
+    // The run's own S3 settings (job file and environment), for the files this session reads.
+    let settings = files
+        .files
+        .iter()
+        .find_map(|file| match &file.read {
+            ReadAs::Object { client, .. } => Some(client.settings().clone()),
+            ReadAs::File { .. } => None,
+        })
+        .unwrap_or_default();
+    let runtime = S3Registry::new(settings).runtime(None)?;
     let config = SessionConfig::new_with_ballista()
         .with_target_partitions(threads)
         .with_ballista_standalone_parallelism(threads)
         .with_ballista_job_name("sla-ledger heavy step");
     let state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(runtime)
         .with_default_features()
         .build();
     match cluster {
@@ -171,7 +189,7 @@ async fn count_calls_async(
         Cluster::Standalone => "the in-process Ballista cluster".to_string(),
         Cluster::Remote(url) => format!("the Ballista cluster at `{url}`"),
     };
-    let ctx = connect(cluster, threads).await?;
+    let ctx = connect(cluster, threads, input.files).await?;
     let files = input.files;
     let tables = register_call_files(&ctx, files, &where_).await?;
     phases.lap("connect");
@@ -244,11 +262,18 @@ async fn register_call_files(
     let mut tables = Vec::with_capacity(files.files.len());
     for (index, file) in files.files.iter().enumerate() {
         let name = format!("calls_{index}");
-        let path = std::path::absolute(&file.path)
-            .with_context(|| format!("cannot resolve `{}`", file.path.display()))?;
-        let path = path
-            .to_str()
-            .with_context(|| format!("`{}` is not UTF-8", path.display()))?;
+        let path = match &file.read {
+            ReadAs::File { path, .. } => {
+                let path = std::path::absolute(path)
+                    .with_context(|| format!("cannot resolve `{}`", path.display()))?;
+                path.to_str()
+                    .with_context(|| format!("`{}` is not UTF-8", path.display()))?
+                    .to_string()
+            }
+            // The session's registry builds the bucket's store when the URL is first read.
+            ReadAs::Object { version, .. } => version.url.to_string(),
+        };
+        let path = path.as_str();
         ctx.register_parquet(&name, path, ParquetReadOptions::default())
             .await
             .with_context(|| format!("cannot register `{}` with {where_}", file.shown.display()))?;
