@@ -146,10 +146,7 @@ pub(crate) fn render(job: &Job, v: &Validation) -> String {
     writeln!(
         text,
         "sla-ledger validate: `{}`, months {}..{}, as of {}",
-        job.data,
-        job.months.first,
-        job.months.last,
-        job.as_of
+        job.data, job.months.first, job.months.last, job.as_of
     )
     .ok();
     match &v.calls {
