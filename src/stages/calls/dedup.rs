@@ -315,10 +315,13 @@ fn reread_versions(
 /// A row that reads back otherwise than when it was first read: the file changed during the
 /// run, or its metadata places rows differently when a part of it is read.
 fn reread_error(files: &CallFiles, chunk: Chunk, row: u32) -> anyhow::Error {
-    anyhow::anyhow!(
-        "`{}`: row {} reads back otherwise than when it was first read\n  hint: the file changed during the run, or its metadata does not match its data; re-export it and run again",
-        files.files[chunk.file as usize].shown.display(),
-        chunk.offset + u64::from(row) + 1
+    crate::error::hinted(
+        format!(
+            "`{}`: row {} reads back otherwise than when it was first read",
+            files.files[chunk.file as usize].shown.display(),
+            chunk.offset + u64::from(row) + 1
+        ),
+        "the file changed during the run, or its metadata does not match its data; re-export it and run again",
     )
 }
 
