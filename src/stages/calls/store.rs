@@ -249,7 +249,7 @@ mod tests {
         );
         let error_seconds = foldhash::HashSet::default();
         let context = TallyContext::new(&coverage, &error_seconds);
-        let partial = deduplicate_buckets(store, &context).unwrap();
+        let partial = deduplicate_buckets(store, &context, None).unwrap();
         assert_eq!(partial.unique, 3000);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir(&dir).unwrap();
