@@ -294,3 +294,96 @@ fn a_copied_months_or_customers_flag_must_contain_what_is_explained() {
         "{stderr}"
     );
 }
+
+#[test]
+fn spec2_explain_lists_a_request_id_shared_with_another_customer_and_counts_it_where_kept() {
+    let dir = TempDir::new("explain-shared-ids");
+    let data = dir.join("data");
+    materialise_golden(&repo_root().join("tests/golden/sla-rules"), &data);
+    let data_arg = data.to_str().unwrap().to_string();
+    let flags = vec!["--as-of".to_string(), "2026-04-30".to_string()];
+    let before = explain_json(&repo_root(), &data_arg, &flags, "1", "2026-01");
+
+    // 2026-01-12T10:00:00+08:00, and a month later.
+    let (t, later) = (1_768_183_200_000_000_000, 1_770_861_600_000_000_000);
+    let row = |id: &str, customer: i64, ts: i64, status: &str| CallRow {
+        request_id: Some(id.to_string()),
+        customer_id: Some(customer),
+        ts: Some(ts),
+        api: Some("DescribeTelCdr".to_string()),
+        status: Some(status.to_string()),
+        error_code: None,
+    };
+    let second = 1_000_000_000;
+    let rows = [
+        // Customer 2's earlier copy is kept; customer 1's copy is not one of its calls.
+        row("shared-kept-by-2", 2, t, "success"),
+        row("shared-kept-by-2", 1, t + second, "success"),
+        // Customer 1's earlier copy is kept.
+        row("shared-kept-by-1", 1, t, "client_error"),
+        row("shared-kept-by-1", 2, t + second, "success"),
+        // An exact re-delivery, a defective row, a call of another month.
+        row("own-twice", 1, t, "success"),
+        row("own-twice", 1, t, "success"),
+        row("defective", 1, t, "timeout"),
+        row("next-month", 1, later, "success"),
+    ];
+    write_calls_parquet(
+        &data.join("calls/shared.parquet"),
+        &rows,
+        polars::prelude::TimeUnit::Nanoseconds,
+        true,
+    );
+    let after = explain_json(&repo_root(), &data_arg, &flags, "1", "2026-01");
+    let (was, now) = (&before["calls"], &after["calls"]);
+    let grew = |field: &str| now[field].as_u64().unwrap() - was[field].as_u64().unwrap();
+    assert_eq!(grew("valid_rows"), 5);
+    assert_eq!(grew("unique_calls"), 3);
+    assert_eq!(grew("duplicate_rows"), 2);
+    assert_eq!(grew("other_months"), 1);
+    assert_eq!(grew("counted"), 2);
+    let by_status = |calls: &serde_json::Value, status: &str| {
+        calls["counted_by_status"][status].as_u64().unwrap_or(0)
+    };
+    assert_eq!(
+        by_status(now, "client_error") - by_status(was, "client_error"),
+        1
+    );
+    assert_eq!(by_status(now, "success") - by_status(was, "success"), 1);
+    let details = |calls: &serde_json::Value, list: &str| -> Vec<String> {
+        let lines = calls[list].as_array().unwrap();
+        lines
+            .iter()
+            .map(|l| l["detail"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let conflicts = details(now, "conflicting_duplicates");
+    assert_eq!(
+        conflicts.len(),
+        details(was, "conflicting_duplicates").len() + 2
+    );
+    for (id, kept_by) in [("shared-kept-by-2", 2), ("shared-kept-by-1", 1)] {
+        assert!(
+            conflicts.iter().any(
+                |d| d.starts_with(&format!("request_id {id}: 2 differing rows"))
+                    && d.contains(&format!("customer_id={kept_by} "))
+            ),
+            "{conflicts:?}"
+        );
+    }
+    let quarantined = details(now, "quarantined");
+    assert_eq!(quarantined.len(), details(was, "quarantined").len() + 1);
+    assert!(quarantined
+        .iter()
+        .any(|d| d.starts_with("request_id defective: status `timeout`")));
+
+    // The line explained is the line `run` writes.
+    let out = dir.join("out");
+    assert_success(&run_ledger(&data, &out, "2026-01", "2026-04-30", &[]));
+    let ledger = std::fs::read_to_string(out.join("ledger.csv")).unwrap();
+    let line = ledger
+        .lines()
+        .find(|l| l.starts_with("1,2026-01,"))
+        .unwrap();
+    assert_eq!(after["ledger_csv"].as_str().unwrap(), line);
+}

@@ -480,6 +480,7 @@ fn issue12_item11_a_full_disk_while_spilling_fails_cleanly() {
             "No space left on device",
             "spill",
             disk.path.to_str().unwrap(),
+            "\n  hint: the spill folder (beside `--out`) needs free space",
         ],
     );
     assert_eq!(snapshot(&out), previous);

@@ -7,15 +7,13 @@
 //! or not (SLA 3.2), and the payout — ending in the ledger line `run` writes for that month.
 //!
 //! The month's counts come from the heavy step and its price from `price_month`, exactly as
-//! in `run`; the heavy step's per-customer path gives the row facts behind them, which must
-//! add up to the counts. This module only presents: `sections.rs` builds what is shown from
+//! in `run`; the same run of the heavy step notes the row facts behind them, which must add
+//! up to the counts. This module only presents: `sections.rs` builds what is shown from
 //! the stage results, `text.rs` renders it.
 
 mod model;
 mod sections;
 mod text;
-
-use anyhow::Context;
 
 use crate::cli::{ExplainArgs, ExplainFormat, RunArgs};
 use crate::error::UsageError;
@@ -25,10 +23,10 @@ use crate::inputs::Inputs;
 use crate::job::Job;
 use crate::policy::Clause;
 use crate::scratch::ScratchDir;
-use crate::stages::calls::{customer_month, CustomerMonth, MonthCallCounts};
+use crate::stages::calls::{CustomerMonth, MonthCallCounts, NotedCustomer};
 use crate::stages::exemptions::ExemptionRules;
 use crate::stages::pricing::{price_month, PricingRules, TablesByMonth};
-use crate::stages::service_months::{coverage_intervals, service_months, ServiceMonth};
+use crate::stages::service_months::{service_months, ServiceMonth};
 use crate::time::{MonthRange, YearMonth};
 
 pub(crate) use model::Explanation;
@@ -106,20 +104,15 @@ pub(crate) fn explain(args: &ExplainArgs) -> anyhow::Result<Explanation> {
     let calendar = RunCalendar::load(job.calendar.path(), &mut Problems::first_fatal())?;
     let inputs = Inputs::load(&job.data, &job.policy)?;
     let service_month = the_service_month(&job, &inputs, args.customer, month)?;
-    let months = std::slice::from_ref(&service_month);
-    let counts = heavy_step_counts(&job, &inputs, months)?;
-    let coverage = coverage_intervals(months, job.policy.timezone);
-    let calls = customer_month(
-        &inputs.calls,
-        args.customer,
+    let customer = NotedCustomer {
+        customer_id: args.customer,
         month,
-        &coverage,
-        job.policy.timezone,
-    )
-    .with_context(|| format!("cannot read the calls of customer {}", args.customer))?;
+        tz: job.policy.timezone,
+    };
+    let (counts, calls) = heavy_step(&job, &inputs, &service_month, customer)?;
     let exemption_rules = ExemptionRules::new(&inputs.exemptions, &job.policy);
     let errors = sections::error_lines(&exemption_rules, &calls.system_errors);
-    // Read three or four times: a file that changed in between would mix two versions (SPEC §8).
+    // A file that changed while it was read would mix two versions (SPEC §8).
     for input in &inputs.sources {
         input.check_unchanged()?;
     }
@@ -179,17 +172,20 @@ fn the_service_month(
     })
 }
 
-/// The heavy step's counts for the one month, from the run's engine, by `run`'s own code.
-fn heavy_step_counts(
+/// The heavy step's counts for the one month, from the run's engine, by `run`'s own code, and
+/// the customer's rows behind them.
+fn heavy_step(
     job: &Job,
     inputs: &Inputs,
-    months: &[ServiceMonth],
-) -> anyhow::Result<MonthCallCounts> {
+    service_month: &ServiceMonth,
+    customer: NotedCustomer,
+) -> anyhow::Result<(MonthCallCounts, CustomerMonth)> {
     let spill = ScratchDir::in_temp("spill")?;
-    let counts = crate::run::count_calls(job, inputs, months, spill)?;
+    let months = std::slice::from_ref(service_month);
+    let (counts, calls) = crate::run::count_calls_noting(job, inputs, months, spill, customer)?;
     let mut months = counts.months.into_iter();
     match (months.next(), months.next()) {
-        (Some(count), None) => Ok(count),
+        (Some(count), None) => Ok((count, calls)),
         _ => anyhow::bail!("internal check failed: the heavy step gave no single month's counts"),
     }
 }

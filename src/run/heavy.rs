@@ -1,5 +1,6 @@
 //! Takes the job, the inputs and the service months; gives the heavy step's counts from the
-//! job's engine, with its spill folder beside the output (SPEC §8) and its phases logged.
+//! job's engine (for `explain`, with the rows behind one customer's month), with its spill
+//! folder beside the output (SPEC §8) and its phases logged.
 
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use crate::inputs::Inputs;
 use crate::job::Job;
 use crate::scratch::ScratchDir;
 use crate::stages::calls::engine;
-use crate::stages::calls::{CallCounts, HeavyStepInput};
+use crate::stages::calls::{CallCounts, CustomerMonth, HeavyStepInput, NotedCustomer};
 use crate::stages::service_months::{coverage_intervals, ServiceMonth};
 use crate::telemetry;
 
@@ -20,24 +21,45 @@ pub(crate) fn count(
     months: &[ServiceMonth],
     spill: ScratchDir,
 ) -> anyhow::Result<CallCounts> {
+    let step = |input: &HeavyStepInput| Ok((engine::count_calls(&job.engine, input)?, ()));
+    Ok(count_with(job, inputs, months, spill, step)?.0)
+}
+
+/// [`count`], plus the rows behind `customer`'s month as the heavy step noted them.
+pub(crate) fn count_noting(
+    job: &Job,
+    inputs: &Inputs,
+    months: &[ServiceMonth],
+    spill: ScratchDir,
+    customer: NotedCustomer,
+) -> anyhow::Result<(CallCounts, CustomerMonth)> {
+    let step = |input: &HeavyStepInput| engine::count_calls_noting(&job.engine, input, customer);
+    count_with(job, inputs, months, spill, step)
+}
+
+/// The heavy step as `step` runs it on the input of `months`, in its stage of the log.
+fn count_with<T>(
+    job: &Job,
+    inputs: &Inputs,
+    months: &[ServiceMonth],
+    spill: ScratchDir,
+    step: impl FnOnce(&HeavyStepInput) -> anyhow::Result<(CallCounts, T)>,
+) -> anyhow::Result<(CallCounts, T)> {
     let stage = telemetry::stage(
         "calls",
         "counting calls (quarantine, duplicates, exemptions)",
     );
     let coverage = coverage_intervals(months, job.policy.timezone);
-    let counts = engine::count_calls(
-        &job.engine,
-        &HeavyStepInput {
-            files: &inputs.calls,
-            month_count: months.len(),
-            coverage: &coverage,
-            exemptions: &inputs.exemptions,
-            policy: &job.policy,
-            memory_budget_bytes: job.memory_budget_bytes(),
-            threads: job.threads,
-            spill_dir: spill.path().to_path_buf(),
-        },
-    )
+    let (counts, noted) = step(&HeavyStepInput {
+        files: &inputs.calls,
+        month_count: months.len(),
+        coverage: &coverage,
+        exemptions: &inputs.exemptions,
+        policy: &job.policy,
+        memory_budget_bytes: job.memory_budget_bytes(),
+        threads: job.threads,
+        spill_dir: spill.path().to_path_buf(),
+    })
     .map_err(|err| name_the_spill_folder(err, spill.path()))?;
     drop(spill);
     for phase in &counts.timings {
@@ -57,7 +79,7 @@ pub(crate) fn count(
         ("counted", counts.rows.counted),
         ("spilled_buckets", counts.spilled_buckets as u64),
     ]);
-    Ok(counts)
+    Ok((counts, noted))
 }
 
 /// A fresh scratch sibling of the output folder for call keys that do not fit the memory

@@ -28,7 +28,7 @@ use crate::stages::pricing::{price_month, PricingRules, TablesByMonth};
 use crate::stages::service_months::{service_months, ServiceMonth};
 use crate::telemetry;
 
-pub(crate) use heavy::{count as count_calls, spill_dir};
+pub(crate) use heavy::{count_noting as count_calls_noting, spill_dir};
 pub(crate) use summary::summary;
 
 pub fn run_command(args: &RunCommandArgs) -> anyhow::Result<()> {

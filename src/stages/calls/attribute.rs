@@ -29,29 +29,8 @@ pub(super) fn attribute(
         .errors
         .par_iter()
         .map(|counted| {
-            let &CountedError {
-                month_index,
-                id,
-                content,
-                customer_id,
-                ts,
-            } = counted;
-            // Every counted system error's detail was kept when its row was read.
-            let detail = errors
-                .get(&(id, content))
-                .ok_or_else(|| anyhow::anyhow!("a counted system error has no detail"))?;
-            let error = SystemError {
-                request_id: detail.request_id.to_string(),
-                customer_id,
-                ts,
-                error_code: detail.error_code.as_deref().map(str::to_string),
-                calls_in_second: tally
-                    .seconds
-                    .get(&CustomerSecond::of(customer_id, ts))
-                    .copied()
-                    .unwrap_or(1),
-            };
-            Ok((month_index, rules.attribute(&error)))
+            let error = system_error(counted, tally, errors)?;
+            Ok((counted.month_index, rules.attribute(&error)))
         })
         .collect::<anyhow::Result<_>>()?;
     for (month, clause) in outcomes {
@@ -62,4 +41,48 @@ pub(super) fn attribute(
         }
     }
     Ok(months)
+}
+
+/// The counted system errors of `customer_id`, in full, as attribution sees them.
+pub(super) fn system_errors_of(
+    customer_id: i64,
+    tally: &Tally,
+    errors: &ErrorDetails,
+) -> anyhow::Result<Vec<SystemError>> {
+    tally
+        .errors
+        .iter()
+        .filter(|counted| counted.customer_id == customer_id)
+        .map(|counted| system_error(counted, tally, errors))
+        .collect()
+}
+
+/// A counted system error in full: its detail, and the counted calls of its customer's second.
+fn system_error(
+    counted: &CountedError,
+    tally: &Tally,
+    errors: &ErrorDetails,
+) -> anyhow::Result<SystemError> {
+    let &CountedError {
+        id,
+        content,
+        customer_id,
+        ts,
+        ..
+    } = counted;
+    // Every counted system error's detail was kept when its row was read.
+    let detail = errors
+        .get(&(id, content))
+        .ok_or_else(|| anyhow::anyhow!("a counted system error has no detail"))?;
+    Ok(SystemError {
+        request_id: detail.request_id.to_string(),
+        customer_id,
+        ts,
+        error_code: detail.error_code.as_deref().map(str::to_string),
+        calls_in_second: tally
+            .seconds
+            .get(&CustomerSecond::of(customer_id, ts))
+            .copied()
+            .unwrap_or(1),
+    })
 }

@@ -1,26 +1,33 @@
-//! Takes the call files, one customer and its service month's coverage; gives every row fact
-//! `explain` shows for that customer-month, under the heavy step's own rules (row defects,
-//! de-duplication with its tie-break, coverage, burst seconds), holding about 50 bytes per
-//! call of the customer and full strings only for its counted system errors.
+//! Takes one customer-month for the heavy step to note while it runs; gives every row fact
+//! `explain` shows for it, found by the step's own passes, so under its own rules (row defects
+//! as read, de-duplication with its tie-break, coverage, burst seconds) and without reading
+//! the call logs again: the read marks the customer's valid rows (two bits per call row), the
+//! de-duplication and the tie-break count the calls they keep of those rows, and the counted
+//! system errors are the step's own.
 //!
-//! The counts themselves come from the heavy step ([`super::count_calls`]): `explain` checks
-//! that these facts add up to them.
+//! The counts themselves come from the same run of the step: `explain` checks that these
+//! facts add up to them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono_tz::Tz;
-use foldhash::{HashMap, HashMapExt};
-use rayon::prelude::*;
 
-use super::dedup::{conflict_entry, CallVersion};
-use super::key::{content_hash, id_hash, status_code, status_name, text_hash, STATUS_SYSTEM_ERROR};
-use super::read::{polars_error, row_defect, ChunkColumns};
-use super::tally::Coverage;
-use crate::inputs::calls::{CallFiles, Chunk};
+use super::key::{
+    status_name, CallKey, STATUS_CLIENT_ERROR, STATUS_COUNT, STATUS_SUCCESS, STATUS_SYSTEM_ERROR,
+};
 use crate::quarantine::Entry;
 use crate::stages::exemptions::SystemError;
-use crate::stages::service_months::CoverageInterval;
-use crate::time::{local_date, YearMonth, NANOS_PER_SECOND};
+use crate::time::{local_date, YearMonth};
+
+/// The customer-month whose rows the heavy step notes for `explain`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NotedCustomer {
+    pub customer_id: i64,
+    /// With `tz`, tells a call on an uncovered date of this month from one of another month.
+    pub month: YearMonth,
+    pub tz: Tz,
+}
 
 /// The rows behind one customer-month, as the heavy step treats them.
 #[derive(Debug, Clone, Default)]
@@ -66,310 +73,250 @@ impl CustomerMonth {
     }
 }
 
-/// The kept version of one request id, as far as counting needs it.
-#[derive(Debug, Clone, Copy)]
-struct Kept {
-    content: u64,
-    ts: i64,
-    customer_id: i64,
-    status: u8,
-    /// Another row of the id has other content: the tie-break decides (SPEC §2).
-    conflicting: bool,
+/// One bit per call row, by position; set from many threads at once.
+struct PositionBits {
+    words: Vec<AtomicU64>,
 }
 
-/// The full strings of the customer's system-error versions, by id hash.
-type ErrorStrings = HashMap<[u64; 2], Vec<(u64, String, Option<String>)>>;
-
-/// The heavy step's rules over every row of every request id `customer_id` used (SPEC §2,
-/// §4). `coverage` holds the service month's covered ranges (month index 0); `month` and `tz`
-/// tell an uncovered date of the month from another month. Two or three parallel reads of the call
-/// logs, one customer at a time.
-pub(crate) fn customer_month(
-    files: &CallFiles,
-    customer_id: i64,
-    month: YearMonth,
-    coverage: &[CoverageInterval],
-    tz: Tz,
-) -> anyhow::Result<CustomerMonth> {
-    let mut result = CustomerMonth::default();
-    let mut errors = ErrorStrings::new();
-    let mut kept = read_own_rows(files, customer_id, &mut result, &mut errors)?;
-    mark_foreign_conflicts(files, customer_id, &mut kept)?;
-    if kept.values().any(|k| k.conflicting) {
-        resolve_conflicts(files, &mut kept, &mut errors, &mut result.conflicts)?;
-    }
-    tally(
-        &kept,
-        &errors,
-        customer_id,
-        month,
-        coverage,
-        tz,
-        &mut result,
-    )?;
-    result.quarantined.sort();
-    result.conflicts.sort();
-    Ok(result)
-}
-
-/// What read 1 finds in one chunk.
-#[derive(Default)]
-struct OwnRows {
-    quarantined: Vec<Entry>,
-    valid_rows: u64,
-    versions: Vec<([u64; 2], Kept)>,
-    /// The full strings of system-error versions: (id hash, content, request id, code).
-    errors: Vec<([u64; 2], u64, String, Option<String>)>,
-}
-
-/// Read 1: the customer's defective rows, and one version per request id of its valid rows.
-/// Chunks are read in parallel and merged in their order.
-fn read_own_rows(
-    files: &CallFiles,
-    customer_id: i64,
-    result: &mut CustomerMonth,
-    errors: &mut ErrorStrings,
-) -> anyhow::Result<HashMap<[u64; 2], Kept>> {
-    let chunks = files.chunks();
-    let found: Vec<OwnRows> = chunks
-        .par_iter()
-        .map(|chunk| own_rows_of(files, *chunk, customer_id))
-        .collect::<anyhow::Result<_>>()?;
-    let mut kept: HashMap<[u64; 2], Kept> = HashMap::new();
-    for rows in found {
-        result.quarantined.extend(rows.quarantined);
-        result.valid_rows += rows.valid_rows;
-        for (hash, content, id, code) in rows.errors {
-            let versions = errors.entry(hash).or_default();
-            if !versions.iter().any(|(c, _, _)| *c == content) {
-                versions.push((content, id, code));
-            }
-        }
-        for (hash, version) in rows.versions {
-            kept.entry(hash)
-                .and_modify(|k| k.conflicting |= k.content != version.content)
-                .or_insert(version);
+impl PositionBits {
+    fn new(rows: u64) -> PositionBits {
+        PositionBits {
+            words: (0..rows.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
         }
     }
-    Ok(kept)
+
+    fn insert(&self, position: u32) {
+        let word = &self.words[position as usize / 64];
+        word.fetch_or(1 << (position % 64), Ordering::Relaxed);
+    }
+
+    /// Whether `position` was inserted (a position of no row, like a resolved conflict's, was
+    /// not).
+    fn contains(&self, position: u32) -> bool {
+        self.words
+            .get(position as usize / 64)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (position % 64)) != 0)
+    }
+
+    fn count(&self) -> u64 {
+        let ones = self
+            .words
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones());
+        ones.map(u64::from).sum()
+    }
 }
 
-/// Read 1 over one chunk.
-fn own_rows_of(files: &CallFiles, chunk: Chunk, customer_id: i64) -> anyhow::Result<OwnRows> {
-    let frame = files.read_chunk(chunk)?;
-    let source = &files.files[chunk.file as usize].shown;
-    let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
-    let mut rows = OwnRows::default();
-    for i in 0..frame.height() {
-        if columns.customer_id.get(i) != Some(customer_id) {
-            continue;
-        }
-        let (id, t, s) = (
-            columns.request_id.get(i),
-            columns.ts.get(i),
-            columns.status.get(i),
-        );
-        let (Some(id), Some(ts), Some(status)) = (id, t, s.and_then(status_code)) else {
-            let (reason, detail) = row_defect(id, Some(customer_id), t, s);
-            let row = chunk.offset + i as u64 + 1;
-            rows.quarantined
-                .push(Entry::new(source, Some(row), reason, detail));
-            continue;
-        };
-        rows.valid_rows += 1;
-        let code = columns.error_code.get(i);
-        let content = content_hash(
-            customer_id,
-            ts,
-            columns.api.get(i).map(text_hash),
-            status,
-            code.map(text_hash),
-        );
-        let hash = id_hash(id);
-        if status == STATUS_SYSTEM_ERROR {
-            rows.errors
-                .push((hash, content, id.to_string(), code.map(str::to_string)));
-        }
-        let version = Kept {
-            content,
-            ts,
-            customer_id,
-            status,
-            conflicting: false,
-        };
-        rows.versions.push((hash, version));
-    }
-    Ok(rows)
+/// The customer's calls as the step keeps them, counted; partials merge.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct KeptCalls {
+    unique: u64,
+    uncovered_in_month: u64,
+    other_months: u64,
+    /// Counted calls by status code.
+    counted: [u64; STATUS_COUNT],
 }
 
-/// Read 2: a valid row of another customer carrying one of the ids makes that id conflict.
-fn mark_foreign_conflicts(
-    files: &CallFiles,
-    customer_id: i64,
-    kept: &mut HashMap<[u64; 2], Kept>,
-) -> anyhow::Result<()> {
-    let shared: &HashMap<[u64; 2], Kept> = kept;
-    let foreign: Vec<Vec<[u64; 2]>> = files
-        .chunks()
-        .par_iter()
-        .map(|&chunk| {
-            let frame = files.read_chunk(chunk)?;
-            let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
-            let mut ids = Vec::new();
-            for i in 0..frame.height() {
-                if columns.customer_id.get(i).is_none_or(|c| c == customer_id) {
-                    continue;
-                }
-                let valid = columns.ts.get(i).is_some()
-                    && columns.status.get(i).and_then(status_code).is_some();
-                let Some(id) = columns.request_id.get(i).filter(|_| valid) else {
-                    continue;
-                };
-                let hash = id_hash(id);
-                if shared.contains_key(&hash) {
-                    ids.push(hash);
-                }
-            }
-            Ok(ids)
-        })
-        .collect::<anyhow::Result<_>>()?;
-    for hash in foreign.into_iter().flatten() {
-        // Its customer differs, so its content does: the tie-break decides.
-        if let Some(k) = kept.get_mut(&hash) {
-            k.conflicting = true;
+impl KeptCalls {
+    pub(super) fn merge(mut self, other: KeptCalls) -> KeptCalls {
+        self.unique += other.unique;
+        self.uncovered_in_month += other.uncovered_in_month;
+        self.other_months += other.other_months;
+        for (a, b) in self.counted.iter_mut().zip(other.counted) {
+            *a += b;
         }
+        self
     }
-    Ok(())
 }
 
-/// Read 3, only when some id conflicts: every valid version of those ids in full, the
-/// tie-break's pick kept (SPEC §2) and the `conflicting_duplicate` entry noted.
-fn resolve_conflicts(
-    files: &CallFiles,
-    kept: &mut HashMap<[u64; 2], Kept>,
-    errors: &mut ErrorStrings,
-    conflicts: &mut Vec<Entry>,
-) -> anyhow::Result<()> {
-    let shared: &HashMap<[u64; 2], Kept> = kept;
-    let found: Vec<Vec<([u64; 2], CallVersion)>> = files
-        .chunks()
-        .par_iter()
-        .map(|&chunk| {
-            let frame = files.read_chunk(chunk)?;
-            let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
-            let mut versions = Vec::new();
-            for i in 0..frame.height() {
-                let Some(hash) = columns.request_id.get(i).map(id_hash) else {
-                    continue;
-                };
-                if !shared.get(&hash).is_some_and(|k| k.conflicting) {
-                    continue;
-                }
-                if let Some(version) = columns.version(i) {
-                    versions.push((hash, version));
-                }
-            }
-            Ok(versions)
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut versions: HashMap<[u64; 2], Vec<CallVersion>> = HashMap::new();
-    for (hash, version) in found.into_iter().flatten() {
-        versions.entry(hash).or_default().push(version);
-    }
-    for (hash, mut list) in versions {
-        list.sort();
-        list.dedup();
-        if list.len() > 1 {
-            conflicts.push(conflict_entry(&list.iter().collect::<Vec<_>>()));
-        }
-        let first = list.swap_remove(0);
-        let status = status_code(&first.status).expect("a version has a valid status");
-        let content = content_hash(
-            first.customer_id,
-            first.ts,
-            first.api.as_deref().map(text_hash),
-            status,
-            first.error_code.as_deref().map(text_hash),
-        );
-        kept.insert(
-            hash,
-            Kept {
-                content,
-                ts: first.ts,
-                customer_id: first.customer_id,
-                status,
-                conflicting: false,
-            },
-        );
-        if status == STATUS_SYSTEM_ERROR {
-            errors.insert(hash, vec![(content, first.request_id, first.error_code)]);
-        }
-    }
-    Ok(())
+/// What the heavy step notes about the customer's rows as it runs: which rows are the
+/// customer's valid rows and, of those, which are client errors (a key tells only a system
+/// error from the rest).
+pub(super) struct CustomerNotes {
+    customer: NotedCustomer,
+    own_rows: PositionBits,
+    client_errors: PositionBits,
 }
 
-/// Counts the kept calls of the customer as the heavy step does: counted when covered,
-/// otherwise in the month's uncovered dates or another month; counted system errors in full,
-/// with the counted calls of their UTC second.
-fn tally(
-    kept: &HashMap<[u64; 2], Kept>,
-    errors: &ErrorStrings,
-    customer_id: i64,
-    month: YearMonth,
-    coverage: &[CoverageInterval],
-    tz: Tz,
-    result: &mut CustomerMonth,
-) -> anyhow::Result<()> {
-    let coverage = Coverage::new(coverage, 1);
-    let counted = |k: &Kept| coverage.month(customer_id, k.ts).is_some();
-    let mut error_seconds: BTreeSet<i64> = BTreeSet::new();
-    for (hash, k) in kept.iter().filter(|(_, k)| k.customer_id == customer_id) {
-        result.unique_calls += 1;
-        if counted(k) {
-            *result
-                .counted_by_status
-                .entry(status_name(k.status))
-                .or_default() += 1;
-            if k.status == STATUS_SYSTEM_ERROR {
-                let (_, request_id, error_code) = errors
-                    .get(hash)
-                    .and_then(|v| v.iter().find(|(c, _, _)| *c == k.content))
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "internal check failed: a counted system error lost its detail"
-                        )
-                    })?;
-                error_seconds.insert(k.ts.div_euclid(NANOS_PER_SECOND));
-                result.system_errors.push(SystemError {
-                    request_id: request_id.clone(),
-                    customer_id,
-                    ts: k.ts,
-                    error_code: error_code.clone(),
-                    calls_in_second: 0,
-                });
-            }
-        } else if YearMonth::of(local_date(tz, k.ts)) == month {
-            result.uncovered_in_month += 1;
+impl CustomerNotes {
+    /// Notes for `rows` call rows.
+    pub(super) fn new(customer: NotedCustomer, rows: u64) -> CustomerNotes {
+        CustomerNotes {
+            customer,
+            own_rows: PositionBits::new(rows),
+            client_errors: PositionBits::new(rows),
+        }
+    }
+
+    pub(super) fn customer_id(&self) -> i64 {
+        self.customer.customer_id
+    }
+
+    /// A valid row of the customer, as read.
+    pub(super) fn own_row(&self, position: u32, status: u8) {
+        self.own_rows.insert(position);
+        if status == STATUS_CLIENT_ERROR {
+            self.client_errors.insert(position);
+        }
+    }
+
+    /// A call kept from copies that agree: the customer's when its row is.
+    pub(super) fn kept_key(&self, kept: &mut KeptCalls, key: &CallKey) {
+        if !self.own_rows.contains(key.position) {
+            return;
+        }
+        let status = if key.is_system_error() {
+            STATUS_SYSTEM_ERROR
+        } else if self.client_errors.contains(key.position) {
+            STATUS_CLIENT_ERROR
         } else {
-            result.other_months += 1;
+            STATUS_SUCCESS
+        };
+        self.count_kept(kept, key.month(), key.ts, status);
+    }
+
+    /// The version the tie-break kept of a conflicting id, of `customer_id`.
+    pub(super) fn kept_version(
+        &self,
+        kept: &mut KeptCalls,
+        customer_id: i64,
+        month: Option<u32>,
+        ts: i64,
+        status: u8,
+    ) {
+        if customer_id == self.customer.customer_id {
+            self.count_kept(kept, month, ts, status);
         }
     }
-    let mut per_second: BTreeMap<i64, u32> = BTreeMap::new();
-    for k in kept
-        .values()
-        .filter(|k| k.customer_id == customer_id && counted(k))
-    {
-        let second = k.ts.div_euclid(NANOS_PER_SECOND);
-        if error_seconds.contains(&second) {
-            let n = per_second.entry(second).or_default();
-            *n = n.saturating_add(1);
+
+    /// One kept call of the customer: counted in its service month, else on an uncovered date
+    /// of the month or in another month.
+    fn count_kept(&self, kept: &mut KeptCalls, month: Option<u32>, ts: i64, status: u8) {
+        kept.unique += 1;
+        if month.is_some() {
+            kept.counted[usize::from(status)] += 1;
+        } else if YearMonth::of(local_date(self.customer.tz, ts)) == self.customer.month {
+            kept.uncovered_in_month += 1;
+        } else {
+            kept.other_months += 1;
         }
     }
-    for error in &mut result.system_errors {
-        error.calls_in_second = per_second[&error.ts.div_euclid(NANOS_PER_SECOND)];
+
+    /// Everything noted, with the customer's quarantined rows and conflicts and the step's
+    /// counted system errors of the customer.
+    pub(super) fn customer_month(
+        &self,
+        mut quarantined: Vec<Entry>,
+        mut conflicts: Vec<Entry>,
+        kept: KeptCalls,
+        mut system_errors: Vec<SystemError>,
+    ) -> CustomerMonth {
+        quarantined.sort();
+        conflicts.sort();
+        system_errors.sort_by(|a, b| (a.ts, &a.request_id).cmp(&(b.ts, &b.request_id)));
+        let counted_by_status = (0..STATUS_COUNT)
+            .map(|code| (status_name(code as u8), kept.counted[code]))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        CustomerMonth {
+            quarantined,
+            valid_rows: self.own_rows.count(),
+            conflicts,
+            unique_calls: kept.unique,
+            uncovered_in_month: kept.uncovered_in_month,
+            other_months: kept.other_months,
+            counted_by_status,
+            system_errors,
+        }
     }
-    result
-        .system_errors
-        .sort_by(|a, b| (a.ts, &a.request_id).cmp(&(b.ts, &b.request_id)));
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::calls::testing::key;
+    use crate::time::{local_day_start, parse_date};
+
+    const CUSTOMER: i64 = 7;
+
+    fn notes(rows: u64) -> CustomerNotes {
+        let customer = NotedCustomer {
+            customer_id: CUSTOMER,
+            month: "2026-01".parse().unwrap(),
+            tz: "Asia/Shanghai".parse().unwrap(),
+        };
+        CustomerNotes::new(customer, rows)
+    }
+
+    /// A kept key at `position`: counted in month 0, or in no month at local `date`'s start.
+    fn kept(position: u32, date: Option<&str>, system_error: bool) -> CallKey {
+        let mut k = key([u64::from(position), 1], 9, position);
+        if let Some(date) = date {
+            k.ts = local_day_start("Asia/Shanghai".parse().unwrap(), parse_date(date).unwrap());
+        }
+        k.month_and_error = CallKey::pack(date.is_none().then_some(0), system_error);
+        k
+    }
+
+    #[test]
+    fn spec4_the_customers_kept_calls_are_counted_by_status_or_why_not() {
+        let notes = notes(200);
+        for (position, status) in [
+            (0, STATUS_SUCCESS),
+            (1, STATUS_CLIENT_ERROR),
+            (2, STATUS_SYSTEM_ERROR),
+            (3, STATUS_SUCCESS),
+            (4, STATUS_SUCCESS),
+            // Rows of two conflicting ids, whose kept versions are counted when resolved.
+            (5, STATUS_SUCCESS),
+            (6, STATUS_CLIENT_ERROR),
+            (130, STATUS_CLIENT_ERROR), // a duplicate row: marked, never kept
+        ] {
+            notes.own_row(position, status);
+        }
+        let mut first = KeptCalls::default();
+        notes.kept_key(&mut first, &kept(0, None, false));
+        notes.kept_key(&mut first, &kept(1, None, false));
+        notes.kept_key(&mut first, &kept(2, None, true));
+        notes.kept_key(&mut first, &kept(99, None, false)); // another customer's row
+        let mut second = KeptCalls::default();
+        notes.kept_key(&mut second, &kept(3, Some("2026-01-31"), false));
+        notes.kept_key(&mut second, &kept(4, Some("2026-02-01"), false));
+        // A conflict's kept version, the customer's or another's.
+        let ts = kept(0, Some("2026-01-01"), false).ts;
+        notes.kept_version(&mut second, CUSTOMER, None, ts, STATUS_SUCCESS);
+        notes.kept_version(&mut second, CUSTOMER, Some(0), ts, STATUS_CLIENT_ERROR);
+        notes.kept_version(&mut second, 8, Some(0), ts, STATUS_SUCCESS);
+
+        let month = notes.customer_month(Vec::new(), Vec::new(), first.merge(second), Vec::new());
+        assert_eq!(month.valid_rows, 8);
+        assert_eq!(month.unique_calls, 7);
+        assert_eq!(month.duplicate_rows().unwrap(), 1);
+        assert_eq!((month.uncovered_in_month, month.other_months), (2, 1));
+        assert_eq!(
+            month.counted_by_status,
+            BTreeMap::from([("client_error", 2), ("success", 1), ("system_error", 1)])
+        );
+        assert_eq!(month.counted(), 4);
+    }
+
+    #[test]
+    fn spec4_a_status_without_counted_calls_is_not_listed() {
+        let notes = notes(1);
+        notes.own_row(0, STATUS_SUCCESS);
+        let mut calls = KeptCalls::default();
+        notes.kept_key(&mut calls, &kept(0, None, false));
+        let month = notes.customer_month(Vec::new(), Vec::new(), calls, Vec::new());
+        assert_eq!(month.counted_by_status, BTreeMap::from([("success", 1)]));
+    }
+
+    #[test]
+    fn a_position_of_no_row_is_not_the_customers() {
+        let notes = notes(64);
+        notes.own_row(63, STATUS_SUCCESS);
+        assert!(notes.own_rows.contains(63));
+        assert!(!notes.own_rows.contains(u32::MAX));
+        assert!(!notes.own_rows.contains(64));
+        assert_eq!(notes.own_rows.count(), 1);
+    }
 }

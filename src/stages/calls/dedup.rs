@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::customer::{CustomerNotes, KeptCalls};
 use super::key::{content_hash, id_hash, status_code, CallKey, Positions, STATUS_SYSTEM_ERROR};
 use super::read::{
     polars_error, ChunkColumns, ChunkStrings, ErrorDetail, ErrorDetails, RunStrings,
@@ -34,10 +35,13 @@ struct HashedVersion {
 }
 
 /// What resolving the conflicts gives: their `conflicting_duplicate` entries, and the kept
-/// versions as keys (whose position is that of no row).
+/// versions as keys (whose position is that of no row); for the noted customer, the entries of
+/// the ids its rows carry and the kept versions that are its own.
 pub(super) struct Resolved {
     pub(super) entries: Vec<Entry>,
     pub(super) kept: Vec<CallKey>,
+    pub(super) noted_entries: Vec<Entry>,
+    pub(super) noted_kept: KeptCalls,
 }
 
 /// The (ts, customer_id, status) of the version a conflict kept, as its entry names it.
@@ -60,6 +64,8 @@ pub(super) struct Partial {
     pub(super) conflicts: Vec<Conflict>,
     /// Request ids kept (conflicting ones are counted when resolved).
     pub(super) unique: u64,
+    /// Of those, the noted customer's.
+    pub(super) noted_kept: KeptCalls,
 }
 
 impl Partial {
@@ -68,6 +74,7 @@ impl Partial {
             tally: Tally::new(month_count),
             conflicts: Vec::new(),
             unique: 0,
+            noted_kept: KeptCalls::default(),
         }
     }
 
@@ -75,6 +82,7 @@ impl Partial {
         self.tally = self.tally.merge(other.tally);
         self.conflicts.extend(other.conflicts);
         self.unique += other.unique;
+        self.noted_kept = self.noted_kept.merge(other.noted_kept);
         self
     }
 }
@@ -85,9 +93,10 @@ impl Partial {
 pub(super) fn deduplicate_buckets(
     store: KeyStore,
     context: &TallyContext,
+    notes: Option<&CustomerNotes>,
 ) -> anyhow::Result<Partial> {
     let partials = store.for_each_bucket(|keys, bucket_bits, pool| {
-        deduplicate_and_tally(keys, bucket_bits, context, pool)
+        deduplicate_and_tally(keys, bucket_bits, context, notes, pool)
     });
     // Merged one by one into a single accumulator: each count is inserted once (a reduce
     // tree would re-insert the large per-second maps at every level).
@@ -98,13 +107,15 @@ pub(super) fn deduplicate_buckets(
         })
 }
 
-/// Sorts one bucket's keys by id and keeps one call per request id, counting it at once; ids
-/// whose copies disagree are set aside for [`resolve_conflicts`]. The key buffers go back to
-/// `pool`. Callers run many of these in parallel, one bucket each.
+/// Sorts one bucket's keys by id and keeps one call per request id, counting it at once (and
+/// for `notes`, if it is the noted customer's); ids whose copies disagree are set aside for
+/// [`resolve_conflicts`]. The key buffers go back to `pool`. Callers run many of these in
+/// parallel, one bucket each.
 fn deduplicate_and_tally(
     keys: Vec<CallKey>,
     bucket_bits: u32,
     context: &TallyContext,
+    notes: Option<&CustomerNotes>,
     pool: &BufferPool,
 ) -> Partial {
     let mut sorted = pool.take();
@@ -116,6 +127,9 @@ fn deduplicate_and_tally(
         if group.iter().all(|k| k.content == first.content) {
             partial.unique += 1;
             partial.tally.add(context, &first);
+            if let Some(notes) = notes {
+                notes.kept_key(&mut partial.noted_kept, &first);
+            }
         } else {
             let versions = group.chunk_by(|a, b| a.content == b.content);
             let (positions, contents) = versions.map(|v| (v[0].position, v[0].content)).unzip();
@@ -155,6 +169,7 @@ pub(super) fn resolve_conflict(mut versions: Vec<CallVersion>) -> (Entry, CallVe
 }
 
 /// The `conflicting_duplicate` quarantine entry of one request id; `versions` sorted, distinct.
+#[cfg_attr(not(feature = "distributed"), allow(dead_code))]
 pub(super) fn conflict_entry(versions: &[&CallVersion]) -> Entry {
     let first = versions[0];
     let kept = KeptAs {
@@ -200,7 +215,8 @@ struct SharedVersion {
 /// Conflicting rows of one chunk up to which each is read on its own.
 const FEW_ROWS: usize = 4;
 
-/// Re-reads the versions of conflicting ids from their positions and keeps the smallest.
+/// Re-reads the versions of conflicting ids from their positions and keeps the smallest,
+/// noting for `notes` the conflicts of its customer's ids and the versions it keeps.
 pub(super) fn resolve_conflicts(
     files: &CallFiles,
     chunks: &[Chunk],
@@ -208,10 +224,12 @@ pub(super) fn resolve_conflicts(
     conflicts: &[Conflict],
     coverage: &Coverage,
     errors: &mut ErrorDetails,
+    notes: Option<&CustomerNotes>,
 ) -> anyhow::Result<Resolved> {
     let versions = reread_versions(files, chunks, positions, conflicts)?;
     let mut entries = Vec::with_capacity(conflicts.len());
     let mut kept = Vec::with_capacity(conflicts.len());
+    let (mut noted_entries, mut noted_kept) = (Vec::new(), KeptCalls::default());
     for conflict in conflicts {
         let found: Option<Vec<&HashedVersion>> =
             conflict.positions.iter().map(|p| versions.get(p)).collect();
@@ -235,23 +253,42 @@ pub(super) fn resolve_conflicts(
         let entry = conflict_entry_of(&first.request_id, found.len(), kept_as);
         // Checked when re-read: the kept version's hashes are those its key had.
         let id = conflict.id;
-        let is_error = status_code(&first.status) == Some(STATUS_SYSTEM_ERROR);
+        let status = status_code(&first.status)
+            .ok_or_else(|| anyhow::anyhow!("a re-read call version has no valid status"))?;
+        let is_error = status == STATUS_SYSTEM_ERROR;
         if is_error {
             errors.entry((id, content)).or_insert_with(|| ErrorDetail {
                 request_id: first.request_id.clone(),
                 error_code: first.error_code.clone(),
             });
         }
+        let month = coverage.month(first.customer_id, first.ts);
         kept.push(CallKey {
             id,
             content,
             ts: first.ts,
-            month_and_error: CallKey::pack(coverage.month(first.customer_id, first.ts), is_error),
+            month_and_error: CallKey::pack(month, is_error),
             position: u32::MAX,
         });
+        if let Some(notes) = notes {
+            // Each distinct content has a version here, so every customer with a valid row of
+            // the id has one.
+            if found
+                .iter()
+                .any(|v| v.version.customer_id == notes.customer_id())
+            {
+                noted_entries.push(entry.clone());
+            }
+            notes.kept_version(&mut noted_kept, first.customer_id, month, first.ts, status);
+        }
         entries.push(entry);
     }
-    Ok(Resolved { entries, kept })
+    Ok(Resolved {
+        entries,
+        kept,
+        noted_entries,
+        noted_kept,
+    })
 }
 
 /// The full version at every position of `conflicts` with its content hash, each checked to be
@@ -315,10 +352,13 @@ fn reread_versions(
 /// A row that reads back otherwise than when it was first read: the file changed during the
 /// run, or its metadata places rows differently when a part of it is read.
 fn reread_error(files: &CallFiles, chunk: Chunk, row: u32) -> anyhow::Error {
-    anyhow::anyhow!(
-        "`{}`: row {} reads back otherwise than when it was first read\n  hint: the file changed during the run, or its metadata does not match its data; re-export it and run again",
-        files.files[chunk.file as usize].shown.display(),
-        chunk.offset + u64::from(row) + 1
+    crate::error::hinted(
+        format!(
+            "`{}`: row {} reads back otherwise than when it was first read",
+            files.files[chunk.file as usize].shown.display(),
+            chunk.offset + u64::from(row) + 1
+        ),
+        "the file changed during the run, or its metadata does not match its data; re-export it and run again",
     )
 }
 
@@ -361,19 +401,6 @@ impl<'a> ChunkColumns<'a> {
             content,
         })
     }
-
-    /// Row `i` in full, if it is a valid row (SPEC §2).
-    pub(super) fn version(&self, i: usize) -> Option<CallVersion> {
-        let status = self.status.get(i).filter(|s| status_code(s).is_some())?;
-        Some(CallVersion {
-            ts: self.ts.get(i)?,
-            customer_id: self.customer_id.get(i)?,
-            api: self.api.get(i).map(str::to_string),
-            status: status.to_string(),
-            error_code: self.error_code.get(i).map(str::to_string),
-            request_id: self.request_id.get(i)?.to_string(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -403,7 +430,7 @@ mod tests {
             key([2 << 60, 1], 20, 4),
             key([3 << 60, 1], 30, 5),
         ];
-        let partial = deduplicate_and_tally(keys, 0, &context, &BufferPool::new(2));
+        let partial = deduplicate_and_tally(keys, 0, &context, None, &BufferPool::new(2));
         assert_eq!(partial.unique, 2);
         assert_eq!(partial.tally.totals, vec![2]);
         assert_eq!(partial.conflicts.len(), 1);

@@ -2,7 +2,7 @@
 //! embedded polars engine (the default) or from Apache DataFusion Ballista, which exists only
 //! in builds with the `distributed` feature. Everything after the heavy step is shared.
 
-use super::{CallCounts, HeavyStepInput};
+use super::{CallCounts, CustomerMonth, HeavyStepInput, NotedCustomer};
 use crate::error::UsageError;
 
 /// Where the heavy step runs.
@@ -46,13 +46,40 @@ pub(crate) fn check_available(engine: &Engine) -> Result<(), UsageError> {
 /// violation is an internal error, whichever engine it came from.
 pub(crate) fn count_calls(engine: &Engine, input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let counts = run_on(engine, input)?;
+    check(engine, input, &counts)?;
+    Ok(counts)
+}
+
+/// [`CallCounts::check`], its failure named as the engine's internal error.
+fn check(engine: &Engine, input: &HeavyStepInput, counts: &CallCounts) -> anyhow::Result<()> {
     counts.check(input.month_count).map_err(|e| {
         anyhow::anyhow!(
             "internal check failed: the {} engine's call counts: {e}",
             engine.name()
         )
+    })
+}
+
+/// [`count_calls`], plus the rows behind `customer`'s month as the polars engine's run of the
+/// step noted them: the same run on the polars engine; on Ballista, which notes nothing, a
+/// run of the polars engine after it.
+pub(crate) fn count_calls_noting(
+    engine: &Engine,
+    input: &HeavyStepInput,
+    customer: NotedCustomer,
+) -> anyhow::Result<(CallCounts, CustomerMonth)> {
+    let (counts, noted) = match engine {
+        Engine::Polars => super::count_calls_noting(input, Some(customer))?,
+        Engine::Ballista { .. } => {
+            let counts = run_on(engine, input)?;
+            (counts, super::count_calls_noting(input, Some(customer))?.1)
+        }
+    };
+    check(engine, input, &counts)?;
+    let noted = noted.ok_or_else(|| {
+        anyhow::anyhow!("internal check failed: the heavy step noted no rows of the customer")
     })?;
-    Ok(counts)
+    Ok((counts, noted))
 }
 
 fn run_on(engine: &Engine, input: &HeavyStepInput) -> anyhow::Result<CallCounts> {

@@ -28,7 +28,7 @@ pub(super) fn quarantine_rows(
     let entries: Vec<(u32, Vec<Entry>)> = chunks
         .par_iter()
         .map(|&(_, chunk)| {
-            let quarantine = read_chunk(files, chunk, 0, &no_coverage)?.quarantine;
+            let quarantine = read_chunk(files, chunk, 0, &no_coverage, None)?.quarantine;
             Ok((chunk.file, quarantine))
         })
         .collect::<anyhow::Result<_>>()?;

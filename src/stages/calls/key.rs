@@ -91,9 +91,11 @@ impl Positions {
 /// Call rows one run can number in a [`CallKey`].
 const MAX_ROWS: u64 = 1 << 32;
 
-const STATUS_SUCCESS: u8 = 0;
-const STATUS_CLIENT_ERROR: u8 = 1;
+pub(super) const STATUS_SUCCESS: u8 = 0;
+pub(super) const STATUS_CLIENT_ERROR: u8 = 1;
 pub(super) const STATUS_SYSTEM_ERROR: u8 = 2;
+/// Status codes are below this.
+pub(super) const STATUS_COUNT: usize = 3;
 
 pub(super) fn status_code(status: &str) -> Option<u8> {
     match status {

@@ -41,7 +41,7 @@
 //! - `dedup.rs`: one call per request id, and SPEC §2's tie-break for differing copies;
 //! - `tally.rs`: counting kept calls in their service months;
 //! - `attribute.rs`: each counted system error's exempting clause;
-//! - `customer.rs`: the same rules over one customer's rows, for `explain` to show;
+//! - `customer.rs`: what the step notes about one customer's rows as it runs, for `explain`;
 //! - `entry_points.rs`: the quarantine entries of defective rows, for other engines;
 //! - `engine.rs`: which engine runs the step; `ballista/`: the step as Ballista queries.
 
@@ -81,9 +81,10 @@ use crate::quarantine::Entry;
 use crate::stages::service_months::CoverageInterval;
 use crate::telemetry::{Phase, Phases};
 
-pub(crate) use customer::{customer_month, CustomerMonth};
+pub(crate) use customer::{CustomerMonth, NotedCustomer};
 
-use attribute::attribute;
+use attribute::{attribute, system_errors_of};
+use customer::CustomerNotes;
 use dedup::{deduplicate_buckets, resolve_conflicts};
 use key::Positions;
 use read::read_all;
@@ -249,8 +250,17 @@ impl CallCounts {
     }
 }
 
-/// Runs the heavy step on polars, in this process: the phases one after another.
+/// Runs the heavy step on polars, in this process.
 fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
+    Ok(count_calls_noting(input, None)?.0)
+}
+
+/// Runs the heavy step on polars, in this process: the phases one after another; with a
+/// customer to note, also the rows behind its month's counts, for `explain`.
+fn count_calls_noting(
+    input: &HeavyStepInput,
+    customer: Option<NotedCustomer>,
+) -> anyhow::Result<(CallCounts, Option<CustomerMonth>)> {
     let mut phases = Phases::start();
     let files = input.files;
     let chunks = files.chunks();
@@ -260,14 +270,16 @@ fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
     let rows_read: u64 = chunks.iter().map(|c| c.rows).sum();
     let store = KeyStore::new(rows_read, input.memory_budget_bytes, &input.spill_dir)?;
     let spilled_buckets = store.spilled_buckets();
+    let notes = customer.map(|c| CustomerNotes::new(c, rows_read));
+    let notes = notes.as_ref();
 
     // 1. Read.
-    let mut read = read_all(files, &chunks, &positions, &coverage, &store)?;
+    let mut read = read_all(files, &chunks, &positions, &coverage, &store, notes)?;
     phases.lap("read");
 
     // 2. De-duplicate and 3. count, bucket by bucket.
     let context = TallyContext::new(&coverage, &read.error_seconds);
-    let partial = deduplicate_buckets(store, &context)?;
+    let partial = deduplicate_buckets(store, &context, notes)?;
     phases.lap("deduplicate");
 
     let resolved = resolve_conflicts(
@@ -277,6 +289,7 @@ fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
         &partial.conflicts,
         &coverage,
         &mut read.errors,
+        notes,
     )?;
     read.quarantine.extend(resolved.entries);
     let mut total = partial.tally;
@@ -288,6 +301,13 @@ fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
 
     let months = attribute(input, &total, &read.errors)?;
     phases.lap("attribute exemptions");
+    let noted = notes
+        .map(|notes| -> anyhow::Result<CustomerMonth> {
+            let kept = partial.noted_kept.merge(resolved.noted_kept);
+            let errors = system_errors_of(notes.customer_id(), &total, &read.errors)?;
+            Ok(notes.customer_month(read.noted_quarantine, resolved.noted_entries, kept, errors))
+        })
+        .transpose()?;
 
     let quarantined = read.quarantined;
     let rows = RowCounts::of_unique(rows_read, quarantined, unique_calls, total.counted)
@@ -297,13 +317,14 @@ fn count_calls(input: &HeavyStepInput) -> anyhow::Result<CallCounts> {
                 total.counted
             )
         })?;
-    Ok(CallCounts {
+    let counts = CallCounts {
         months,
         rows,
         quarantine: read.quarantine,
         timings: phases.done(),
         spilled_buckets,
-    })
+    };
+    Ok((counts, noted))
 }
 
 #[cfg(test)]

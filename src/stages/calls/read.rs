@@ -12,6 +12,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use super::customer::CustomerNotes;
 use super::key::{
     content_hash, id_hash, status_code, text_hash, CallKey, Positions, STATUS_SYSTEM_ERROR,
 };
@@ -141,6 +142,8 @@ pub(super) struct ChunkYield {
     error_seconds: Vec<CustomerSecond>,
     pub(super) quarantine: Vec<Entry>,
     quarantined: u64,
+    /// The entries of `quarantine` whose row is the noted customer's.
+    noted_quarantine: Vec<Entry>,
 }
 
 /// A chunk's frame whose columns do not have the types [`CallFiles::read_chunk`] gives.
@@ -205,14 +208,16 @@ impl<'a> ChunkColumns<'a> {
     }
 }
 
-/// Phase 1 for one chunk: quarantine, keys (each with its service month), error details.
-/// `first_position` numbers the chunk's first row. One loop over the rows, kept whole: it is
-/// the hottest code of the run, and each row's steps share its decoded values.
+/// Phase 1 for one chunk: quarantine, keys (each with its service month), error details, and
+/// the rows of the customer `notes` follows, if any. `first_position` numbers the chunk's first
+/// row. One loop over the rows, kept whole: it is the hottest code of the run, and each row's
+/// steps share its decoded values.
 pub(super) fn read_chunk(
     files: &CallFiles,
     chunk: Chunk,
     first_position: u32,
     coverage: &Coverage,
+    notes: Option<&CustomerNotes>,
 ) -> anyhow::Result<ChunkYield> {
     let frame = files.read_chunk(chunk)?;
     let columns = ChunkColumns::of(&frame).map_err(|e| polars_error(e, files, chunk))?;
@@ -233,12 +238,11 @@ pub(super) fn read_chunk(
     for (row, (((((id, c), t), a), s), e)) in rows.enumerate() {
         let (Some(id), Some(c), Some(t), Some(status)) = (id, c, t, s.and_then(status_code)) else {
             let (reason, detail) = row_defect(id, c, t, s);
-            out.quarantine.push(Entry::new(
-                source,
-                Some(chunk.offset + row as u64 + 1),
-                reason,
-                detail,
-            ));
+            let entry = Entry::new(source, Some(chunk.offset + row as u64 + 1), reason, detail);
+            if notes.is_some_and(|n| c == Some(n.customer_id())) {
+                out.noted_quarantine.push(entry.clone());
+            }
+            out.quarantine.push(entry);
             out.quarantined += 1;
             continue;
         };
@@ -265,6 +269,9 @@ pub(super) fn read_chunk(
                 });
             out.error_seconds.push(CustomerSecond::of(c, t));
         }
+        if let Some(notes) = notes.filter(|n| n.customer_id() == c) {
+            notes.own_row(key.position, status);
+        }
         out.keys.push(key);
     }
     Ok(out)
@@ -277,6 +284,8 @@ pub(super) struct CallsRead {
     pub(super) error_seconds: foldhash::HashSet<CustomerSecond>,
     pub(super) quarantine: Vec<Entry>,
     pub(super) quarantined: u64,
+    /// The entries of `quarantine` whose row is the noted customer's.
+    pub(super) noted_quarantine: Vec<Entry>,
 }
 
 /// Phase 1 for every chunk, in parallel: each chunk's keys go into `store` as soon as it is
@@ -307,13 +316,14 @@ pub(super) fn read_all(
     positions: &Positions,
     coverage: &Coverage,
     store: &KeyStore,
+    notes: Option<&CustomerNotes>,
 ) -> anyhow::Result<CallsRead> {
     let progress = read_progress(files, chunks);
     let yields: Vec<anyhow::Result<ChunkYield>> = chunks
         .par_iter()
         .enumerate()
         .map(|(index, chunk)| {
-            let mut y = read_chunk(files, *chunk, positions.of(index, 0), coverage)?;
+            let mut y = read_chunk(files, *chunk, positions.of(index, 0), coverage, notes)?;
             store.add(&y.keys)?;
             y.keys = Vec::new();
             progress.chunk_read(chunk.file as usize, chunk.rows, chunk_bytes(files, chunk));
@@ -326,6 +336,7 @@ pub(super) fn read_all(
         error_seconds: foldhash::HashSet::default(),
         quarantine: Vec::new(),
         quarantined: 0,
+        noted_quarantine: Vec::new(),
     };
     let mut codes = RunStrings::default();
     for y in yields {
@@ -334,6 +345,7 @@ pub(super) fn read_all(
         read.error_seconds.extend(y.error_seconds);
         read.quarantine.extend(y.quarantine);
         read.quarantined += y.quarantined;
+        read.noted_quarantine.extend(y.noted_quarantine);
     }
     Ok(read)
 }

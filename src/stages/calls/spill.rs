@@ -72,7 +72,7 @@ pub(super) enum SpillError {
         path: PathBuf,
         reason: std::io::Error,
     },
-    #[error("cannot write spill file `{}`: {reason}\n  hint: the spill folder (beside `--out`) needs free space for the call keys that do not fit `--memory-budget-mib`", path.display())]
+    #[error("cannot write spill file `{}`: {reason}", path.display())]
     Write {
         path: PathBuf,
         reason: std::io::Error,
@@ -82,8 +82,31 @@ pub(super) enum SpillError {
         path: PathBuf,
         reason: std::io::Error,
     },
-    #[error("spill file `{}` does not read back as written: {found}\n  hint: something else changed the run's spill folder, or the disk under it is failing; run again, with the spill folder on a healthy local disk", path.display())]
+    #[error("spill file `{}` does not read back as written: {found}", path.display())]
     Changed { path: PathBuf, found: String },
+}
+
+impl SpillError {
+    /// What the user can do about it, where there is something to say.
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            SpillError::Create { .. } | SpillError::Read { .. } => None,
+            SpillError::Write { .. } => Some(
+                "the spill folder (beside `--out`) needs free space for the call keys that do not fit `--memory-budget-mib`",
+            ),
+            SpillError::Changed { .. } => Some(
+                "something else changed the run's spill folder, or the disk under it is failing; run again, with the spill folder on a healthy local disk",
+            ),
+        }
+    }
+
+    /// The error as the program's errors are, its hint carried for `main` to print.
+    pub(super) fn into_error(self) -> anyhow::Error {
+        match self.hint() {
+            Some(hint) => crate::error::hinted(self.to_string(), hint),
+            None => anyhow::Error::new(self),
+        }
+    }
 }
 
 /// Bytes read back from a spill file at a time: a whole number of keys.
@@ -243,9 +266,10 @@ mod tests {
     }
 
     fn assert_changed(result: Result<Vec<CallKey>, SpillError>, dir: &Path, found: &str) {
-        let message = result
+        let err = result
             .expect_err("a changed spill file is an error")
-            .to_string();
+            .into_error();
+        let message = err.to_string();
         let path = dir.join("bucket-3.keys");
         let start = format!(
             "spill file `{}` does not read back as written: ",
@@ -253,7 +277,13 @@ mod tests {
         );
         assert!(message.starts_with(&start), "{message}");
         assert!(message.contains(found), "{message}");
-        assert!(message.contains("\n  hint: "), "{message}");
+        let hints = crate::error::hints(&err);
+        assert_eq!(hints.len(), 1, "{hints:?}");
+        assert!(hints[0].contains("healthy local disk"), "{hints:?}");
+        assert!(
+            !message.contains(&hints[0]),
+            "the hint is not part of the message: {message}"
+        );
         assert!(
             !path.exists(),
             "the step's file is removed even when it failed"

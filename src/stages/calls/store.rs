@@ -38,11 +38,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl KeyStore {
-    pub(super) fn new(
-        rows: u64,
-        budget_bytes: u64,
-        spill_dir: &Path,
-    ) -> Result<KeyStore, SpillError> {
+    pub(super) fn new(rows: u64, budget_bytes: u64, spill_dir: &Path) -> anyhow::Result<KeyStore> {
         let needed_bytes = rows * KEY_BYTES as u64;
         let budget_bytes = budget_bytes.max(1);
         // Buckets of about 64 Ki keys (a bucket, its sorted copy and its runs' counts stay a few
@@ -67,7 +63,8 @@ impl KeyStore {
             allow_open_files(buckets - in_memory + 64);
             for b in in_memory..buckets {
                 // A file that fails to be created drops (and so removes) those made before it.
-                disk.push(Mutex::new(SpillFile::create(spill_dir, b)?));
+                let file = SpillFile::create(spill_dir, b).map_err(SpillError::into_error)?;
+                disk.push(Mutex::new(file));
             }
         }
         Ok(KeyStore {
@@ -84,7 +81,7 @@ impl KeyStore {
     }
 
     /// Adds one chunk's keys to their buckets.
-    pub(super) fn add(&self, keys: &[CallKey]) -> Result<(), SpillError> {
+    pub(super) fn add(&self, keys: &[CallKey]) -> anyhow::Result<()> {
         let shift = self.shift;
         let buckets = self.memory.len() + self.disk.len();
         let mut grouped = self.pool.take();
@@ -98,7 +95,9 @@ impl KeyStore {
             }
             match self.memory.get(bucket) {
                 Some(keys) => lock(keys).extend_from_slice(group),
-                None => lock(&self.disk[bucket - self.memory.len()]).write(group)?,
+                None => lock(&self.disk[bucket - self.memory.len()])
+                    .write(group)
+                    .map_err(SpillError::into_error)?,
             }
         }
         self.pool.give(grouped);
@@ -123,7 +122,9 @@ impl KeyStore {
         });
         let from_disk = disk.into_par_iter().map(|file| {
             let file = file.into_inner().unwrap_or_else(PoisonError::into_inner);
-            let keys = file.read_back(pool.take())?;
+            let keys = file
+                .read_back(pool.take())
+                .map_err(SpillError::into_error)?;
             Ok(work(keys, bucket_bits, pool))
         });
         from_memory.chain(from_disk).collect()
@@ -248,7 +249,7 @@ mod tests {
         );
         let error_seconds = foldhash::HashSet::default();
         let context = TallyContext::new(&coverage, &error_seconds);
-        let partial = deduplicate_buckets(store, &context).unwrap();
+        let partial = deduplicate_buckets(store, &context, None).unwrap();
         assert_eq!(partial.unique, 3000);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir(&dir).unwrap();
