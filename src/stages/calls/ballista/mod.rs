@@ -7,11 +7,14 @@
 //! The cluster reads the call files (paths every executor can reach) and sends back only
 //! small results, in four queries (text in [`sql`]):
 //! 1. **defects per file**: how many rows each file quarantines (SPEC §2);
-//! 2. **conflicting ids**: request ids whose rows differ;
-//! 3. **their versions**, only when there are any: the driver applies SPEC §2's tie-break with
+//! 2. **duplicated ids**: request ids that more than one valid row carries (a count per id,
+//!    nothing else: the one pass over the ids);
+//! 3. **their versions**, only when there are any: an id with one distinct version is an exact
+//!    re-delivery, kept as it is; to differing ones the driver applies SPEC §2's tie-break with
 //!    the polars engine's own code ([`resolve_conflict`]);
 //! 4. **counts**: per service month, counted calls, system errors and exempt errors per clause,
-//!    plus the unique calls no selected month counts.
+//!    plus the unique calls no selected month counts. The kept version of every duplicated id
+//!    travels in the query; every other row is its id's only one, so no pass groups ids again.
 //!
 //! Queries 1 and 2 run side by side. Quarantine entries name a file and row; the cluster counts
 //! them per file and the driver names them by reading only the files that have any
@@ -177,25 +180,23 @@ async fn count_calls_async(
     phases.lap("connect");
 
     // 1 and 2, side by side.
-    let (defects_sql, conflicts_sql) = (
-        sql::defects_per_file(&tables),
-        sql::conflicting_ids(&tables),
-    );
-    let (defects, conflicts) = tokio::try_join!(
+    let (defects_sql, duplicates_sql) =
+        (sql::defects_per_file(&tables), sql::duplicate_ids(&tables));
+    let (defects, duplicates) = tokio::try_join!(
         query(&ctx, &defects_sql, &where_),
-        query(&ctx, &conflicts_sql, &where_),
+        query(&ctx, &duplicates_sql, &where_),
     )?;
     let defects_by_file = defects_per_file(&defects)?;
-    let conflict_ids = conflicting_ids(&conflicts)?;
+    let duplicate_ids = duplicate_ids(&duplicates)?;
     phases.lap("defects and duplicates");
 
     let mut quarantine = name_quarantined_rows(files, &defects_by_file, &where_)?;
     phases.lap("name quarantined rows");
 
-    // 3. The versions of conflicting ids, resolved here with the polars engine's tie-break.
+    // 3. The versions of duplicated ids, resolved here with the polars engine's tie-break.
     let kept_versions =
-        resolve_conflicts(&ctx, &tables, &conflict_ids, &where_, &mut quarantine).await?;
-    phases.lap("resolve conflicts");
+        resolve_duplicates(&ctx, &tables, &duplicate_ids, &where_, &mut quarantine).await?;
+    phases.lap("resolve duplicates");
 
     // 4. The counts.
     let resolved: Vec<ResolvedCall> = kept_versions
@@ -274,15 +275,15 @@ fn defects_per_file(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<u32, u64
     Ok(defects_by_file)
 }
 
-/// Query 2's result: the conflicting request ids, sorted.
-fn conflicting_ids(batches: &[RecordBatch]) -> anyhow::Result<Vec<String>> {
-    let mut conflict_ids = Vec::new();
+/// Query 2's result: the duplicated request ids, sorted.
+fn duplicate_ids(batches: &[RecordBatch]) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
     for batch in batches {
-        let ids = string(batch, "request_id")?;
-        conflict_ids.extend((0..batch.num_rows()).map(|i| ids.value(i).to_string()));
+        let column = string(batch, "request_id")?;
+        ids.extend((0..batch.num_rows()).map(|i| column.value(i).to_string()));
     }
-    conflict_ids.sort();
-    Ok(conflict_ids)
+    ids.sort();
+    Ok(ids)
 }
 
 /// The quarantine entries of the files the cluster found defects in, named by reading those
@@ -308,27 +309,37 @@ fn name_quarantined_rows(
     Ok(by_file.into_values().flatten().collect::<Vec<_>>())
 }
 
-/// Query 3, when there are conflicting ids: their versions, resolved by SPEC §2's tie-break;
-/// gives the kept versions and adds the `conflicting_duplicate` entries to `quarantine`.
-async fn resolve_conflicts(
+/// Query 3, when there are duplicated ids: their distinct versions. An id with one is an exact
+/// re-delivery and keeps it; differing ones are resolved by SPEC §2's tie-break, which adds the
+/// id's `conflicting_duplicate` entry to `quarantine`. Gives one kept version per id.
+async fn resolve_duplicates(
     ctx: &SessionContext,
     tables: &[CallTable],
-    conflict_ids: &[String],
+    duplicate_ids: &[String],
     where_: &str,
     quarantine: &mut Vec<Entry>,
 ) -> anyhow::Result<Vec<CallVersion>> {
-    let mut kept_versions = Vec::with_capacity(conflict_ids.len());
-    if !conflict_ids.is_empty() {
-        let batches = query(ctx, &sql::versions_of(tables, conflict_ids), where_).await?;
-        let by_id = versions_by_id(&batches)?;
-        if by_id.len() != conflict_ids.len() {
-            bail!(
-                "{where_} found {} conflicting request ids but returned versions of {}",
-                conflict_ids.len(),
-                by_id.len()
-            );
-        }
-        for versions in by_id.into_values() {
+    let mut kept_versions = Vec::with_capacity(duplicate_ids.len());
+    if duplicate_ids.is_empty() {
+        return Ok(kept_versions);
+    }
+    let batches = query(ctx, &sql::versions_of(tables, duplicate_ids), where_).await?;
+    let by_id = versions_by_id(&batches)?;
+    if !by_id.keys().eq(duplicate_ids.iter()) {
+        bail!(
+            "{where_} found {} duplicated request ids but returned versions of {} ids",
+            duplicate_ids.len(),
+            by_id.len()
+        );
+    }
+    for mut versions in by_id.into_values() {
+        // The cluster gave distinct rows; the check that an id has one version does not rest
+        // on that.
+        versions.sort();
+        versions.dedup();
+        if versions.len() == 1 {
+            kept_versions.push(versions.swap_remove(0));
+        } else {
             let (entry, kept) = resolve_conflict(versions);
             quarantine.push(entry);
             kept_versions.push(kept);
@@ -337,7 +348,7 @@ async fn resolve_conflicts(
     Ok(kept_versions)
 }
 
-/// Query 3's result: every version of each conflicting request id.
+/// Query 3's result: every distinct version of each duplicated request id.
 fn versions_by_id(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<String, Vec<CallVersion>>> {
     let mut by_id: BTreeMap<String, Vec<CallVersion>> = BTreeMap::new();
     for batch in batches {

@@ -22,7 +22,8 @@ pub(super) struct CallTable {
     pub(super) ts_nanos_per_unit: i64,
 }
 
-/// A version of a conflicting request id that the driver has resolved (SPEC §2 tie-break).
+/// The kept version of a duplicated request id, as the driver chose it: its only version, or
+/// the one SPEC §2's tie-break keeps of differing ones.
 pub(super) struct ResolvedCall<'a> {
     pub(super) request_id: &'a str,
     pub(super) customer_id: i64,
@@ -108,25 +109,6 @@ fn valid_rows(tables: &[CallTable]) -> String {
     )
 }
 
-/// One row per request id with each column's range: enough to tell exact re-deliveries
-/// (every column equal, nulls included) from conflicting versions without hashing.
-const IDS: &str = "ids AS (SELECT request_id, COUNT(*) AS copies, \
-    MIN(customer_id) AS customer_id, MAX(customer_id) AS customer_id_max, \
-    MIN(ts) AS ts, MAX(ts) AS ts_max, \
-    MIN(api) AS api, MAX(api) AS api_max, COUNT(api) AS api_set, \
-    MIN(status) AS status, MAX(status) AS status_max, \
-    MIN(error_code) AS error_code, MAX(error_code) AS error_code_max, \
-    COUNT(error_code) AS error_code_set \
-    FROM valid GROUP BY request_id)";
-
-/// True for a request id whose rows differ in any of customer_id, ts, api, status,
-/// error_code (a nullable column differs when some rows have it and others do not).
-const CONFLICT: &str = "(customer_id <> customer_id_max OR ts <> ts_max \
-    OR status <> status_max \
-    OR (api_set <> 0 AND api_set <> copies) OR (api_set > 0 AND api <> api_max) \
-    OR (error_code_set <> 0 AND error_code_set <> copies) \
-    OR (error_code_set > 0 AND error_code <> error_code_max))";
-
 /// Query A: defective rows per file (`file`, `rows`).
 pub(super) fn defects_per_file(tables: &[CallTable]) -> String {
     format!(
@@ -136,25 +118,29 @@ pub(super) fn defects_per_file(tables: &[CallTable]) -> String {
     )
 }
 
-/// Query B: the request ids whose rows conflict (`request_id`).
-pub(super) fn conflicting_ids(tables: &[CallTable]) -> String {
+/// Query B: the request ids that more than one valid row carries (`request_id`). One pass
+/// over the ids with nothing but a count per id: exact re-deliveries and conflicting versions
+/// are told apart by the driver, from query C's few rows.
+pub(super) fn duplicate_ids(tables: &[CallTable]) -> String {
     format!(
-        "WITH {valid}, {IDS} SELECT request_id FROM ids WHERE {CONFLICT}",
+        "WITH {valid} SELECT request_id FROM valid GROUP BY request_id HAVING COUNT(*) > 1",
         valid = valid_rows(tables)
     )
 }
 
-/// Query C: the distinct versions of the given request ids (all six columns).
+/// Query C: the distinct versions of the given request ids (all six columns). The ids are the
+/// small side of the join, so each task of the scan holds them whole (a broadcast join).
 pub(super) fn versions_of(tables: &[CallTable], request_ids: &[String]) -> String {
     let ids: Vec<String> = request_ids
         .iter()
         .map(|id| format!("({})", literal(id)))
         .collect();
     format!(
-        "WITH {valid} SELECT DISTINCT request_id, customer_id, ts, api, status, error_code \
-         FROM valid WHERE request_id IN (SELECT id FROM (VALUES {ids}) AS wanted(id))",
+        "WITH {valid}, wanted AS ({wanted}) \
+         SELECT DISTINCT v.request_id, v.customer_id, v.ts, v.api, v.status, v.error_code \
+         FROM wanted w JOIN valid v ON v.request_id = w.request_id",
         valid = valid_rows(tables),
-        ids = ids.join(", ")
+        wanted = values_table(&[("request_id", "VARCHAR")], &ids),
     )
 }
 
@@ -190,10 +176,16 @@ pub(super) struct CountInputs<'a> {
 /// Query D: the counts. One row per (`month_index`, `is_error`, `clause`) with `calls`;
 /// `month_index` null holds the unique calls that no selected service month counts.
 ///
-/// SPEC §4 in order: kept version per request id (resolved conflicts come from the driver),
-/// its service month, then for each counted system error the smallest clause among the error
-/// code, the reviewed call and the windows; per (customer, UTC second) the counted calls, and
-/// the burst clause (5.7) where they reach the threshold and no counted notice covers the call.
+/// SPEC §4 in order: one version per request id (the rows of ids no other row carries, and the
+/// driver's kept version of each duplicated id), its service month, then for each counted
+/// system error the smallest clause among the error code, the reviewed call and the windows;
+/// per (customer, UTC second) the counted calls, and the burst clause (5.7) where they reach
+/// the threshold and no counted notice covers the call.
+///
+/// What it costs: one pass over the call rows, with no grouping by request id. The duplicated
+/// ids leave by a broadcast anti join; the burst rule needs per-second counts only in the
+/// seconds that hold a system error (`error_seconds`, read from the `status` column alone), so
+/// every other row is counted straight into its (month, error, clause) group.
 /// It is one long function because it writes one query, whose steps name each other in order.
 pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
     let mut sql = String::new();
@@ -238,14 +230,19 @@ pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
         .collect();
     write!(
         sql,
-        "WITH {valid}, {IDS},\n\
+        "WITH {valid},\n\
          resolved AS ({resolved}),\n\
-         kept AS (SELECT request_id, customer_id, ts, status, error_code FROM ids \
-           WHERE NOT {CONFLICT} \
+         kept AS (SELECT v.request_id, v.customer_id, v.ts, v.status, v.error_code \
+           FROM resolved r RIGHT ANTI JOIN valid v ON r.request_id = v.request_id \
            UNION ALL SELECT request_id, customer_id, ts, status, error_code FROM resolved),\n\
          coverage AS ({coverage}),\n\
          error_codes AS ({error_codes}),\n\
-         reviewed AS ({reviewed}),\n",
+         reviewed AS ({reviewed}),\n\
+         error_seconds AS (SELECT DISTINCT customer_id, {raw_second} AS second FROM ({rows}) AS calls \
+           WHERE status = {system_error} AND customer_id IS NOT NULL AND ts IS NOT NULL),\n",
+        rows = all_rows(tables),
+        raw_second = utc_second("ts"),
+        system_error = literal(SYSTEM_ERROR),
         valid = valid_rows(tables),
         resolved = values_table(
             &[
@@ -292,14 +289,20 @@ pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
            CASE WHEN {counted_error} THEN {noticed} END AS noticed \
            FROM placed p LEFT JOIN error_codes e ON p.error_code = e.error_code \
            LEFT JOIN reviewed r ON p.request_id = r.request_id),\n\
+         marked AS (SELECT j.month_index, j.is_error, j.clause, j.noticed, \
+           CASE WHEN e.second IS NOT NULL THEN j.customer_id END AS customer_id, \
+           CASE WHEN e.second IS NOT NULL THEN j.second END AS second \
+           FROM error_seconds e RIGHT JOIN judged j \
+           ON e.customer_id = j.customer_id AND e.second = j.second),\n\
          seconds AS (SELECT month_index, customer_id, second, is_error, clause, noticed, \
-           COUNT(*) AS calls FROM judged \
+           COUNT(*) AS calls FROM marked \
            GROUP BY month_index, customer_id, second, is_error, clause, noticed),\n\
-         bursts AS (SELECT month_index, is_error, clause, noticed, calls, \
+         bursts AS (SELECT month_index, second, is_error, clause, noticed, calls, \
            SUM(calls) OVER (PARTITION BY customer_id, second) AS second_calls FROM seconds),\n\
          attributed AS (SELECT month_index, is_error, \
-           CASE WHEN is_error AND second_calls >= {burst_min} AND NOT noticed \
-             THEN least(clause, {burst_clause}) ELSE clause END AS clause, calls FROM bursts)\n\
+           CASE WHEN is_error AND second IS NOT NULL AND second_calls >= {burst_min} \
+             AND NOT noticed THEN least(clause, {burst_clause}) ELSE clause END AS clause, \
+           calls FROM bursts)\n\
          SELECT month_index, is_error, clause, CAST(SUM(calls) AS BIGINT) AS calls \
          FROM attributed GROUP BY month_index, is_error, clause",
         second = utc_second("p.ts"),
