@@ -16,14 +16,16 @@ use crate::policy::Policy;
 use crate::stages::service_months::CoverageInterval;
 use crate::time::NANOS_PER_SECOND;
 
+use super::udf::ID_HASH;
+
 /// One registered call file: its table name and nanoseconds per unit of its `ts`.
 pub(super) struct CallTable {
     pub(super) name: String,
     pub(super) ts_nanos_per_unit: i64,
 }
 
-/// The kept version of a duplicated request id, as the driver chose it: its only version, or
-/// the one SPEC §2's tie-break keeps of differing ones.
+/// The version SPEC §2's tie-break keeps of a request id whose copies differ, as the driver
+/// chose it.
 pub(super) struct ResolvedCall<'a> {
     pub(super) request_id: &'a str,
     pub(super) customer_id: i64,
@@ -118,29 +120,25 @@ pub(super) fn defects_per_file(tables: &[CallTable]) -> String {
     )
 }
 
-/// Query B: the request ids that more than one valid row carries (`request_id`). One pass
-/// over the ids with nothing but a count per id: exact re-deliveries and conflicting versions
-/// are told apart by the driver, from query C's few rows.
-pub(super) fn duplicate_ids(tables: &[CallTable]) -> String {
+/// The valid rows with the 128-bit hash of their request id ([`ID_HASH`]), as `hashed`.
+fn hashed_rows() -> String {
     format!(
-        "WITH {valid} SELECT request_id FROM valid GROUP BY request_id HAVING COUNT(*) > 1",
-        valid = valid_rows(tables)
+        "hashed AS (SELECT {ID_HASH}(request_id) AS id_hash, request_id, customer_id, ts, api, \
+         status, error_code FROM valid)"
     )
 }
 
-/// Query C: the distinct versions of the given request ids (all six columns). The ids are the
-/// small side of the join, so each task of the scan holds them whole (a broadcast join).
-pub(super) fn versions_of(tables: &[CallTable], request_ids: &[String]) -> String {
-    let ids: Vec<String> = request_ids
-        .iter()
-        .map(|id| format!("({})", literal(id)))
-        .collect();
+/// Query B: the distinct versions (all six columns) of every request id that more than one
+/// valid row carries. The ids are found by a count per fixed-width hash (nothing else per
+/// id: no strings are kept per group), and their rows by a join with that small set.
+pub(super) fn duplicated_versions(tables: &[CallTable]) -> String {
     format!(
-        "WITH {valid}, wanted AS ({wanted}) \
+        "WITH {valid}, {hashed}, \
+         duplicated AS (SELECT id_hash FROM hashed GROUP BY id_hash HAVING COUNT(*) > 1) \
          SELECT DISTINCT v.request_id, v.customer_id, v.ts, v.api, v.status, v.error_code \
-         FROM wanted w JOIN valid v ON v.request_id = w.request_id",
+         FROM duplicated d JOIN hashed v ON v.id_hash = d.id_hash",
         valid = valid_rows(tables),
-        wanted = values_table(&[("request_id", "VARCHAR")], &ids),
+        hashed = hashed_rows(),
     )
 }
 
@@ -176,16 +174,17 @@ pub(super) struct CountInputs<'a> {
 /// Query D: the counts. One row per (`month_index`, `is_error`, `clause`) with `calls`;
 /// `month_index` null holds the unique calls that no selected service month counts.
 ///
-/// SPEC §4 in order: one version per request id (the rows of ids no other row carries, and the
-/// driver's kept version of each duplicated id), its service month, then for each counted
-/// system error the smallest clause among the error code, the reviewed call and the windows;
-/// per (customer, UTC second) the counted calls, and the burst clause (5.7) where they reach
-/// the threshold and no counted notice covers the call.
+/// SPEC §4 in order: every row judged on its own (its service month, and for a counted system
+/// error the smallest clause among the error code, the reviewed call and the windows, and
+/// whether a counted notice covers it); then one call per request id: the rows of an id whose
+/// copies all agree are one call (they judge alike), and the rows of an id with differing
+/// versions give way to the driver's kept version (`resolved`, judged the same way); per
+/// (customer, UTC second) the counted calls, and the burst clause (5.7) where they reach the
+/// threshold and no counted notice covers the call.
 ///
-/// What it costs: one pass over the call rows, with no grouping by request id. The duplicated
-/// ids leave by a broadcast anti join; the burst rule needs per-second counts only in the
-/// seconds that hold a system error (`error_seconds`, read from the `status` column alone), so
-/// every other row is counted straight into its (month, error, clause) group.
+/// What it costs: one pass over the call rows and one grouping of them by a 16-byte hash with
+/// a few integer minimums (no strings per group); the burst rule counts per second only in
+/// the seconds that hold a system error (`error_seconds`, read from the `status` column alone).
 /// It is one long function because it writes one query, whose steps name each other in order.
 pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
     let mut sql = String::new();
@@ -230,16 +229,19 @@ pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
         .collect();
     write!(
         sql,
-        "WITH {valid},\n\
-         resolved AS ({resolved}),\n\
-         kept AS (SELECT v.request_id, v.customer_id, v.ts, v.status, v.error_code \
-           FROM resolved r RIGHT ANTI JOIN valid v ON r.request_id = v.request_id \
-           UNION ALL SELECT request_id, customer_id, ts, status, error_code FROM resolved),\n\
+        "WITH {valid}, {hashed},\n\
+         resolved AS (SELECT {ID_HASH}(request_id) AS id_hash, * FROM ({resolved})),\n\
+         kept AS (SELECT v.id_hash, v.request_id, v.customer_id, v.ts, v.status, v.error_code \
+           FROM resolved r RIGHT ANTI JOIN hashed v ON r.id_hash = v.id_hash \
+           UNION ALL SELECT id_hash, request_id, customer_id, ts, status, error_code \
+           FROM resolved),\n\
          coverage AS ({coverage}),\n\
          error_codes AS ({error_codes}),\n\
          reviewed AS ({reviewed}),\n\
-         error_seconds AS (SELECT DISTINCT customer_id, {raw_second} AS second FROM ({rows}) AS calls \
+         error_seconds AS (SELECT DISTINCT customer_id, {raw_second} AS second \
+           FROM ({rows}) AS calls \
            WHERE status = {system_error} AND customer_id IS NOT NULL AND ts IS NOT NULL),\n",
+        hashed = hashed_rows(),
         rows = all_rows(tables),
         raw_second = utc_second("ts"),
         system_error = literal(SYSTEM_ERROR),
@@ -279,20 +281,23 @@ pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
     );
     write!(
         sql,
-        "placed AS (SELECT k.request_id, k.customer_id, k.ts, k.status, k.error_code, \
+        "placed AS (SELECT k.id_hash, k.request_id, k.customer_id, k.ts, k.status, k.error_code, \
            c.month_index FROM kept k LEFT JOIN coverage c ON k.customer_id = c.customer_id \
            AND k.ts >= c.start_ns AND k.ts < c.end_ns),\n\
-         judged AS (SELECT p.month_index, p.customer_id, \
+         judged AS (SELECT p.id_hash, p.month_index, p.customer_id, \
            CASE WHEN p.month_index IS NULL THEN NULL ELSE {second} END AS second, \
-           {counted_error} AS is_error, \
+           CASE WHEN {counted_error} THEN 1 ELSE 0 END AS is_error, \
            CASE WHEN {counted_error} THEN least(e.clause, r.clause, {window}) END AS clause, \
-           CASE WHEN {counted_error} THEN {noticed} END AS noticed \
+           CASE WHEN {counted_error} AND {noticed} THEN 1 ELSE 0 END AS noticed \
            FROM placed p LEFT JOIN error_codes e ON p.error_code = e.error_code \
            LEFT JOIN reviewed r ON p.request_id = r.request_id),\n\
+         one_per_id AS (SELECT MIN(month_index) AS month_index, MIN(customer_id) AS customer_id, \
+           MIN(second) AS second, MIN(is_error) = 1 AS is_error, MIN(clause) AS clause, \
+           MIN(noticed) = 1 AS noticed FROM judged GROUP BY id_hash),\n\
          marked AS (SELECT j.month_index, j.is_error, j.clause, j.noticed, \
            CASE WHEN e.second IS NOT NULL THEN j.customer_id END AS customer_id, \
            CASE WHEN e.second IS NOT NULL THEN j.second END AS second \
-           FROM error_seconds e RIGHT JOIN judged j \
+           FROM error_seconds e RIGHT JOIN one_per_id j \
            ON e.customer_id = j.customer_id AND e.second = j.second),\n\
          seconds AS (SELECT month_index, customer_id, second, is_error, clause, noticed, \
            COUNT(*) AS calls FROM marked \
