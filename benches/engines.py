@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Benchmark the heavy step's engines on one data set: polars vs Ballista.
+"""Benchmark the heavy step's engines on one data set: polars vs DuckDB vs Ballista.
 
     python3 benches/engines.py                       # the 20M data set of benches/bench.py
     python3 benches/engines.py --data DIR --months 2026-01..2026-03
 
-Builds the release binary with the `distributed` feature, then runs `sla-ledger run` on the
-same data, one after the other:
-  1. `--engine polars` (the default engine, in process),
-  2. `--engine ballista` (a standalone cluster inside the process),
-  3. `--engine ballista --scheduler df://127.0.0.1:PORT` against a loopback cluster of one
-     scheduler and two executors, each its own `sla-ledger cluster ...` process, the
-     machine's cores split between the two executors.
-It prints wall time, call rows per second and the client's peak RSS (GNU time) of each, and
-checks that the three ledgers, exemptions and quarantine files are byte-identical.
-Needs only Python 3 and GNU time; generate the data first with benches/bench.py (or
-`sla-ledger generate`).
+Builds the release binary with the `distributed` feature, then runs, one after the other on
+the same data and thread count:
+  1. `sla-ledger run --engine polars` (the default engine, in process),
+  2. the DuckDB SQL reference (benches/duckdb_reference.py, one process; skip with
+     --skip-reference),
+  3. `--engine ballista` (a standalone cluster inside the process),
+  4. `--engine ballista --scheduler df://127.0.0.1:PORT` against a loopback cluster of one
+     scheduler and N executors, each its own `sla-ledger cluster ...` process running one task
+     at a time, for each N of --executors (default 2 and 1: the scaling figure).
+It prints wall time, call rows per second, the client's peak RSS (GNU time) and, for a cluster,
+the members' peak RSS summed, and checks that the ledgers, exemptions and quarantine files of
+every sla-ledger run are byte-identical. Results go to DATA/engines.json.
+Needs Python 3, GNU time and (for the reference) duckdb; generate the data first with
+benches/bench.py (or `sla-ledger generate`).
 """
 import argparse
 import filecmp
@@ -67,19 +70,21 @@ def wait_for(port, seconds=60):
 
 
 class LoopbackCluster:
-    """One scheduler and two executors, each its own process."""
+    """One scheduler and `executors` executors of `tasks` concurrent tasks, each its own
+    process."""
 
-    def __init__(self, exe, threads, workdir):
+    def __init__(self, exe, executors, tasks, workdir):
         self.members = []
+        workdir.mkdir(parents=True)
         port = free_port()
         self.url = f"df://127.0.0.1:{port}"
         self.start(exe, ["scheduler", "--bind", f"127.0.0.1:{port}"], workdir / "scheduler.log")
         wait_for(port)
-        for i in range(2):
+        for i in range(executors):
             flight, grpc = free_port(), free_port()
             self.start(exe, [
                 "executor", "--scheduler", self.url, "--bind", f"127.0.0.1:{flight}",
-                "--grpc-port", str(grpc), "--concurrent-tasks", str(max(1, threads // 2)),
+                "--grpc-port", str(grpc), "--concurrent-tasks", str(tasks),
                 "--work-dir", str(workdir / f"executor-{i}"),
             ], workdir / f"executor-{i}.log")
             wait_for(flight)
@@ -90,13 +95,13 @@ class LoopbackCluster:
         self.members.append(subprocess.Popen([exe, "cluster"] + args, stdout=open(log, "w"), stderr=subprocess.STDOUT))
 
     def peak_rss(self):
-        """Sum of the members' peak resident memory, in bytes (Linux)."""
-        total = 0
+        """Each member's peak resident memory in bytes (Linux), scheduler first."""
+        peaks = []
         for member in self.members:
             for line in open(f"/proc/{member.pid}/status"):
                 if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) * 1024
-        return total
+                    peaks.append(int(line.split()[1]) * 1024)
+        return peaks
 
     def stop(self):
         for member in self.members:
@@ -112,6 +117,10 @@ def main():
     parser.add_argument("--as-of", default="2026-06-30")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--exe", help="an sla-ledger binary built with --features distributed (default: build one)")
+    parser.add_argument("--executors", default="2,1",
+                        help="loopback cluster sizes to run, comma separated (default 2,1)")
+    parser.add_argument("--tasks", type=int, default=1, help="concurrent tasks per executor (default 1)")
+    parser.add_argument("--skip-reference", action="store_true", help="do not run the DuckDB reference")
     args = parser.parse_args()
     if not (args.data / "calls").is_dir():
         sys.exit(f"no data set at {args.data}: run benches/bench.py (or sla-ledger generate) first")
@@ -119,34 +128,53 @@ def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="sla-ledger-engines-"))
     results = {}
     try:
+        rows = None
+
+        def report(name, wall, rss):
+            results[name] = {"wall_s": wall, "peak_rss_bytes": rss, "rows": rows, "rows_per_s": rows / wall}
+            print(f"{name:<30} {wall:8.2f} s  {rows / wall / 1e6:7.2f} M rows/s  peak RSS {rss / 2**30:5.2f} GiB", flush=True)
+
         def run(name, extra):
+            nonlocal rows
             out = work / name
             cmd = [exe, "-q", "run", "--data", str(args.data), "--out", str(out), "--months", args.months,
                    "--as-of", args.as_of, "--threads", str(args.threads)] + extra
             wall, rss = timed(cmd)
-            manifest = json.load(open(out / "manifest.json"))
-            rows = manifest["rows"]["calls"]["read"]
-            results[name] = {"wall_s": wall, "peak_rss_bytes": rss, "rows": rows, "rows_per_s": rows / wall}
-            print(f"{name:<26} {wall:8.2f} s  {rows / wall / 1e6:7.2f} M rows/s  client peak RSS {rss / 2**30:5.2f} GiB", flush=True)
+            rows = json.load(open(out / "manifest.json"))["rows"]["calls"]["read"]
+            report(name, wall, rss)
 
         run("polars", [])
+        if not args.skip_reference:
+            wall, rss = timed([sys.executable, str(ROOT / "benches" / "duckdb_reference.py"), str(args.data),
+                               str(work / "reference.csv"), "--months", args.months, "--threads", str(args.threads)])
+            report("duckdb-reference", wall, rss)
         run("ballista-standalone", ["--engine", "ballista"])
-        cluster = LoopbackCluster(exe, args.threads, work)
-        try:
-            run("ballista-loopback-2-executors", ["--engine", "ballista", "--scheduler", cluster.url])
-            members = cluster.peak_rss()
-            results["ballista-loopback-2-executors"]["cluster_peak_rss_bytes"] = members
-            print(f"{'':<26} scheduler + executors peak RSS, summed: {members / 2**30:5.2f} GiB")
-        finally:
-            cluster.stop()
+        ballista_runs = ["ballista-standalone"]
+        for executors in [int(n) for n in args.executors.split(",")]:
+            name = f"ballista-loopback-{executors}-executor{'s' if executors > 1 else ''}"
+            cluster = LoopbackCluster(exe, executors, args.tasks, work / f"{name}-members")
+            try:
+                run(name, ["--engine", "ballista", "--scheduler", cluster.url])
+                peaks = cluster.peak_rss()
+            finally:
+                cluster.stop()
+            r = results[name]
+            r.update(executors=executors, tasks_per_executor=args.tasks, member_peak_rss_bytes=peaks,
+                     cluster_peak_rss_bytes=sum(peaks), rows_per_executor=rows / executors)
+            print(f"{'':<30} members' peak RSS (scheduler, executors) "
+                  f"{', '.join(f'{p / 2**30:.2f}' for p in peaks)} GiB; summed {sum(peaks) / 2**30:5.2f} GiB")
+            ballista_runs.append(name)
         same = all(
             filecmp.cmp(work / "polars" / f, work / other / f, shallow=False)
-            for other in ["ballista-standalone", "ballista-loopback-2-executors"]
+            for other in ballista_runs
             for f in SAME_BYTES
         )
         base = results["polars"]["wall_s"]
         for name, r in results.items():
-            print(f"{name:<26} time / polars {r['wall_s'] / base:5.2f}x")
+            print(f"{name:<30} time / polars {r['wall_s'] / base:5.2f}x")
+        clusters = {r["executors"]: r for r in results.values() if "executors" in r}
+        if 1 in clusters and 2 in clusters:
+            print(f"scaling: 1 executor / 2 executors wall time {clusters[1]['wall_s'] / clusters[2]['wall_s']:.2f}x")
         print(f"ledger, exemptions and quarantine byte-identical across engines: {'yes' if same else 'NO'}")
         json.dump(results, open(args.data / "engines.json", "w"), indent=2)
         if not same:

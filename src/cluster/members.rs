@@ -8,6 +8,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use anyhow::Context;
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_core::utils::default_session_builder;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
@@ -15,9 +17,11 @@ use datafusion::execution::SessionStateBuilder;
 
 use crate::stages::calls::ballista::object_stores::S3Registry;
 use ballista_scheduler::scheduler_process::start_server;
+use datafusion::execution::FunctionRegistry;
 
 use crate::cli::{ClusterCommand, ExecutorArgs, SchedulerArgs};
 use crate::error::UsageError;
+use crate::stages::calls::ballista_functions;
 
 pub(super) fn cluster_command(command: &ClusterCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -63,9 +67,13 @@ async fn scheduler(args: &SchedulerArgs) -> anyhow::Result<()> {
         executor_timeout_seconds: args.executor_timeout_secs,
         expire_dead_executor_interval_seconds: (args.executor_timeout_secs / 4).max(1),
         no_executors_grace_period_seconds: args.executor_timeout_secs,
-        // Planning lists and reads the footers of `s3://` call files: with this process's keys.
+        // Planning lists and reads the footers of `s3://` call files, with this process's
+        // keys; the heavy step's queries call functions of their own (plans name them).
         override_session_builder: Some(Arc::new(|config| {
-            let state = ballista_core::utils::default_session_builder(config)?;
+            let mut state = default_session_builder(config)?;
+            for function in ballista_functions() {
+                state.register_udf(function)?;
+            }
             let runtime = S3Registry::from_environment()?.runtime(None)?;
             Ok(SessionStateBuilder::new_from_existing(state)
                 .with_runtime_env(runtime)
@@ -104,6 +112,7 @@ async fn executor(args: &ExecutorArgs) -> anyhow::Result<()> {
         executor_heartbeat_interval_seconds: args.heartbeat_secs,
         print_thread_info: false,
         memory_pool_size: args.memory_limit_mib.map(|mib| mib * 1024 * 1024),
+        override_function_registry: Some(Arc::new(function_registry())),
         ..ExecutorProcessConfig::default()
     };
     if let Some(dir) = &args.work_dir {
@@ -124,6 +133,17 @@ async fn executor(args: &ExecutorArgs) -> anyhow::Result<()> {
     start_executor_process(Arc::new(config))
         .await
         .context("the executor stopped")
+}
+
+/// Ballista's functions and the heavy step's own, which the tasks' plans name.
+fn function_registry() -> BallistaFunctionRegistry {
+    let mut registry = BallistaFunctionRegistry::default();
+    for function in ballista_functions() {
+        registry
+            .scalar_functions
+            .insert(function.name().to_string(), function);
+    }
+    registry
 }
 
 #[cfg(test)]

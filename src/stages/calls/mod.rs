@@ -49,6 +49,9 @@
 mod attribute;
 #[cfg(feature = "distributed")]
 pub(crate) mod ballista;
+/// The scalar functions the Ballista engine's queries call: every cluster member registers them.
+#[cfg(feature = "distributed")]
+pub(crate) use ballista::functions as ballista_functions;
 #[deny(unsafe_code)]
 mod customer;
 #[deny(unsafe_code)]

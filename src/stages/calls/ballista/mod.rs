@@ -5,13 +5,16 @@
 //! byte-identical ledgers. Only the heavy step knows this engine: [`super::engine`] chooses it.
 //!
 //! The cluster reads the call files (paths every executor can reach) and sends back only
-//! small results, in four queries (text in [`sql`]):
+//! small results, in three queries (text in [`sql`]):
 //! 1. **defects per file**: how many rows each file quarantines (SPEC §2);
-//! 2. **conflicting ids**: request ids whose rows differ;
-//! 3. **their versions**, only when there are any: the driver applies SPEC §2's tie-break with
-//!    the polars engine's own code ([`resolve_conflict`]);
-//! 4. **counts**: per service month, counted calls, system errors and exempt errors per clause,
-//!    plus the unique calls no selected month counts.
+//! 2. **versions of duplicated ids**: the distinct rows of every request id that more than one
+//!    valid row carries (found by a count per 128-bit id hash, [`udf`]). An id with one version
+//!    is an exact re-delivery; to differing ones the driver applies SPEC §2's tie-break with the
+//!    polars engine's own code ([`resolve_conflict`]);
+//! 3. **counts**: per service month, counted calls, system errors and exempt errors per clause,
+//!    plus the unique calls no selected month counts. Rows are grouped by id hash once, so an
+//!    exact re-delivery is one call; only the kept versions of differing ids travel in the
+//!    query (a `VALUES` list grows the plan every task receives, so only these few do).
 //!
 //! Queries 1 and 2 run side by side. Quarantine entries name a file and row; the cluster counts
 //! them per file and the driver names them by reading only the files that have any
@@ -19,6 +22,9 @@
 
 pub(crate) mod object_stores;
 mod sql;
+mod udf;
+
+pub(crate) use udf::functions;
 
 use std::collections::BTreeMap;
 
@@ -28,7 +34,7 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, String
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use super::dedup::{resolve_conflict, CallVersion};
@@ -133,19 +139,30 @@ async fn connect(
         .with_target_partitions(threads)
         .with_ballista_standalone_parallelism(threads)
         .with_ballista_job_name("sla-ledger heavy step");
-    let state = SessionStateBuilder::new()
+    // The in-process members are made from this state, so they get the functions from it.
+    let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
         .build();
-    match cluster {
+    for function in functions() {
+        state
+            .register_udf(function)
+            .context("cannot register the heavy step's functions")?;
+    }
+    let ctx = match cluster {
         Cluster::Standalone => SessionContext::standalone_with_state(state)
             .await
-            .context("cannot start the in-process Ballista cluster"),
+            .context("cannot start the in-process Ballista cluster")?,
         Cluster::Remote(url) => SessionContext::remote_with_state(url, state)
             .await
-            .with_context(|| format!("cannot reach the Ballista scheduler at `{url}`")),
+            .with_context(|| format!("cannot reach the Ballista scheduler at `{url}`"))?,
+    };
+    // Ballista's client session replaces the state's scalar functions with its own list.
+    for function in functions() {
+        ctx.register_udf(function.as_ref().clone());
     }
+    Ok(ctx)
 }
 
 /// Nanoseconds per unit of `ts` as DataFusion reads the registered table: its reader, not the
@@ -195,27 +212,26 @@ async fn count_calls_async(
     phases.lap("connect");
 
     // 1 and 2, side by side.
-    let (defects_sql, conflicts_sql) = (
+    let (defects_sql, duplicates_sql) = (
         sql::defects_per_file(&tables),
-        sql::conflicting_ids(&tables),
+        sql::duplicated_versions(&tables),
     );
-    let (defects, conflicts) = tokio::try_join!(
+    let (defects, duplicates) = tokio::try_join!(
         query(&ctx, &defects_sql, &where_),
-        query(&ctx, &conflicts_sql, &where_),
+        query(&ctx, &duplicates_sql, &where_),
     )?;
     let defects_by_file = defects_per_file(&defects)?;
-    let conflict_ids = conflicting_ids(&conflicts)?;
+    let by_id = versions_by_id(&duplicates)?;
     phases.lap("defects and duplicates");
 
     let mut quarantine = name_quarantined_rows(files, &defects_by_file, &where_)?;
     phases.lap("name quarantined rows");
 
-    // 3. The versions of conflicting ids, resolved here with the polars engine's tie-break.
-    let kept_versions =
-        resolve_conflicts(&ctx, &tables, &conflict_ids, &where_, &mut quarantine).await?;
+    // The differing versions, resolved here with the polars engine's tie-break.
+    let kept_versions = resolve_conflicts(by_id, &mut quarantine);
     phases.lap("resolve conflicts");
 
-    // 4. The counts.
+    // 3. The counts.
     let resolved: Vec<ResolvedCall> = kept_versions
         .iter()
         .map(|v| ResolvedCall {
@@ -299,17 +315,6 @@ fn defects_per_file(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<u32, u64
     Ok(defects_by_file)
 }
 
-/// Query 2's result: the conflicting request ids, sorted.
-fn conflicting_ids(batches: &[RecordBatch]) -> anyhow::Result<Vec<String>> {
-    let mut conflict_ids = Vec::new();
-    for batch in batches {
-        let ids = string(batch, "request_id")?;
-        conflict_ids.extend((0..batch.num_rows()).map(|i| ids.value(i).to_string()));
-    }
-    conflict_ids.sort();
-    Ok(conflict_ids)
-}
-
 /// The quarantine entries of the files the cluster found defects in, named by reading those
 /// files here; an error unless this process finds as many per file as the cluster.
 fn name_quarantined_rows(
@@ -333,36 +338,29 @@ fn name_quarantined_rows(
     Ok(by_file.into_values().flatten().collect::<Vec<_>>())
 }
 
-/// Query 3, when there are conflicting ids: their versions, resolved by SPEC §2's tie-break;
-/// gives the kept versions and adds the `conflicting_duplicate` entries to `quarantine`.
-async fn resolve_conflicts(
-    ctx: &SessionContext,
-    tables: &[CallTable],
-    conflict_ids: &[String],
-    where_: &str,
+/// Query 2's result resolved: for each request id with differing versions, SPEC §2's
+/// tie-break keeps one and the id's `conflicting_duplicate` entry goes to `quarantine`; an id
+/// with one version is an exact re-delivery, which query 3 counts once by itself. Gives the
+/// kept versions.
+fn resolve_conflicts(
+    by_id: BTreeMap<String, Vec<CallVersion>>,
     quarantine: &mut Vec<Entry>,
-) -> anyhow::Result<Vec<CallVersion>> {
-    let mut kept_versions = Vec::with_capacity(conflict_ids.len());
-    if !conflict_ids.is_empty() {
-        let batches = query(ctx, &sql::versions_of(tables, conflict_ids), where_).await?;
-        let by_id = versions_by_id(&batches)?;
-        if by_id.len() != conflict_ids.len() {
-            bail!(
-                "{where_} found {} conflicting request ids but returned versions of {}",
-                conflict_ids.len(),
-                by_id.len()
-            );
-        }
-        for versions in by_id.into_values() {
+) -> Vec<CallVersion> {
+    let mut kept_versions = Vec::new();
+    for mut versions in by_id.into_values() {
+        // The cluster gave distinct rows; telling an exact re-delivery does not rest on that.
+        versions.sort();
+        versions.dedup();
+        if versions.len() > 1 {
             let (entry, kept) = resolve_conflict(versions);
             quarantine.push(entry);
             kept_versions.push(kept);
         }
     }
-    Ok(kept_versions)
+    kept_versions
 }
 
-/// Query 3's result: every version of each conflicting request id.
+/// Query 2's result: every distinct version of each duplicated request id.
 fn versions_by_id(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<String, Vec<CallVersion>>> {
     let mut by_id: BTreeMap<String, Vec<CallVersion>> = BTreeMap::new();
     for batch in batches {
@@ -390,7 +388,7 @@ fn versions_by_id(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<String, Ve
     Ok(by_id)
 }
 
-/// Query 4's result: the counts per service month, and the unique calls counted in one
+/// Query 3's result: the counts per service month, and the unique calls counted in one
 /// (`counted`) or in none (`not_counted`).
 struct MonthsCounted {
     months: Vec<MonthCallCounts>,

@@ -16,13 +16,16 @@ use crate::policy::Policy;
 use crate::stages::service_months::CoverageInterval;
 use crate::time::NANOS_PER_SECOND;
 
+use super::udf::ID_HASH;
+
 /// One registered call file: its table name and nanoseconds per unit of its `ts`.
 pub(super) struct CallTable {
     pub(super) name: String,
     pub(super) ts_nanos_per_unit: i64,
 }
 
-/// A version of a conflicting request id that the driver has resolved (SPEC §2 tie-break).
+/// The version SPEC §2's tie-break keeps of a request id whose copies differ, as the driver
+/// chose it.
 pub(super) struct ResolvedCall<'a> {
     pub(super) request_id: &'a str,
     pub(super) customer_id: i64,
@@ -108,25 +111,6 @@ fn valid_rows(tables: &[CallTable]) -> String {
     )
 }
 
-/// One row per request id with each column's range: enough to tell exact re-deliveries
-/// (every column equal, nulls included) from conflicting versions without hashing.
-const IDS: &str = "ids AS (SELECT request_id, COUNT(*) AS copies, \
-    MIN(customer_id) AS customer_id, MAX(customer_id) AS customer_id_max, \
-    MIN(ts) AS ts, MAX(ts) AS ts_max, \
-    MIN(api) AS api, MAX(api) AS api_max, COUNT(api) AS api_set, \
-    MIN(status) AS status, MAX(status) AS status_max, \
-    MIN(error_code) AS error_code, MAX(error_code) AS error_code_max, \
-    COUNT(error_code) AS error_code_set \
-    FROM valid GROUP BY request_id)";
-
-/// True for a request id whose rows differ in any of customer_id, ts, api, status,
-/// error_code (a nullable column differs when some rows have it and others do not).
-const CONFLICT: &str = "(customer_id <> customer_id_max OR ts <> ts_max \
-    OR status <> status_max \
-    OR (api_set <> 0 AND api_set <> copies) OR (api_set > 0 AND api <> api_max) \
-    OR (error_code_set <> 0 AND error_code_set <> copies) \
-    OR (error_code_set > 0 AND error_code <> error_code_max))";
-
 /// Query A: defective rows per file (`file`, `rows`).
 pub(super) fn defects_per_file(tables: &[CallTable]) -> String {
     format!(
@@ -136,25 +120,25 @@ pub(super) fn defects_per_file(tables: &[CallTable]) -> String {
     )
 }
 
-/// Query B: the request ids whose rows conflict (`request_id`).
-pub(super) fn conflicting_ids(tables: &[CallTable]) -> String {
+/// The valid rows with the 128-bit hash of their request id ([`ID_HASH`]), as `hashed`.
+fn hashed_rows() -> String {
     format!(
-        "WITH {valid}, {IDS} SELECT request_id FROM ids WHERE {CONFLICT}",
-        valid = valid_rows(tables)
+        "hashed AS (SELECT {ID_HASH}(request_id) AS id_hash, request_id, customer_id, ts, api, \
+         status, error_code FROM valid)"
     )
 }
 
-/// Query C: the distinct versions of the given request ids (all six columns).
-pub(super) fn versions_of(tables: &[CallTable], request_ids: &[String]) -> String {
-    let ids: Vec<String> = request_ids
-        .iter()
-        .map(|id| format!("({})", literal(id)))
-        .collect();
+/// Query B: the distinct versions (all six columns) of every request id that more than one
+/// valid row carries. The ids are found by a count per fixed-width hash (nothing else per
+/// id: no strings are kept per group), and their rows by a join with that small set.
+pub(super) fn duplicated_versions(tables: &[CallTable]) -> String {
     format!(
-        "WITH {valid} SELECT DISTINCT request_id, customer_id, ts, api, status, error_code \
-         FROM valid WHERE request_id IN (SELECT id FROM (VALUES {ids}) AS wanted(id))",
+        "WITH {valid}, {hashed}, \
+         duplicated AS (SELECT id_hash FROM hashed GROUP BY id_hash HAVING COUNT(*) > 1) \
+         SELECT DISTINCT v.request_id, v.customer_id, v.ts, v.api, v.status, v.error_code \
+         FROM duplicated d JOIN hashed v ON v.id_hash = d.id_hash",
         valid = valid_rows(tables),
-        ids = ids.join(", ")
+        hashed = hashed_rows(),
     )
 }
 
@@ -190,10 +174,17 @@ pub(super) struct CountInputs<'a> {
 /// Query D: the counts. One row per (`month_index`, `is_error`, `clause`) with `calls`;
 /// `month_index` null holds the unique calls that no selected service month counts.
 ///
-/// SPEC §4 in order: kept version per request id (resolved conflicts come from the driver),
-/// its service month, then for each counted system error the smallest clause among the error
-/// code, the reviewed call and the windows; per (customer, UTC second) the counted calls, and
-/// the burst clause (5.7) where they reach the threshold and no counted notice covers the call.
+/// SPEC §4 in order: every row judged on its own (its service month, and for a counted system
+/// error the smallest clause among the error code, the reviewed call and the windows, and
+/// whether a counted notice covers it); then one call per request id: the rows of an id whose
+/// copies all agree are one call (they judge alike), and the rows of an id with differing
+/// versions give way to the driver's kept version (`resolved`, judged the same way); per
+/// (customer, UTC second) the counted calls, and the burst clause (5.7) where they reach the
+/// threshold and no counted notice covers the call.
+///
+/// What it costs: one pass over the call rows and one grouping of them by a 16-byte hash with
+/// a few integer minimums (no strings per group); the burst rule counts per second only in
+/// the seconds that hold a system error (`error_seconds`, read from the `status` column alone).
 /// It is one long function because it writes one query, whose steps name each other in order.
 pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
     let mut sql = String::new();
@@ -238,14 +229,22 @@ pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
         .collect();
     write!(
         sql,
-        "WITH {valid}, {IDS},\n\
-         resolved AS ({resolved}),\n\
-         kept AS (SELECT request_id, customer_id, ts, status, error_code FROM ids \
-           WHERE NOT {CONFLICT} \
-           UNION ALL SELECT request_id, customer_id, ts, status, error_code FROM resolved),\n\
+        "WITH {valid}, {hashed},\n\
+         resolved AS (SELECT {ID_HASH}(request_id) AS id_hash, * FROM ({resolved})),\n\
+         kept AS (SELECT v.id_hash, v.request_id, v.customer_id, v.ts, v.status, v.error_code \
+           FROM resolved r RIGHT ANTI JOIN hashed v ON r.id_hash = v.id_hash \
+           UNION ALL SELECT id_hash, request_id, customer_id, ts, status, error_code \
+           FROM resolved),\n\
          coverage AS ({coverage}),\n\
          error_codes AS ({error_codes}),\n\
-         reviewed AS ({reviewed}),\n",
+         reviewed AS ({reviewed}),\n\
+         error_seconds AS (SELECT DISTINCT customer_id, {raw_second} AS second \
+           FROM ({rows}) AS calls \
+           WHERE status = {system_error} AND customer_id IS NOT NULL AND ts IS NOT NULL),\n",
+        hashed = hashed_rows(),
+        rows = all_rows(tables),
+        raw_second = utc_second("ts"),
+        system_error = literal(SYSTEM_ERROR),
         valid = valid_rows(tables),
         resolved = values_table(
             &[
@@ -282,24 +281,33 @@ pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
     );
     write!(
         sql,
-        "placed AS (SELECT k.request_id, k.customer_id, k.ts, k.status, k.error_code, \
+        "placed AS (SELECT k.id_hash, k.request_id, k.customer_id, k.ts, k.status, k.error_code, \
            c.month_index FROM kept k LEFT JOIN coverage c ON k.customer_id = c.customer_id \
            AND k.ts >= c.start_ns AND k.ts < c.end_ns),\n\
-         judged AS (SELECT p.month_index, p.customer_id, \
+         judged AS (SELECT p.id_hash, p.month_index, p.customer_id, \
            CASE WHEN p.month_index IS NULL THEN NULL ELSE {second} END AS second, \
-           {counted_error} AS is_error, \
+           CASE WHEN {counted_error} THEN 1 ELSE 0 END AS is_error, \
            CASE WHEN {counted_error} THEN least(e.clause, r.clause, {window}) END AS clause, \
-           CASE WHEN {counted_error} THEN {noticed} END AS noticed \
+           CASE WHEN {counted_error} AND {noticed} THEN 1 ELSE 0 END AS noticed \
            FROM placed p LEFT JOIN error_codes e ON p.error_code = e.error_code \
            LEFT JOIN reviewed r ON p.request_id = r.request_id),\n\
+         one_per_id AS (SELECT MIN(month_index) AS month_index, MIN(customer_id) AS customer_id, \
+           MIN(second) AS second, MIN(is_error) = 1 AS is_error, MIN(clause) AS clause, \
+           MIN(noticed) = 1 AS noticed FROM judged GROUP BY id_hash),\n\
+         marked AS (SELECT j.month_index, j.is_error, j.clause, j.noticed, \
+           CASE WHEN e.second IS NOT NULL THEN j.customer_id END AS customer_id, \
+           CASE WHEN e.second IS NOT NULL THEN j.second END AS second \
+           FROM error_seconds e RIGHT JOIN one_per_id j \
+           ON e.customer_id = j.customer_id AND e.second = j.second),\n\
          seconds AS (SELECT month_index, customer_id, second, is_error, clause, noticed, \
-           COUNT(*) AS calls FROM judged \
+           COUNT(*) AS calls FROM marked \
            GROUP BY month_index, customer_id, second, is_error, clause, noticed),\n\
-         bursts AS (SELECT month_index, is_error, clause, noticed, calls, \
+         bursts AS (SELECT month_index, second, is_error, clause, noticed, calls, \
            SUM(calls) OVER (PARTITION BY customer_id, second) AS second_calls FROM seconds),\n\
          attributed AS (SELECT month_index, is_error, \
-           CASE WHEN is_error AND second_calls >= {burst_min} AND NOT noticed \
-             THEN least(clause, {burst_clause}) ELSE clause END AS clause, calls FROM bursts)\n\
+           CASE WHEN is_error AND second IS NOT NULL AND second_calls >= {burst_min} \
+             AND NOT noticed THEN least(clause, {burst_clause}) ELSE clause END AS clause, \
+           calls FROM bursts)\n\
          SELECT month_index, is_error, clause, CAST(SUM(calls) AS BIGINT) AS calls \
          FROM attributed GROUP BY month_index, is_error, clause",
         second = utc_second("p.ts"),
