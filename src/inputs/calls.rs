@@ -4,6 +4,9 @@
 //! row groups known, cut into chunks that [`CallFiles::read_chunk`] decodes with polars into one
 //! normalised schema (see [`columns`]).
 //! Partition folder names are ignored: months are computed from `ts`, never from paths.
+//! `footer.rs` checks each file's footer.
+
+mod footer;
 
 use std::fs::File;
 use std::ops::Range;
@@ -20,7 +23,9 @@ use crate::inputs::problems::Problems;
 use crate::inputs::source::{object_problem, DataSource};
 use crate::inputs::stamp::{FileStamp, InputFile, ReadAs};
 use crate::storage::sparse::SparseObject;
-use crate::storage::{ObjectVersion, S3Client, S3Error};
+use crate::storage::S3Client;
+
+use footer::check_file;
 
 /// Column names of the call logs and of a chunk as [`CallFiles::read_chunk`] gives it.
 pub mod columns {
@@ -36,14 +41,6 @@ pub mod columns {
 /// The three statuses a call can have (SPEC §2).
 pub const STATUSES: [&str; 3] = ["success", "client_error", "system_error"];
 pub const SYSTEM_ERROR: &str = "system_error";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StringColumn {
-    RequestId,
-    Api,
-    Status,
-    ErrorCode,
-}
 
 /// One call-log file and the unit of its `ts` column.
 #[derive(Debug, Clone)]
@@ -82,6 +79,8 @@ pub struct Chunk {
 
 /// Rows a chunk aims for; whole row groups are never split.
 pub const CHUNK_ROWS: u64 = 1 << 17;
+
+const METADATA_HINT: &str = "the file's metadata does not match its data; re-export it";
 
 #[derive(Debug, Clone)]
 pub struct CallFiles {
@@ -242,7 +241,6 @@ impl CallFiles {
     /// decode that fails, panics or gives another number of rows, is an error naming the file
     /// and the rows.
     pub fn read_chunk(&self, chunk: Chunk) -> Result<DataFrame, InputError> {
-        use columns::*;
         let file = &self.files[chunk.file as usize];
         let rows = format!("rows {}..{}", chunk.offset + 1, chunk.offset + chunk.rows);
         let failed = |problem: String| {
@@ -251,7 +249,6 @@ impl CallFiles {
                 format!("cannot read {rows}: {problem}"),
             )
         };
-        let metadata_hint = "the file's metadata does not match its data; re-export it";
         // Rows are numbered by the row groups' counts; a file count that differs would make
         // the row accounting (read = quarantined + duplicates + counted + ...) not add up.
         let group_rows: u64 = file.row_groups.iter().sum();
@@ -260,26 +257,10 @@ impl CallFiles {
                 "the file's footer counts {} rows, its row groups {group_rows}",
                 file.rows
             ))
-            .hint(metadata_hint));
+            .hint(METADATA_HINT));
         }
         // An object's column chunks of these rows are fetched first, by range.
-        let fetched = match (&file.read, &file.footer) {
-            (ReadAs::Object { client, version }, Some(footer)) => {
-                let ranges = chunk_byte_ranges(footer, &file.row_groups, chunk);
-                let fetched = client
-                    .get_ranges(version, &ranges)
-                    .map_err(|err| object_problem(&file.shown, err))?;
-                let pairs: Vec<_> = ranges
-                    .iter()
-                    .cloned()
-                    .zip(fetched.iter().map(|b| &b[..]))
-                    .collect();
-                let sparse = SparseObject::new(version.size, &pairs)
-                    .map_err(|e| failed(e.to_string()).hint(metadata_hint))?;
-                Some((sparse, Arc::clone(footer)))
-            }
-            _ => None,
-        };
+        let fetched = fetch_chunk(file, chunk, &failed)?;
         let decode = || -> PolarsResult<DataFrame> {
             let frame = match fetched {
                 Some((sparse, footer)) => {
@@ -296,32 +277,7 @@ impl CallFiles {
                     }
                 },
             };
-            let text = |name: &str| -> PolarsResult<Column> {
-                frame.column(name)?.cast(&DataType::String)
-            };
-            let raw_ts = frame.column(TS)?.cast(&DataType::Int64)?;
-            let factor = file.ts_nanos_per_unit;
-            let ts: Int64Chunked = raw_ts
-                .i64()?
-                .iter()
-                .map(|v| {
-                    v.map(|t| {
-                        t.checked_mul(factor)
-                            .unwrap_or(if t > 0 { i64::MAX } else { i64::MIN })
-                    })
-                })
-                .collect();
-            DataFrame::new(
-                frame.height(),
-                vec![
-                    text(REQUEST_ID)?,
-                    frame.column(CUSTOMER_ID)?.clone(),
-                    ts.with_name(TS.into()).into_series().into(),
-                    text(API)?,
-                    text(STATUS)?,
-                    text(ERROR_CODE)?,
-                ],
-            )
+            normalise(&frame, file.ts_nanos_per_unit)
         };
         let frame = match guarded(decode) {
             Ok(Ok(frame)) => frame,
@@ -340,13 +296,66 @@ impl CallFiles {
                 frame.height(),
                 chunk.rows
             ))
-            .hint(metadata_hint));
+            .hint(METADATA_HINT));
         }
         Ok(frame)
     }
 }
 
 /// The six columns of `chunk`'s rows, as polars decodes them.
+/// An object's column chunks of `chunk`'s rows, fetched by range, with the footer to decode
+/// them; `None` for a local file, which is read where it lies.
+fn fetch_chunk(
+    file: &CallFile,
+    chunk: Chunk,
+    failed: &dyn Fn(String) -> InputError,
+) -> Result<Option<(SparseObject, Arc<FileMetadata>)>, InputError> {
+    let (ReadAs::Object { client, version }, Some(footer)) = (&file.read, &file.footer) else {
+        return Ok(None);
+    };
+    let ranges = chunk_byte_ranges(footer, &file.row_groups, chunk);
+    let fetched = client
+        .get_ranges(version, &ranges)
+        .map_err(|err| object_problem(&file.shown, err))?;
+    let pairs: Vec<_> = ranges
+        .iter()
+        .cloned()
+        .zip(fetched.iter().map(|b| &b[..]))
+        .collect();
+    let sparse = SparseObject::new(version.size, &pairs)
+        .map_err(|e| failed(e.to_string()).hint(METADATA_HINT))?;
+    Ok(Some((sparse, Arc::clone(footer))))
+}
+
+/// A decoded chunk in the schema of [`columns`]: strings as `String`, `ts` as UTC
+/// nanoseconds from `ts_nanos_per_unit`, saturating at the `i64` range.
+fn normalise(frame: &DataFrame, ts_nanos_per_unit: i64) -> PolarsResult<DataFrame> {
+    use columns::*;
+    let text = |name: &str| -> PolarsResult<Column> { frame.column(name)?.cast(&DataType::String) };
+    let raw_ts = frame.column(TS)?.cast(&DataType::Int64)?;
+    let ts: Int64Chunked = raw_ts
+        .i64()?
+        .iter()
+        .map(|v| {
+            v.map(|t| {
+                t.checked_mul(ts_nanos_per_unit)
+                    .unwrap_or(if t > 0 { i64::MAX } else { i64::MIN })
+            })
+        })
+        .collect();
+    DataFrame::new(
+        frame.height(),
+        vec![
+            text(REQUEST_ID)?,
+            frame.column(CUSTOMER_ID)?.clone(),
+            ts.with_name(TS.into()).into_series().into(),
+            text(API)?,
+            text(STATUS)?,
+            text(ERROR_CODE)?,
+        ],
+    )
+}
+
 fn project<R: MmapBytesReader>(reader: ParquetReader<R>, chunk: Chunk) -> PolarsResult<DataFrame> {
     use columns::*;
     reader
@@ -380,41 +389,6 @@ fn chunk_byte_ranges(footer: &FileMetadata, row_groups: &[u64], chunk: Chunk) ->
         }
     }
     ranges
-}
-
-/// An object's footer, fetched by range: a guess at its size first, then the rest if the
-/// footer says it is longer.
-fn fetch_footer(client: &S3Client, version: &ObjectVersion) -> Result<SparseObject, S3Error> {
-    const GUESS_BYTES: u64 = 64 << 10;
-    let size = version.size;
-    let tail = size.min(GUESS_BYTES);
-    let tail_range = size - tail..size;
-    let mut ranges = vec![tail_range];
-    let mut parts = if tail == 0 {
-        Vec::new()
-    } else {
-        client.get_ranges(version, &ranges)?
-    };
-    if let Some(last) = parts.first().filter(|p| p.len() >= 8) {
-        let length = &last[last.len() - 8..last.len() - 4];
-        let needed = u64::from(u32::from_le_bytes(length.try_into().expect("4 bytes"))) + 8;
-        if needed > tail && needed <= size {
-            let head = size - needed..size - tail;
-            parts.extend(client.get_ranges(version, std::slice::from_ref(&head))?);
-            ranges.push(head);
-        }
-    }
-    let pairs: Vec<_> = ranges
-        .iter()
-        .cloned()
-        .zip(parts.iter().map(|b| &b[..]))
-        .collect();
-    SparseObject::new(size, &pairs).map_err(|e| S3Error {
-        action: "read",
-        url: version.url.to_string(),
-        reason: e.to_string(),
-        kind: crate::storage::s3::S3ErrorKind::Other,
-    })
 }
 
 /// The walk of `calls/`: every `*.parquet` file below it, each read once.
@@ -505,144 +479,5 @@ impl Walk {
             }
         }
         Ok(())
-    }
-}
-
-/// Reads a file's Parquet footer and checks every required column's type (SPEC §2). Each
-/// problem is handed to `problems`; `None` when the file has any. Long because it is one
-/// check after another on the same footer, each with its own message; none depends on a
-/// later one.
-fn check_file(
-    read: ReadAs,
-    shown: PathBuf,
-    problems: &mut Problems,
-) -> Result<Option<CallFile>, InputError> {
-    let location = || Location::file(&shown);
-    let footer = match &read {
-        ReadAs::File { path, .. } => File::open(path)
-            .map_err(|e| InputError::new(location(), format!("cannot open: {e}")))
-            .and_then(|file| read_footer(file, &shown)),
-        ReadAs::Object { client, version } => fetch_footer(client, version)
-            .map_err(|err| object_problem(&shown, err))
-            .and_then(|sparse| read_footer(sparse, &shown)),
-    };
-    let Some((schema, rows, row_groups, metadata)) = problems.check(footer)? else {
-        return Ok(None);
-    };
-    let footer = matches!(read, ReadAs::Object { .. }).then_some(metadata);
-    let column = |name: &str| {
-        schema.get(name).map(|f| f.dtype.clone()).ok_or_else(|| {
-            InputError::new(
-                location().column(name),
-                "is missing; expected columns request_id, customer_id, ts, api, status, error_code",
-            )
-        })
-    };
-    let mut good = true;
-    for (name, which) in [
-        (columns::REQUEST_ID, StringColumn::RequestId),
-        (columns::API, StringColumn::Api),
-        (columns::STATUS, StringColumn::Status),
-        (columns::ERROR_CODE, StringColumn::ErrorCode),
-    ] {
-        let checked = column(name).and_then(|dtype| {
-            if is_string(&dtype) {
-                Ok(())
-            } else {
-                Err(InputError::new(
-                    location().column(name),
-                    format!("has type {dtype:?}; expected a string ({which:?})"),
-                ))
-            }
-        });
-        good &= problems.check(checked)?.is_some();
-    }
-    let customer = column(columns::CUSTOMER_ID).and_then(|customer| {
-        if customer == ArrowDataType::Int64 {
-            Ok(())
-        } else {
-            Err(InputError::new(
-                location().column(columns::CUSTOMER_ID),
-                format!("has type {customer:?}; expected int64"),
-            )
-            .hint("customer ids must be stored as 64-bit integers"))
-        }
-    });
-    good &= problems.check(customer)?.is_some();
-    let ts = column(columns::TS).and_then(|ts| match &ts {
-        // The unit is the one polars decodes the column into, not the one the file's Arrow
-        // schema names: pyarrow writes `timestamp[s]` as a Parquet column in milliseconds, and
-        // polars reads any seconds column as milliseconds (SPEC §2: read what is really there).
-        ArrowDataType::Timestamp(unit, tz) if tz.as_deref().is_none_or(is_utc) => {
-            Ok(match TimeUnit::from(unit) {
-                TimeUnit::Milliseconds => 1_000_000,
-                TimeUnit::Microseconds => 1_000,
-                TimeUnit::Nanoseconds => 1,
-            })
-        }
-        other => Err(InputError::new(
-            location().column(columns::TS),
-            format!(
-                "has type {other:?}; expected a timestamp (ms, us or ns) in UTC or without zone"
-            ),
-        )),
-    });
-    let ts_nanos_per_unit = problems.check(ts)?;
-    match (good, ts_nanos_per_unit) {
-        (true, Some(ts_nanos_per_unit)) => Ok(Some(CallFile {
-            read,
-            shown,
-            rows,
-            row_groups,
-            ts_nanos_per_unit,
-            footer,
-        })),
-        _ => Ok(None),
-    }
-}
-
-/// What a footer says: the schema, the rows, the rows per row group, and the metadata.
-type Footer = (Arc<ArrowSchema>, u64, Vec<u64>, Arc<FileMetadata>);
-
-fn read_footer<R: MmapBytesReader>(reader: R, shown: &Path) -> Result<Footer, InputError> {
-    let location = || Location::file(shown);
-    let corrupt = |e: PolarsError| {
-        InputError::new(location(), format!("is not a readable Parquet file: {e}"))
-            .hint("the file may be truncated or still being written; re-export it")
-    };
-    let read = guarded(|| {
-        let mut reader = ParquetReader::new(reader);
-        let schema = reader.schema()?;
-        let rows = reader.num_rows()? as u64;
-        let metadata = Arc::clone(reader.get_metadata()?);
-        let row_groups: Vec<u64> = metadata
-            .row_groups
-            .iter()
-            .map(|g| g.num_rows() as u64)
-            .collect();
-        PolarsResult::Ok((schema, rows, row_groups, metadata))
-    });
-    match read {
-        Ok(footer) => footer.map_err(corrupt),
-        Err(reason) => Err(InputError::new(
-            location(),
-            format!("is not a readable Parquet file: the decoder failed ({reason})"),
-        )
-        .hint("the file may be truncated or still being written; re-export it")),
-    }
-}
-
-fn is_utc(zone: &str) -> bool {
-    matches!(
-        zone,
-        "UTC" | "utc" | "Etc/UTC" | "+00:00" | "Z" | "GMT" | "Etc/GMT"
-    )
-}
-
-fn is_string(dtype: &ArrowDataType) -> bool {
-    match dtype {
-        ArrowDataType::Utf8 | ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View => true,
-        ArrowDataType::Dictionary(_, values, _) => is_string(values),
-        _ => false,
     }
 }

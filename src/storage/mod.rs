@@ -2,11 +2,13 @@
 //! (`--data s3://bucket/prefix`, AWS S3, Tencent COS, MinIO).
 //!
 //! Takes `--data` as given and the S3 settings; gives [`DataRoot`]. For a prefix, [`s3`] lists,
-//! reads ranges of and hashes the objects through one client, and [`sparse`] lets polars'
-//! Parquet reader decode the ranges fetched as if it held the whole file. The output folder
-//! is always local: its atomic rename is what makes a ledger trustworthy.
+//! reads ranges of and hashes the objects through one client ([`s3_error`] names what
+//! failed), and [`sparse`] lets polars' Parquet reader decode the ranges fetched as if it held
+//! the whole file. The output folder is always local: its atomic rename is what makes a
+//! ledger trustworthy.
 
 pub mod s3;
+pub mod s3_error;
 pub mod sparse;
 pub mod url;
 
