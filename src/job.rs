@@ -38,21 +38,10 @@ pub struct JobFile {
     pub engine: Option<EngineName>,
     pub scheduler: Option<String>,
     pub report_lang: Option<Lang>,
-    /// How to reach the object store when `data` is an `s3://` URL (never the keys).
-    pub s3: Option<S3Keys>,
-}
-
-/// The job file's `[s3]` table: the non-secret S3 settings. The environment's `AWS_*`
-/// variables override them; the keys are only ever read from the environment.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Keys {
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub allow_http: Option<bool>,
-    pub virtual_hosted_style: Option<bool>,
-    pub max_retries: Option<usize>,
-    pub timeout_secs: Option<u64>,
+    /// How to reach the object store when `data` is an `s3://` URL: the `[s3]` table, never
+    /// the keys (an unknown key, such as a secret, is refused). The environment's `AWS_*`
+    /// variables override it.
+    pub s3: Option<S3Settings>,
 }
 
 /// Where the working-day calendar comes from.
@@ -310,7 +299,7 @@ fn resolve_engine(args: &RunArgs, file: &JobFile) -> Result<Engine, UsageError> 
 
 /// `--data` as a folder, or as an S3 prefix with the job file's `[s3]` settings and the
 /// environment's over them.
-fn data_root(data: &Path, keys: S3Keys) -> Result<DataRoot, UsageError> {
+fn data_root(data: &Path, from_file: S3Settings) -> Result<DataRoot, UsageError> {
     let Some(text) = data.to_str().filter(|t| S3Url::is_s3(t)) else {
         return Ok(DataRoot::Folder(data.to_path_buf()));
     };
@@ -318,14 +307,6 @@ fn data_root(data: &Path, keys: S3Keys) -> Result<DataRoot, UsageError> {
         UsageError::new(format!("--data: {e}"))
             .hint("an object store location is `s3://BUCKET/PREFIX`")
     })?;
-    let from_file = S3Settings {
-        endpoint: keys.endpoint,
-        region: keys.region,
-        allow_http: keys.allow_http,
-        virtual_hosted_style: keys.virtual_hosted_style,
-        max_retries: keys.max_retries,
-        timeout_secs: keys.timeout_secs,
-    };
     let settings = from_file
         .with_environment(&|name| std::env::var(name).ok())
         .map_err(|e| UsageError::new(format!("S3 settings: {e}")))?;

@@ -35,8 +35,10 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 /// Ranges closer than this are fetched in one request.
 const COALESCE_BYTES: u64 = 1 << 20;
 
-/// How to reach the object store; nothing here is secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How to reach the object store; nothing here is secret. Also the job file's `[s3]` table,
+/// whose unknown keys are refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct S3Settings {
     /// `AWS_ENDPOINT_URL`: the server, for anything but AWS itself (COS, MinIO).
     pub endpoint: Option<String>,

@@ -170,7 +170,7 @@ pub(super) fn resolve_conflict(mut versions: Vec<CallVersion>) -> (Entry, CallVe
 
 /// The `conflicting_duplicate` quarantine entry of one request id; `versions` sorted, distinct.
 #[cfg_attr(not(feature = "distributed"), allow(dead_code))]
-pub(super) fn conflict_entry(versions: &[&CallVersion]) -> Entry {
+fn conflict_entry(versions: &[&CallVersion]) -> Entry {
     let first = versions[0];
     let kept = KeptAs {
         ts: first.ts,
