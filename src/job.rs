@@ -347,14 +347,26 @@ fn read_job_file(path: &Path) -> anyhow::Result<JobFile> {
             crate::paths::shown(path)
         ))
     })?;
-    toml::from_str(&text).map_err(|e| {
+    toml::from_str(&text).map_err(|e: toml::de::Error| {
         UsageError::new(format!(
-            "job file `{}`: {}",
+            "job file `{}`: {}{}",
             crate::paths::shown(path),
-            e.to_string().trim_end()
+            e.span()
+                .map(|span| at_line(&text, span.start))
+                .unwrap_or_default(),
+            e.message().trim_end()
         ))
         .into()
     })
+}
+
+/// `line L, column C: ` of a byte offset. The job file's line itself is never quoted: a
+/// secret written into it by mistake must not reach the terminal or a log.
+fn at_line(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("line {line}, column {column}: ")
 }
 
 #[cfg(test)]
@@ -400,6 +412,29 @@ mod tests {
         let err = Job::resolve(&args, |_| date("2026-01-01")).unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_some());
         assert!(err.to_string().contains("dat"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec_8_a_key_written_into_the_s3_table_is_refused_without_quoting_it() {
+        let dir = std::env::temp_dir().join(format!("sla-ledger-jobs3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let job_path = dir.join("job.toml");
+        std::fs::write(
+            &job_path,
+            "[s3]\nregion = \"ap-guangzhou\"\nsecret_access_key = \"SECRETVALUE\"\n",
+        )
+        .unwrap();
+        let args = RunArgs {
+            job: Some(job_path),
+            ..RunArgs::default()
+        };
+        let err = Job::resolve(&args, |_| date("2026-01-01")).unwrap_err();
+        let text = err.to_string();
+        assert!(err.downcast_ref::<UsageError>().is_some());
+        assert!(text.contains("line 3, column 1"), "{text}");
+        assert!(text.contains("unknown field `secret_access_key`"), "{text}");
+        assert!(!text.contains("SECRETVALUE"), "{text}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
