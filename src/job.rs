@@ -360,13 +360,25 @@ fn read_job_file(path: &Path) -> anyhow::Result<JobFile> {
     })
 }
 
-/// `line L, column C: ` of a byte offset. The job file's line itself is never quoted: a
-/// secret written into it by mistake must not reach the terminal or a log.
+/// `line L, column C (key `K`): ` of a byte offset. Only the key of the line is quoted,
+/// never its value: a secret written into the job file by mistake must not reach the terminal
+/// or a log.
 fn at_line(text: &str, offset: usize) -> String {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    format!("line {line}, column {column}: ")
+    let line_text = text.lines().nth(line - 1).unwrap_or("");
+    let key = line_text
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|key| !key.is_empty() && key.len() <= 64);
+    match key {
+        Some(key) => format!(
+            "line {line}, column {column} (key `{}`): ",
+            crate::text::shown(key)
+        ),
+        None => format!("line {line}, column {column}: "),
+    }
 }
 
 #[cfg(test)]
