@@ -126,6 +126,27 @@ pub(crate) mod ballista {
         }
     }
 
+    #[test]
+    fn spec_2_and_sla_5_7_repeated_ids_and_bursts_count_alike_on_both_engines() {
+        // Scenarios whose small id pool makes most request ids repeated (exact copies, and
+        // copies that differ and go through SPEC §2's tie-break), whose hot seconds hold
+        // bursts (SLA 5.7) with repeated ids in them, and whose defects and windows vary.
+        for seed in 0..6 {
+            let s = crate::support::scenario::Scenario::random(seed);
+            let dir = TempDir::new("engines-scenario");
+            let data = dir.join("data");
+            s.write(&data);
+            for (engine, extra) in [
+                ("polars", vec![]),
+                ("ballista", vec!["--engine", "ballista", "--threads", "2"]),
+            ] {
+                let output = run_ledger(&data, &dir.join(engine), &s.months, &s.as_of, &extra);
+                assert_success(&output);
+            }
+            assert_same_outputs(&dir.join("polars"), &dir.join("ballista"));
+        }
+    }
+
     /// A free loopback port (bound, then released for a child process to take).
     pub(crate) fn free_port() -> u16 {
         TcpListener::bind("127.0.0.1:0")

@@ -5,21 +5,29 @@
 //! byte-identical ledgers. Only the heavy step knows this engine: [`super::engine`] chooses it.
 //!
 //! The cluster reads the call files (paths every executor can reach) and sends back only
-//! small results, in three queries (text in [`sql`]):
+//! small results, in five queries (text in [`sql`]):
 //! 1. **defects per file**: how many rows each file quarantines (SPEC §2);
-//! 2. **versions of duplicated ids**: the distinct rows of every request id that more than one
-//!    valid row carries (found by a count per 128-bit id hash, [`udf`]). An id with one version
-//!    is an exact re-delivery; to differing ones the driver applies SPEC §2's tie-break with the
-//!    polars engine's own code ([`resolve_conflict`]);
-//! 3. **counts**: per service month, counted calls, system errors and exempt errors per clause,
-//!    plus the unique calls no selected month counts. Rows are grouped by id hash once, so an
-//!    exact re-delivery is one call; only the kept versions of differing ids travel in the
-//!    query (a `VALUES` list grows the plan every task receives, so only these few do).
+//! 2. **repeated ids**: the 128-bit hashes ([`udf`]) of the request ids that more than one
+//!    valid row carries, with their rows' count;
+//! 3. **error seconds**: the (customer, UTC second) pairs that hold a system error, the only
+//!    seconds the burst rule (5.7) needs a count of;
+//! 4. **versions of repeated ids**: their distinct rows, picked out of the scan by a Bloom
+//!    filter of the hashes of 2 ([`key_filter`]). An id with one version is an exact re-delivery; to differing ones the
+//!    driver applies SPEC §2's tie-break with the polars engine's own code
+//!    ([`resolve_conflict`]);
+//! 5. **counts**: per service month, counted calls, system errors and exempt errors per clause,
+//!    plus the unique calls no selected month counts. Filters of the sets of 2 and 3 travel in
+//!    the query as literals, so no call row is grouped by id or joined on the cluster; only the kept
+//!    versions of differing ids travel as a `VALUES` list (it grows the plan every task
+//!    receives, so only these few do).
 //!
-//! Queries 1 and 2 run side by side. Quarantine entries name a file and row; the cluster counts
+//! Queries 1 to 3 run side by side. Quarantine entries name a file and row; the cluster counts
 //! them per file and the driver names them by reading only the files that have any
-//! ([`quarantine_rows`]), then checks that both counts agree.
+//! ([`quarantine_rows`]), then checks that both counts agree. The driver also checks that the
+//! counts hold one call per request id: the valid rows, less the repeated ids' rows, plus one
+//! per repeated id.
 
+mod key_filter;
 pub(crate) mod object_stores;
 mod sql;
 mod udf;
@@ -30,7 +38,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Decimal128Array, Int64Array, StringArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -45,6 +55,7 @@ use crate::inputs::stamp::ReadAs;
 use crate::policy::Clause;
 use crate::quarantine::Entry;
 use crate::telemetry::Phases;
+use key_filter::KeyFilter;
 use object_stores::S3Registry;
 use sql::{CallTable, CountInputs, ResolvedCall};
 
@@ -211,27 +222,37 @@ async fn count_calls_async(
     let tables = register_call_files(&ctx, files, &where_).await?;
     phases.lap("connect");
 
-    // 1 and 2, side by side.
-    let (defects_sql, duplicates_sql) = (
+    // Three reads of the call files, side by side.
+    let (defects_sql, repeated_sql, error_seconds_sql) = (
         sql::defects_per_file(&tables),
-        sql::duplicated_versions(&tables),
+        sql::repeated_ids(&tables),
+        sql::error_seconds(&tables),
     );
-    let (defects, duplicates) = tokio::try_join!(
+    let (defects, repeated, error_seconds) = tokio::try_join!(
         query(&ctx, &defects_sql, &where_),
-        query(&ctx, &duplicates_sql, &where_),
+        query(&ctx, &repeated_sql, &where_),
+        query(&ctx, &error_seconds_sql, &where_),
     )?;
     let defects_by_file = defects_per_file(&defects)?;
-    let by_id = versions_by_id(&duplicates)?;
-    phases.lap("defects and duplicates");
+    let repeated = repeated_ids(&repeated)?;
+    let error_seconds = error_seconds_filter(&error_seconds)?;
+    phases.lap("defects, repeated ids, error seconds");
 
     let mut quarantine = name_quarantined_rows(files, &defects_by_file, &where_)?;
     phases.lap("name quarantined rows");
 
-    // The differing versions, resolved here with the polars engine's tie-break.
-    let kept_versions = resolve_conflicts(by_id, &mut quarantine);
+    // The repeated ids' versions; the differing ones resolved here with the polars engine's
+    // tie-break.
+    let versions = query(
+        &ctx,
+        &sql::repeated_versions(&tables, &repeated.filter),
+        &where_,
+    )
+    .await?;
+    let kept_versions = resolve_conflicts(versions_by_id(&versions)?, &mut quarantine);
     phases.lap("resolve conflicts");
 
-    // 3. The counts.
+    // The counts.
     let resolved: Vec<ResolvedCall> = kept_versions
         .iter()
         .map(|v| ResolvedCall {
@@ -248,7 +269,9 @@ async fn count_calls_async(
             coverage: input.coverage,
             exemptions: input.exemptions,
             policy: input.policy,
+            repeated: &repeated.filter,
             resolved: &resolved,
+            error_seconds: &error_seconds,
         },
     );
     let batches = query(&ctx, &text, &where_).await?;
@@ -259,6 +282,22 @@ async fn count_calls_async(
     let unique = counted.counted + counted.not_counted;
     let rows = RowCounts::of_unique(files.rows(), quarantined, unique, counted.counted)
         .with_context(|| format!("{where_} returned more calls than the files hold"))?;
+    // Each repeated id is one call however many rows carry it: the counts hold one call per
+    // id only if every row of one id was judged alike.
+    let ids = repeated.filter.keys() as u64;
+    let expected = (rows.read - rows.quarantined)
+        .checked_sub(repeated.copies)
+        .and_then(|singles| singles.checked_add(ids));
+    if expected != Some(unique) {
+        bail!(
+            "{where_} counted {unique} unique calls, but one call per request id gives {} \
+             ({} valid rows, {} of them carrying {ids} repeated ids); were the call files \
+             changed during the run?",
+            expected.map_or("fewer".to_string(), |n| n.to_string()),
+            rows.read - rows.quarantined,
+            repeated.copies,
+        );
+    }
     Ok(CallCounts {
         months: counted.months,
         rows,
@@ -315,6 +354,44 @@ fn defects_per_file(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<u32, u64
     Ok(defects_by_file)
 }
 
+/// Query 2's result: a filter of the repeated ids' hashes (one per id), and how many valid rows
+/// carry them.
+struct RepeatedIds {
+    filter: KeyFilter,
+    copies: u64,
+}
+
+fn repeated_ids(batches: &[RecordBatch]) -> anyhow::Result<RepeatedIds> {
+    let (mut hashes, mut copies) = (Vec::new(), 0u64);
+    for batch in batches {
+        let id_hash = decimal(batch, "id_hash")?;
+        let count = int64(batch, "copies")?;
+        for i in 0..batch.num_rows() {
+            hashes.push(id_hash.value(i));
+            copies = copies
+                .checked_add(u64::try_from(count.value(i))?)
+                .context("the cluster counted more rows than a u64 holds")?;
+        }
+    }
+    Ok(RepeatedIds {
+        filter: KeyFilter::new(&hashes),
+        copies,
+    })
+}
+
+/// Query 3's result: a filter of the (customer, second) pairs.
+fn error_seconds_filter(batches: &[RecordBatch]) -> anyhow::Result<KeyFilter> {
+    let mut pairs = Vec::new();
+    for batch in batches {
+        let customer_id = int64(batch, "customer_id")?;
+        let second = int64(batch, "second")?;
+        for i in 0..batch.num_rows() {
+            pairs.push(key_filter::pack(customer_id.value(i), second.value(i)));
+        }
+    }
+    Ok(KeyFilter::new(&pairs))
+}
+
 /// The quarantine entries of the files the cluster found defects in, named by reading those
 /// files here; an error unless this process finds as many per file as the cluster.
 fn name_quarantined_rows(
@@ -338,9 +415,9 @@ fn name_quarantined_rows(
     Ok(by_file.into_values().flatten().collect::<Vec<_>>())
 }
 
-/// Query 2's result resolved: for each request id with differing versions, SPEC §2's
+/// Query 4's result resolved: for each request id with differing versions, SPEC §2's
 /// tie-break keeps one and the id's `conflicting_duplicate` entry goes to `quarantine`; an id
-/// with one version is an exact re-delivery, which query 3 counts once by itself. Gives the
+/// with one version is an exact re-delivery, which query 5 counts once by itself. Gives the
 /// kept versions.
 fn resolve_conflicts(
     by_id: BTreeMap<String, Vec<CallVersion>>,
@@ -360,7 +437,7 @@ fn resolve_conflicts(
     kept_versions
 }
 
-/// Query 2's result: every distinct version of each duplicated request id.
+/// Query 4's result: every distinct version of each duplicated request id.
 fn versions_by_id(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<String, Vec<CallVersion>>> {
     let mut by_id: BTreeMap<String, Vec<CallVersion>> = BTreeMap::new();
     for batch in batches {
@@ -388,7 +465,7 @@ fn versions_by_id(batches: &[RecordBatch]) -> anyhow::Result<BTreeMap<String, Ve
     Ok(by_id)
 }
 
-/// Query 3's result: the counts per service month, and the unique calls counted in one
+/// Query 5's result: the counts per service month, and the unique calls counted in one
 /// (`counted`) or in none (`not_counted`).
 struct MonthsCounted {
     months: Vec<MonthCallCounts>,
@@ -465,6 +542,10 @@ fn column<A: Array + Clone + 'static>(
 
 fn int64(batch: &RecordBatch, name: &str) -> anyhow::Result<Int64Array> {
     column(batch, name, &DataType::Int64)
+}
+
+fn decimal(batch: &RecordBatch, name: &str) -> anyhow::Result<Decimal128Array> {
+    column(batch, name, &DataType::Decimal128(38, 0))
 }
 
 fn string(batch: &RecordBatch, name: &str) -> anyhow::Result<StringArray> {

@@ -2,8 +2,9 @@
 //! ranges, the exemption tables and the policy; gives the heavy step's rules (SPEC §2, §4) as
 //! the text of the DataFusion SQL queries that [`super::count_calls`] sends to the cluster.
 //!
-//! The small tables travel inside the query as `VALUES` lists, so executors need nothing but
-//! the call files.
+//! The small tables travel inside the query as `VALUES` lists and the driver's sets of keys as
+//! Bloom filters in binary literals ([`MAY_CONTAIN`]), so executors need nothing but the call
+//! files.
 //!
 //! Every query reads the same normalised call rows: strings as `VARCHAR`, `ts` as `BIGINT`
 //! UTC nanoseconds (saturating like the polars engine), `customer_id` as `BIGINT`.
@@ -16,6 +17,7 @@ use crate::policy::Policy;
 use crate::stages::service_months::CoverageInterval;
 use crate::time::NANOS_PER_SECOND;
 
+use super::key_filter::{KeyFilter, MAY_CONTAIN};
 use super::udf::ID_HASH;
 
 /// One registered call file: its table name and nanoseconds per unit of its `ts`.
@@ -111,7 +113,7 @@ fn valid_rows(tables: &[CallTable]) -> String {
     )
 }
 
-/// Query A: defective rows per file (`file`, `rows`).
+/// Query 1: defective rows per file (`file`, `rows`).
 pub(super) fn defects_per_file(tables: &[CallTable]) -> String {
     format!(
         "SELECT file, COUNT(*) AS rows FROM ({rows}) AS calls WHERE {defect} GROUP BY file",
@@ -128,17 +130,42 @@ fn hashed_rows() -> String {
     )
 }
 
-/// Query B: the distinct versions (all six columns) of every request id that more than one
-/// valid row carries. The ids are found by a count per fixed-width hash (nothing else per
-/// id: no strings are kept per group), and their rows by a join with that small set.
-pub(super) fn duplicated_versions(tables: &[CallTable]) -> String {
+/// Query 2: the id hashes that more than one valid row carries (`id_hash`), with how many rows
+/// carry each (`copies`). A count per fixed-width hash: nothing else is kept per id.
+pub(super) fn repeated_ids(tables: &[CallTable]) -> String {
     format!(
-        "WITH {valid}, {hashed}, \
-         duplicated AS (SELECT id_hash FROM hashed GROUP BY id_hash HAVING COUNT(*) > 1) \
-         SELECT DISTINCT v.request_id, v.customer_id, v.ts, v.api, v.status, v.error_code \
-         FROM duplicated d JOIN hashed v ON v.id_hash = d.id_hash",
+        "WITH {valid}, {hashed} \
+         SELECT id_hash, COUNT(*) AS copies FROM hashed GROUP BY id_hash HAVING COUNT(*) > 1",
         valid = valid_rows(tables),
         hashed = hashed_rows(),
+    )
+}
+
+/// Query 3: the (customer, UTC second) pairs of the rows with a system error (`customer_id`,
+/// `second`), read from three columns alone. Defective rows may add pairs: the burst rule only
+/// looks closer at these seconds, so more of them changes no count.
+pub(super) fn error_seconds(tables: &[CallTable]) -> String {
+    format!(
+        "SELECT DISTINCT customer_id, {second} AS second FROM ({rows}) AS calls \
+         WHERE status = {system_error} AND customer_id IS NOT NULL AND ts IS NOT NULL",
+        second = utc_second("ts"),
+        rows = all_rows(tables),
+        system_error = literal(SYSTEM_ERROR),
+    )
+}
+
+/// Query 4: the distinct versions (all six columns) of the request ids whose hashes query 2
+/// found, picked out of the scan by [`MAY_CONTAIN`]: no join, so no call row is shuffled. The
+/// filter's rare false yes adds an id seen once, whose one version the driver passes over.
+pub(super) fn repeated_versions(tables: &[CallTable], repeated: &KeyFilter) -> String {
+    format!(
+        "WITH {valid}, {hashed} \
+         SELECT DISTINCT request_id, customer_id, ts, api, status, error_code \
+         FROM (SELECT *, {MAY_CONTAIN}({filter}, id_hash) AS picked FROM hashed) AS h \
+         WHERE picked",
+        valid = valid_rows(tables),
+        hashed = hashed_rows(),
+        filter = repeated.literal(),
     )
 }
 
@@ -163,28 +190,37 @@ fn values_table(columns: &[(&str, &str)], rows: &[String]) -> String {
     )
 }
 
-/// The inputs of query D beside the call files.
+/// The inputs of query 5 beside the call files.
 pub(super) struct CountInputs<'a> {
     pub(super) coverage: &'a [CoverageInterval],
     pub(super) exemptions: &'a ExemptionTables,
     pub(super) policy: &'a Policy,
+    /// Query 2's id hashes.
+    pub(super) repeated: &'a KeyFilter,
+    /// The driver's kept version of each id whose versions differ (query 4, resolved).
     pub(super) resolved: &'a [ResolvedCall<'a>],
+    /// Query 3's (customer, second) pairs, packed ([`super::key_filter::pack`]).
+    pub(super) error_seconds: &'a KeyFilter,
 }
 
-/// Query D: the counts. One row per (`month_index`, `is_error`, `clause`) with `calls`;
+/// Query 5: the counts. One row per (`month_index`, `is_error`, `clause`) with `calls`;
 /// `month_index` null holds the unique calls that no selected service month counts.
 ///
 /// SPEC §4 in order: every row judged on its own (its service month, and for a counted system
 /// error the smallest clause among the error code, the reviewed call and the windows, and
-/// whether a counted notice covers it); then one call per request id: the rows of an id whose
-/// copies all agree are one call (they judge alike), and the rows of an id with differing
-/// versions give way to the driver's kept version (`resolved`, judged the same way); per
-/// (customer, UTC second) the counted calls, and the burst clause (5.7) where they reach the
-/// threshold and no counted notice covers the call.
+/// whether a counted notice covers it), with the rows of an id with differing versions giving
+/// way to the driver's kept version (`resolved`, judged the same way); then one call per
+/// request id and, per (customer, UTC second), the counted calls, and the burst clause (5.7)
+/// where they reach the threshold and no counted notice covers the call.
 ///
-/// What it costs: one pass over the call rows and one grouping of them by a 16-byte hash with
-/// a few integer minimums (no strings per group); the burst rule counts per second only in
-/// the seconds that hold a system error (`error_seconds`, read from the `status` column alone).
+/// What it costs: one pass over the call rows, and no grouping by request id. A row keeps its
+/// (customer, second) only in a second that holds a system error, and its id hash only if the
+/// id is repeated (both told by [`MAY_CONTAIN`] from query 3's and 2's filters); the first
+/// grouping then makes the rows of one repeated id one group (its rows judge alike: exact
+/// copies, or the one resolved version) and every other row falls into a group per judgement.
+/// The second counts such a group as one call, any other as its rows. A false yes of a filter
+/// changes no count: an id seen once that keeps its hash is a group of one row, one call; a
+/// (customer, second) kept without a system error in it has no error for the burst rule.
 /// It is one long function because it writes one query, whose steps name each other in order.
 pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
     let mut sql = String::new();
@@ -237,14 +273,8 @@ pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
            FROM resolved),\n\
          coverage AS ({coverage}),\n\
          error_codes AS ({error_codes}),\n\
-         reviewed AS ({reviewed}),\n\
-         error_seconds AS (SELECT DISTINCT customer_id, {raw_second} AS second \
-           FROM ({rows}) AS calls \
-           WHERE status = {system_error} AND customer_id IS NOT NULL AND ts IS NOT NULL),\n",
+         reviewed AS ({reviewed}),\n",
         hashed = hashed_rows(),
-        rows = all_rows(tables),
-        raw_second = utc_second("ts"),
-        system_error = literal(SYSTEM_ERROR),
         valid = valid_rows(tables),
         resolved = values_table(
             &[
@@ -286,21 +316,24 @@ pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
            AND k.ts >= c.start_ns AND k.ts < c.end_ns),\n\
          judged AS (SELECT p.id_hash, p.month_index, p.customer_id, \
            CASE WHEN p.month_index IS NULL THEN NULL ELSE {second} END AS second, \
-           CASE WHEN {counted_error} THEN 1 ELSE 0 END AS is_error, \
+           {counted_error} AS is_error, \
            CASE WHEN {counted_error} THEN least(e.clause, r.clause, {window}) END AS clause, \
-           CASE WHEN {counted_error} AND {noticed} THEN 1 ELSE 0 END AS noticed \
+           ({counted_error} AND {noticed}) AS noticed \
            FROM placed p LEFT JOIN error_codes e ON p.error_code = e.error_code \
            LEFT JOIN reviewed r ON p.request_id = r.request_id),\n\
-         one_per_id AS (SELECT MIN(month_index) AS month_index, MIN(customer_id) AS customer_id, \
-           MIN(second) AS second, MIN(is_error) = 1 AS is_error, MIN(clause) AS clause, \
-           MIN(noticed) = 1 AS noticed FROM judged GROUP BY id_hash),\n\
-         marked AS (SELECT j.month_index, j.is_error, j.clause, j.noticed, \
-           CASE WHEN e.second IS NOT NULL THEN j.customer_id END AS customer_id, \
-           CASE WHEN e.second IS NOT NULL THEN j.second END AS second \
-           FROM error_seconds e RIGHT JOIN one_per_id j \
-           ON e.customer_id = j.customer_id AND e.second = j.second),\n\
+         keyed AS (SELECT month_index, is_error, clause, noticed, id_hash, customer_id, second, \
+           coalesce({MAY_CONTAIN}({error_seconds}, customer_id, second), false) \
+             AS in_error_second, \
+           {MAY_CONTAIN}({repeated}, id_hash) AS repeated FROM judged),\n\
+         marked AS (SELECT month_index, is_error, clause, noticed, \
+           CASE WHEN in_error_second THEN customer_id END AS customer_id, \
+           CASE WHEN in_error_second THEN second END AS second, \
+           CASE WHEN repeated THEN id_hash END AS repeated_id FROM keyed),\n\
+         grouped AS (SELECT month_index, customer_id, second, is_error, clause, noticed, \
+           repeated_id, COUNT(*) AS rows FROM marked \
+           GROUP BY month_index, customer_id, second, is_error, clause, noticed, repeated_id),\n\
          seconds AS (SELECT month_index, customer_id, second, is_error, clause, noticed, \
-           COUNT(*) AS calls FROM marked \
+           SUM(CASE WHEN repeated_id IS NULL THEN rows ELSE 1 END) AS calls FROM grouped \
            GROUP BY month_index, customer_id, second, is_error, clause, noticed),\n\
          bursts AS (SELECT month_index, second, is_error, clause, noticed, calls, \
            SUM(calls) OVER (PARTITION BY customer_id, second) AS second_calls FROM seconds),\n\
@@ -313,6 +346,8 @@ pub(super) fn counts(tables: &[CallTable], inputs: &CountInputs) -> String {
         second = utc_second("p.ts"),
         window = window_clause(inputs.exemptions),
         noticed = noticed(inputs.exemptions),
+        error_seconds = inputs.error_seconds.literal(),
+        repeated = inputs.repeated.literal(),
         burst_min = inputs.policy.burst_min_calls(),
         burst_clause = inputs.policy.burst_clause.number(),
     )

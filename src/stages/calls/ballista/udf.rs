@@ -19,6 +19,8 @@ use datafusion::logical_expr::{
 };
 use xxhash_rust::xxh3::xxh3_128;
 
+use super::key_filter::MayContain;
+
 /// The name the queries call it by.
 pub(crate) const ID_HASH: &str = "sla_id_hash";
 
@@ -30,9 +32,13 @@ fn id_hash(text: &str) -> i128 {
 /// `DECIMAL(38, 0)`: Arrow's 128-bit primitive, which DataFusion groups and joins as one key.
 const HASH_TYPE: DataType = DataType::Decimal128(38, 0);
 
-/// The scalar functions the heavy step's queries use beyond DataFusion's own.
+/// The scalar functions the heavy step's queries use beyond DataFusion's own: this one and
+/// the Bloom filter test of [`super::key_filter`].
 pub(crate) fn functions() -> Vec<Arc<ScalarUDF>> {
-    vec![Arc::new(ScalarUDF::from(IdHash::new()))]
+    vec![
+        Arc::new(ScalarUDF::from(IdHash::new())),
+        Arc::new(ScalarUDF::from(MayContain::new())),
+    ]
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
