@@ -12,7 +12,11 @@ the same data and thread count:
   3. `--engine ballista` (a standalone cluster inside the process),
   4. `--engine ballista --scheduler df://127.0.0.1:PORT` against a loopback cluster of one
      scheduler and N executors, each its own `sla-ledger cluster ...` process running one task
-     at a time, for each N of --executors (default 2 and 1: the scaling figure).
+     at a time, for each N of --executors (default 2 and 1: the scaling figure);
+  5. with --s3: the data set served by a real S3 server on loopback (`s3s-fs`, as the tests
+     run it; the files are hard links into its folder), read from `s3://` by the polars
+     engine and by the first loopback cluster of --executors, whose members reach the server
+     with the run's AWS_* settings.
 It prints wall time, call rows per second, the client's peak RSS (GNU time) and, for a cluster,
 the members' peak RSS summed, and checks that the ledgers, exemptions and quarantine files of
 every sla-ledger run are byte-identical. Results go to DATA/engines.json.
@@ -41,11 +45,11 @@ def binary():
     return str(target / "release" / "sla-ledger")
 
 
-def timed(cmd):
+def timed(cmd, env=None):
     """Runs cmd; returns (wall seconds, peak RSS bytes) measured by GNU time."""
     with tempfile.NamedTemporaryFile("r") as report:
         full = ["/usr/bin/time", "-f", "%e %M", "-o", report.name] + cmd
-        result = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        result = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         if result.returncode != 0:
             sys.exit(f"failed: {' '.join(cmd)}\n{result.stdout}\n{result.stderr}")
         wall, rss_kib = report.read().split()[-2:]
@@ -69,11 +73,37 @@ def wait_for(port, seconds=60):
     sys.exit(f"nothing listens on port {port}")
 
 
+class S3Server:
+    """`s3s-fs` on a loopback port serving `data` as `s3://bench/data` (hard links)."""
+
+    def __init__(self, data, workdir):
+        exe = shutil.which("s3s-fs") or str(pathlib.Path(os.environ.get("CARGO_HOME", pathlib.Path.home() / ".cargo")) / "bin" / "s3s-fs")
+        if not os.access(exe, os.X_OK):
+            sys.exit("--s3 needs the s3s-fs server: cargo install s3s-fs --version 0.14.1 --features binary --locked")
+        root = workdir / "s3-root"
+        (root / "bench").mkdir(parents=True)
+        shutil.copytree(data, root / "bench" / "data", copy_function=os.link,
+                        ignore=shutil.ignore_patterns("engines.json"))
+        port = free_port()
+        self.url = "s3://bench/data"
+        self.env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_REGION="us-east-1",
+                        AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret")
+        self.process = subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(port), "--access-key", "bench",
+                                         "--secret-key", "bench-secret", str(root)],
+                                        stdout=open(workdir / "s3s-fs.log", "w"), stderr=subprocess.STDOUT)
+        wait_for(port)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 class LoopbackCluster:
     """One scheduler and `executors` executors of `tasks` concurrent tasks, each its own
     process."""
 
-    def __init__(self, exe, executors, tasks, workdir):
+    def __init__(self, exe, executors, tasks, workdir, env=None):
+        self.env = env
         self.members = []
         workdir.mkdir(parents=True)
         port = free_port()
@@ -92,7 +122,8 @@ class LoopbackCluster:
         time.sleep(3)  # registration follows the listeners by a heartbeat
 
     def start(self, exe, args, log):
-        self.members.append(subprocess.Popen([exe, "cluster"] + args, stdout=open(log, "w"), stderr=subprocess.STDOUT))
+        self.members.append(subprocess.Popen([exe, "cluster"] + args, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                             env=self.env))
 
     def peak_rss(self):
         """Each member's peak resident memory in bytes (Linux), scheduler first."""
@@ -121,6 +152,8 @@ def main():
                         help="loopback cluster sizes to run, comma separated (default 2,1)")
     parser.add_argument("--tasks", type=int, default=1, help="concurrent tasks per executor (default 1)")
     parser.add_argument("--skip-reference", action="store_true", help="do not run the DuckDB reference")
+    parser.add_argument("--s3", action="store_true",
+                        help="also read the data from a loopback S3 server (polars, and the first cluster size)")
     args = parser.parse_args()
     if not (args.data / "calls").is_dir():
         sys.exit(f"no data set at {args.data}: run benches/bench.py (or sla-ledger generate) first")
@@ -134,12 +167,12 @@ def main():
             results[name] = {"wall_s": wall, "peak_rss_bytes": rss, "rows": rows, "rows_per_s": rows / wall}
             print(f"{name:<30} {wall:8.2f} s  {rows / wall / 1e6:7.2f} M rows/s  peak RSS {rss / 2**30:5.2f} GiB", flush=True)
 
-        def run(name, extra):
+        def run(name, extra, data=None, env=None):
             nonlocal rows
             out = work / name
-            cmd = [exe, "-q", "run", "--data", str(args.data), "--out", str(out), "--months", args.months,
+            cmd = [exe, "-q", "run", "--data", str(data or args.data), "--out", str(out), "--months", args.months,
                    "--as-of", args.as_of, "--threads", str(args.threads)] + extra
-            wall, rss = timed(cmd)
+            wall, rss = timed(cmd, env)
             rows = json.load(open(out / "manifest.json"))["rows"]["calls"]["read"]
             report(name, wall, rss)
 
@@ -150,29 +183,44 @@ def main():
             report("duckdb-reference", wall, rss)
         run("ballista-standalone", ["--engine", "ballista"])
         ballista_runs = ["ballista-standalone"]
-        for executors in [int(n) for n in args.executors.split(",")]:
-            name = f"ballista-loopback-{executors}-executor{'s' if executors > 1 else ''}"
-            cluster = LoopbackCluster(exe, executors, args.tasks, work / f"{name}-members")
-            try:
-                run(name, ["--engine", "ballista", "--scheduler", cluster.url])
-                peaks = cluster.peak_rss()
-            finally:
-                cluster.stop()
-            r = results[name]
-            r.update(executors=executors, tasks_per_executor=args.tasks, member_peak_rss_bytes=peaks,
-                     cluster_peak_rss_bytes=sum(peaks), rows_per_executor=rows / executors)
-            print(f"{'':<30} members' peak RSS (scheduler, executors) "
-                  f"{', '.join(f'{p / 2**30:.2f}' for p in peaks)} GiB; summed {sum(peaks) / 2**30:5.2f} GiB")
-            ballista_runs.append(name)
+        sizes = [int(n) for n in args.executors.split(",")]
+        s3 = S3Server(args.data, work) if args.s3 else None
+        try:
+            if s3:
+                run("polars-s3", [], s3.url, s3.env)
+            runs = [(n, "") for n in sizes] + ([(sizes[0], "-s3")] if s3 else [])
+            for executors, suffix in runs:
+                name = f"ballista-loopback-{executors}-executor{'s' if executors > 1 else ''}{suffix}"
+                env = s3.env if suffix else None
+                cluster = LoopbackCluster(exe, executors, args.tasks, work / f"{name}-members", env)
+                try:
+                    run(name, ["--engine", "ballista", "--scheduler", cluster.url], s3.url if suffix else None, env)
+                    peaks = cluster.peak_rss()
+                finally:
+                    cluster.stop()
+                r = results[name]
+                r.update(executors=executors, tasks_per_executor=args.tasks, member_peak_rss_bytes=peaks,
+                         cluster_peak_rss_bytes=sum(peaks), rows_per_executor=rows / executors)
+                print(f"{'':<30} members' peak RSS (scheduler, executors) "
+                      f"{', '.join(f'{p / 2**30:.2f}' for p in peaks)} GiB; summed {sum(peaks) / 2**30:5.2f} GiB")
+                ballista_runs.append(name)
+        finally:
+            if s3:
+                s3.stop()
+        # Quarantine entries name their file, so a run over s3:// matches the polars run over s3://.
         same = all(
-            filecmp.cmp(work / "polars" / f, work / other / f, shallow=False)
+            filecmp.cmp(work / ("polars-s3" if other.endswith("-s3") else "polars") / f, work / other / f,
+                        shallow=False)
             for other in ballista_runs
             for f in SAME_BYTES
+        ) and all(
+            filecmp.cmp(work / "polars" / f, work / "polars-s3" / f, shallow=False)
+            for f in ["ledger.csv", "exemptions.csv"] if args.s3
         )
         base = results["polars"]["wall_s"]
         for name, r in results.items():
             print(f"{name:<30} time / polars {r['wall_s'] / base:5.2f}x")
-        clusters = {r["executors"]: r for r in results.values() if "executors" in r}
+        clusters = {r["executors"]: r for n, r in results.items() if "executors" in r and not n.endswith("-s3")}
         if 1 in clusters and 2 in clusters:
             print(f"scaling: 1 executor / 2 executors wall time {clusters[1]['wall_s'] / clusters[2]['wall_s']:.2f}x")
         print(f"ledger, exemptions and quarantine byte-identical across engines: {'yes' if same else 'NO'}")
