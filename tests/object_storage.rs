@@ -289,6 +289,49 @@ fn spec_2_the_sample_data_read_from_s3_gives_the_same_ledger_and_manifest_urls()
 }
 
 #[test]
+fn spec_2_call_files_of_several_row_groups_read_from_s3_give_the_local_outputs() {
+    // Each chunk of an object is fetched alone; a chunk past the file's first row group must
+    // not be decoded against the row groups it did not fetch.
+    let dir = TempDir::new("s3-row-groups");
+    let data = dir.join("data");
+    generate(&data, 4, 800_000, 3, &["--months", "2026-01..2026-01"]);
+    let groups = |path: &Path| {
+        use polars::prelude::SerReader;
+        let file = std::fs::File::open(path).unwrap();
+        polars::prelude::ParquetReader::new(file)
+            .get_metadata()
+            .unwrap()
+            .row_groups
+            .len()
+    };
+    let mut files = Vec::new();
+    collect_files(&data.join("calls"), &mut files);
+    assert!(
+        files.iter().any(|f| groups(f) > 1),
+        "no generated call file has more than one row group"
+    );
+    let server = S3Server::start(&dir.path);
+    server.upload(&data, "ccc-logs", "big");
+    let local = run_ledger(&data, &dir.join("local"), "2026-01", "2026-03-31", &[]);
+    assert_success(&local);
+    let remote = dir.join("remote");
+    let args = run_args(
+        Path::new("s3://ccc-logs/big"),
+        &remote,
+        "2026-01",
+        "2026-03-31",
+        &[],
+    );
+    assert_success(&sla_ledger_with(&repo_root(), &args, &server.env()));
+    for name in ["ledger.csv", "exemptions.csv"] {
+        assert_same_file(
+            &dir.join("local").join(name),
+            &dir.join("remote").join(name),
+        );
+    }
+}
+
+#[test]
 fn spec_2_every_conformance_case_read_from_s3_reproduces_its_local_outputs() {
     let Some(cases) = conformance_cases() else {
         eprintln!("conformance folder `../shared/conformance` is absent: no case was uploaded");

@@ -263,10 +263,10 @@ impl CallFiles {
         let fetched = fetch_chunk(file, chunk, &failed)?;
         let decode = || -> PolarsResult<DataFrame> {
             let frame = match fetched {
-                Some((sparse, footer)) => {
+                Some((sparse, footer, rows)) => {
                     let mut reader = ParquetReader::new(sparse);
                     reader.set_metadata(footer);
-                    project(reader, chunk)?
+                    project(reader, rows)?
                 }
                 None => match &file.read {
                     ReadAs::File { path, .. } => {
@@ -304,12 +304,13 @@ impl CallFiles {
 
 /// The six columns of `chunk`'s rows, as polars decodes them.
 /// An object's column chunks of `chunk`'s rows, fetched by range, with the footer to decode
-/// them; `None` for a local file, which is read where it lies.
+/// them and the chunk's rows as that footer numbers them; `None` for a local file, which is
+/// read where it lies.
 fn fetch_chunk(
     file: &CallFile,
     chunk: Chunk,
     failed: &dyn Fn(String) -> InputError,
-) -> Result<Option<(SparseObject, Arc<FileMetadata>)>, InputError> {
+) -> Result<Option<(SparseObject, Arc<FileMetadata>, Chunk)>, InputError> {
     let (ReadAs::Object { client, version }, Some(footer)) = (&file.read, &file.footer) else {
         return Ok(None);
     };
@@ -324,7 +325,33 @@ fn fetch_chunk(
         .collect();
     let sparse = SparseObject::new(version.size, &pairs)
         .map_err(|e| failed(e.to_string()).hint(METADATA_HINT))?;
-    Ok(Some((sparse, Arc::clone(footer))))
+    let (footer, chunk) = chunk_footer(footer, &file.row_groups, chunk);
+    Ok(Some((sparse, Arc::new(footer), chunk)))
+}
+
+/// The footer cut to the row groups that hold `chunk`'s rows, and the chunk's rows counted from
+/// the first of them. Polars decodes the row groups before a slice's first row too, and the
+/// sparse copy of an object holds only the fetched ones: given the whole footer it read zeros
+/// for the earlier groups of a file of several.
+fn chunk_footer(footer: &FileMetadata, row_groups: &[u64], chunk: Chunk) -> (FileMetadata, Chunk) {
+    let mut kept = footer.clone();
+    kept.row_groups.clear();
+    let (mut first_row, mut kept_first_row, mut kept_rows) = (0u64, None, 0u64);
+    for (group, &rows) in footer.row_groups.iter().zip(row_groups) {
+        if first_row < chunk.offset + chunk.rows && chunk.offset < first_row + rows {
+            kept_first_row.get_or_insert(first_row);
+            kept_rows += rows;
+            kept.row_groups.push(group.clone());
+        }
+        first_row += rows;
+    }
+    let kept_first_row = kept_first_row.unwrap_or(0);
+    kept.num_rows = kept_rows as usize;
+    let relative = Chunk {
+        offset: chunk.offset - kept_first_row,
+        ..chunk
+    };
+    (kept, relative)
 }
 
 /// A decoded chunk in the schema of [`columns`]: strings as `String`, `ts` as UTC
