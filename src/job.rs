@@ -389,16 +389,22 @@ mod tests {
         parse_date(text).unwrap()
     }
 
-    #[test]
-    fn flags_override_the_job_file_and_paths_are_relative_to_it() {
-        let dir = std::env::temp_dir().join(format!("sla-ledger-job-{}", std::process::id()));
+    /// A job file holding `text` in a fresh folder named after `name`; gives the folder (for the
+    /// test to remove) and the file's path.
+    fn job_file(name: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sla-ledger-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let job_path = dir.join("job.toml");
-        std::fs::write(
-            &job_path,
+        std::fs::write(&job_path, text).unwrap();
+        (dir, job_path)
+    }
+
+    #[test]
+    fn flags_override_the_job_file_and_paths_are_relative_to_it() {
+        let (dir, job_path) = job_file(
+            "job",
             "data = \"d\"\nout = \"o\"\nmonths = \"2026-01\"\nas_of = \"2026-02-10\"\n",
-        )
-        .unwrap();
+        );
         let args = RunArgs {
             job: Some(job_path),
             months: Some("2026-02".into()),
@@ -413,10 +419,7 @@ mod tests {
 
     #[test]
     fn unknown_job_keys_are_usage_errors() {
-        let dir = std::env::temp_dir().join(format!("sla-ledger-jobkey-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let job_path = dir.join("job.toml");
-        std::fs::write(&job_path, "dat = \"d\"\n").unwrap();
+        let (dir, job_path) = job_file("jobkey", "dat = \"d\"\n");
         let args = RunArgs {
             job: Some(job_path),
             ..RunArgs::default()
@@ -429,14 +432,10 @@ mod tests {
 
     #[test]
     fn spec_8_a_key_written_into_the_s3_table_is_refused_without_quoting_it() {
-        let dir = std::env::temp_dir().join(format!("sla-ledger-jobs3-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let job_path = dir.join("job.toml");
-        std::fs::write(
-            &job_path,
+        let (dir, job_path) = job_file(
+            "jobs3",
             "[s3]\nregion = \"ap-guangzhou\"\nsecret_access_key = \"SECRETVALUE\"\n",
-        )
-        .unwrap();
+        );
         let args = RunArgs {
             job: Some(job_path),
             ..RunArgs::default()
@@ -452,15 +451,11 @@ mod tests {
 
     #[test]
     fn the_engine_comes_from_flags_over_the_job_file() {
-        let dir = std::env::temp_dir().join(format!("sla-ledger-engine-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let job_path = dir.join("job.toml");
-        std::fs::write(
-            &job_path,
+        let (dir, job_path) = job_file(
+            "engine",
             "data = \"d\"\nout = \"o\"\nas_of = \"2026-02-10\"\n\
              engine = \"ballista\"\nscheduler = \"df://sched:50050\"\n",
-        )
-        .unwrap();
+        );
         let from_file = RunArgs {
             job: Some(job_path.clone()),
             ..RunArgs::default()

@@ -334,24 +334,32 @@ fn fetch_chunk(
 /// sparse copy of an object holds only the fetched ones: given the whole footer it read zeros
 /// for the earlier groups of a file of several.
 fn chunk_footer(footer: &FileMetadata, row_groups: &[u64], chunk: Chunk) -> (FileMetadata, Chunk) {
+    let held = groups_holding(row_groups, chunk);
     let mut kept = footer.clone();
-    kept.row_groups.clear();
-    let (mut first_row, mut kept_first_row, mut kept_rows) = (0u64, None, 0u64);
-    for (group, &rows) in footer.row_groups.iter().zip(row_groups) {
-        if first_row < chunk.offset + chunk.rows && chunk.offset < first_row + rows {
-            kept_first_row.get_or_insert(first_row);
-            kept_rows += rows;
-            kept.row_groups.push(group.clone());
-        }
-        first_row += rows;
-    }
-    let kept_first_row = kept_first_row.unwrap_or(0);
-    kept.num_rows = kept_rows as usize;
+    kept.row_groups = held
+        .iter()
+        .filter_map(|&(group, ..)| footer.row_groups.get(group).cloned())
+        .collect();
+    kept.num_rows = held.iter().map(|&(.., rows)| rows as usize).sum();
+    let first_row = held.first().map_or(0, |&(_, first_row, _)| first_row);
     let relative = Chunk {
-        offset: chunk.offset - kept_first_row,
+        offset: chunk.offset - first_row,
         ..chunk
     };
     (kept, relative)
+}
+
+/// The row groups that hold `chunk`'s rows, as (index, first row, rows), in file order.
+fn groups_holding(row_groups: &[u64], chunk: Chunk) -> Vec<(usize, u64, u64)> {
+    let mut first_row = 0u64;
+    let mut held = Vec::new();
+    for (group, &rows) in row_groups.iter().enumerate() {
+        if first_row < chunk.offset + chunk.rows && chunk.offset < first_row + rows {
+            held.push((group, first_row, rows));
+        }
+        first_row += rows;
+    }
+    held
 }
 
 /// A decoded chunk in the schema of [`columns`]: strings as `String`, `ts` as UTC
@@ -402,13 +410,10 @@ fn project<R: MmapBytesReader>(reader: ParquetReader<R>, chunk: Chunk) -> Polars
 fn chunk_byte_ranges(footer: &FileMetadata, row_groups: &[u64], chunk: Chunk) -> Vec<Range<u64>> {
     use columns::*;
     let mut ranges = Vec::new();
-    let mut first_row = 0u64;
-    for (group, &rows) in footer.row_groups.iter().zip(row_groups) {
-        let holds = first_row < chunk.offset + chunk.rows && chunk.offset < first_row + rows;
-        first_row += rows;
-        if !holds {
+    for (group, ..) in groups_holding(row_groups, chunk) {
+        let Some(group) = footer.row_groups.get(group) else {
             continue;
-        }
+        };
         for name in [REQUEST_ID, CUSTOMER_ID, TS, API, STATUS, ERROR_CODE] {
             if let Some(columns) = group.columns_under_root_iter(name) {
                 ranges.extend(columns.map(|c| c.byte_range()));

@@ -12,14 +12,14 @@
 //! 3. **error seconds**: the (customer, UTC second) pairs that hold a system error, the only
 //!    seconds the burst rule (5.7) needs a count of;
 //! 4. **versions of repeated ids**: their distinct rows, picked out of the scan by a Bloom
-//!    filter of the hashes of 2 ([`key_filter`]). An id with one version is an exact re-delivery; to differing ones the
-//!    driver applies SPEC §2's tie-break with the polars engine's own code
-//!    ([`resolve_conflict`]);
+//!    filter of the hashes of 2 ([`key_filter`]). An id with one version is an exact
+//!    re-delivery; to differing ones the driver applies SPEC §2's tie-break with the polars
+//!    engine's own code ([`resolve_conflict`]);
 //! 5. **counts**: per service month, counted calls, system errors and exempt errors per clause,
 //!    plus the unique calls no selected month counts. Filters of the sets of 2 and 3 travel in
-//!    the query as literals, so no call row is grouped by id or joined on the cluster; only the kept
-//!    versions of differing ids travel as a `VALUES` list (it grows the plan every task
-//!    receives, so only these few do).
+//!    the query as literals, so no call row is grouped by id or joined on the cluster; only
+//!    the kept versions of differing ids travel as a `VALUES` list (it grows the plan every
+//!    task receives, so only these few do).
 //!
 //! Queries 1 to 3 run side by side. Quarantine entries name a file and row; the cluster counts
 //! them per file and the driver names them by reading only the files that have any
